@@ -1,0 +1,1 @@
+//! Multi-layer perceptrons (filled in by the MLP work).

@@ -1,0 +1,65 @@
+//! PyO3 bindings: the compiled module `oxlearn._oxlearn`.
+//!
+//! Every function here takes C-contiguous float32/float64 arrays that the Python estimators
+//! validated with scikit-learn's own utilities, borrows them as ndarray views, releases the GIL
+//! with [`errors::run_detached`] around the core call, and maps `CoreError` to the exception
+//! scikit-learn raises. No state lives on the Rust side.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+mod errors;
+mod mlp;
+mod neighbors;
+
+/// What this build of the compiled module is and what the CPU offers it.
+#[pyfunction]
+fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", env!("CARGO_PKG_VERSION"))?;
+    d.set_item("debug_assertions", cfg!(debug_assertions))?;
+    d.set_item("target_arch", std::env::consts::ARCH)?;
+    d.set_item("simd", detected_simd())?;
+    d.set_item(
+        "available_parallelism",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    )?;
+    Ok(d)
+}
+
+/// The SIMD instruction sets detected at run time (the GEMM crate dispatches on the same).
+fn detected_simd() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut found = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("sse4.2") {
+            found.push("sse4.2");
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            found.push("avx2");
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            found.push("fma");
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            found.push("avx512f");
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            found.push("neon");
+        }
+    }
+    found
+}
+
+#[pymodule(gil_used = false)]
+fn _oxlearn(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    neighbors::register(m)?;
+    mlp::register(m)?;
+    Ok(())
+}
