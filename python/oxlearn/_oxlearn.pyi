@@ -1,5 +1,8 @@
 # Hand-written stubs for the compiled module oxlearn._oxlearn (checked by mypy.stubtest in CI).
+from collections.abc import Callable
 from typing import Any
+
+import numpy.typing as npt
 
 __version__: str
 
@@ -10,5 +13,110 @@ def build_info() -> dict[str, Any]: ...
 # --- end neighbours ---------------------------------------------------------------------------
 
 # --- MLP (rust/oxlearn-py/src/mlp.rs) ---------------------------------------------------------
+# Contract between the Rust kernels and python/oxlearn/neural_network. All arrays are
+# C-contiguous and of ONE float dtype per call (float32 or float64, the training dtype); a
+# TypeError is raised otherwise. Shapes: X (n, d); Y (n, n_outputs) (binarized labels or
+# targets); sample_weight (n,) or None; coefs[i] (units[i], units[i+1]); intercepts[i]
+# (units[i+1],). activation in {"identity","logistic","tanh","relu"}; out_activation in
+# {"identity","logistic","softmax","exp"}; loss in
+# {"squared_error","log_loss","binary_log_loss","poisson"} (scikit-learn's LOSS_FUNCTIONS,
+# with its eps clipping, plus the L2 term 0.5*alpha*sum(w**2)/sum(sample_weight)).
+# n_threads >= 1 is an exact thread count. Results are bit-identical for any n_threads.
+
+def mlp_forward(
+    X: npt.NDArray[Any],
+    coefs: list[npt.NDArray[Any]],
+    intercepts: list[npt.NDArray[Any]],
+    activation: str,
+    out_activation: str,
+    n_threads: int,
+) -> npt.NDArray[Any]:
+    """Output-layer activations, shape (n, n_outputs), in X's dtype (_forward_pass_fast)."""
+
+def mlp_loss_grad(
+    packed: npt.NDArray[Any],
+    X: npt.NDArray[Any],
+    Y: npt.NDArray[Any],
+    sample_weight: npt.NDArray[Any] | None,
+    layer_units: list[int],
+    activation: str,
+    out_activation: str,
+    loss: str,
+    alpha: float,
+    n_threads: int,
+) -> tuple[float, npt.NDArray[Any]]:
+    """Loss and packed gradient for L-BFGS (scikit-learn's _loss_grad_lbfgs).
+
+    ``packed`` is scikit-learn's _pack layout: every coef raveled (C order), then every
+    intercept. The gradient has the same layout and dtype as ``packed``.
+    """
+
+def mlp_fit_stochastic(
+    X: npt.NDArray[Any],
+    Y: npt.NDArray[Any],
+    sample_weight: npt.NDArray[Any] | None,
+    coefs: list[npt.NDArray[Any]],
+    intercepts: list[npt.NDArray[Any]],
+    opt_first: list[npt.NDArray[Any]],
+    opt_second: list[npt.NDArray[Any]],
+    best_coefs: list[npt.NDArray[Any]],
+    best_intercepts: list[npt.NDArray[Any]],
+    X_val: npt.NDArray[Any] | None,
+    Y_val: npt.NDArray[Any] | None,
+    sample_weight_val: npt.NDArray[Any] | None,
+    callback: Callable[[int, float, float | None], None] | None,
+    *,
+    activation: str,
+    out_activation: str,
+    loss: str,
+    solver: str,
+    alpha: float,
+    batch_size: int,
+    learning_rate: str,
+    learning_rate_init: float,
+    current_learning_rate: float,
+    power_t: float,
+    momentum: float,
+    nesterovs_momentum: bool,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+    max_iter: int,
+    shuffle: bool,
+    seed: int,
+    tol: float,
+    n_iter_no_change: int,
+    incremental: bool,
+    t: int,
+    adam_t: int,
+    best_loss: float,
+    best_validation_score: float,
+    no_improvement_count: int,
+    score_kind: str,
+    n_threads: int,
+) -> dict[str, Any]:
+    """scikit-learn's _fit_stochastic loop, whole, with the GIL released.
+
+    Trains in place: ``coefs``/``intercepts`` (the parameters), ``opt_first``/``opt_second``
+    (optimizer state in _pack order, coefs then intercepts: SGD velocities and an empty
+    ``opt_second``; Adam first and second moments), ``best_coefs``/``best_intercepts``
+    (copied into whenever the validation score improves; early stopping only).
+    ``X_val``/``Y_val``/``sample_weight_val`` are given iff early stopping is on; then each
+    epoch scores the validation set with ``score_kind`` ("accuracy": exact match of the
+    binarized prediction, argmax for softmax, > 0.5 for logistic, as LabelBinarizer does; "r2":
+    r2_score with uniform_average over outputs), weighted by ``sample_weight_val``.
+    ``batch_size`` is already clipped to [1, n]. Each epoch draws its permutation from a
+    PCG generator seeded with ``seed`` (when ``shuffle``). ``incremental`` runs one epoch
+    (partial_fit). The epoch loss is sum(batch_loss * batch_len) / n as scikit-learn computes it.
+    After each epoch, with the GIL re-taken, pending signals are checked (Ctrl-C stops training
+    after that epoch) and ``callback(n_iter, loss, validation_score_or_None)`` is called when
+    given (verbose printing). Returns a dict with keys: "n_iter" (epochs run by this call),
+    "loss_curve" (list[float], this call's epochs), "validation_scores" (list[float]),
+    "best_loss", "best_validation_score", "no_improvement_count", "t", "adam_t",
+    "current_learning_rate" (after schedule changes), "stop_reason" (one of "converged",
+    "max_iter", "incremental", "interrupted"), "stop_message" (scikit-learn's
+    "... did not improve more than tol=..." text, with the optimizer's suffix, or "").
+    Raises ValueError if the loss or the weights become non-finite.
+    """
 
 # --- end MLP ----------------------------------------------------------------------------------
