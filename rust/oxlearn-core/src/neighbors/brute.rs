@@ -380,6 +380,9 @@ pub fn kneighbors_multi<T: Real>(
     metric: &Metric,
     threads: Threads,
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    if train.nrows() == 0 {
+        return Err(CoreError::EmptyInput("the training data".into()));
+    }
     validate_ks(ks, train.nrows())?;
     let q_owned;
     let query = if query.is_standard_layout() {
