@@ -17,11 +17,10 @@ import sys
 
 import numpy as np
 import pytest
+from oxlearn import neighbors as oxn
 from sklearn import neighbors as skn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import KFold
-
-from oxlearn import neighbors as oxn
 
 LIBS = ["oxlearn", "sklearn"]
 
@@ -99,7 +98,7 @@ def _search(lib, threads, X, Q):
 def test_c_medium(benchmark, lib, dtype, threads, smoke):
     shape = (2000, 500) if smoke else (20000, 10000)
     X, Q = random_data(*shape, 64, dtype)
-    dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=5)
+    _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=5)
     assert ind.shape == (shape[1], 5)
 
 
@@ -108,7 +107,7 @@ def test_c_medium(benchmark, lib, dtype, threads, smoke):
 def test_d_large(benchmark, lib, threads, smoke):
     shape = (3000, 200) if smoke else (60000, 10000)
     X, Q = random_data(*shape, 784, np.float32)
-    dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=3)
+    _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=3)
     assert ind.shape == (shape[1], 5)
 
 

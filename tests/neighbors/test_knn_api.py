@@ -4,17 +4,16 @@ import pickle
 
 import joblib
 import numpy as np
+import oxlearn
 import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
+from oxlearn import _oxlearn
+from oxlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-import oxlearn
-from oxlearn import _oxlearn
-from oxlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 
 
 @pytest.fixture
@@ -49,7 +48,8 @@ def test_pipeline_grid_search_cross_val(data):
     X, y, _ = data
     pipe = make_pipeline(StandardScaler(), KNeighborsClassifier())
     grid = GridSearchCV(
-        pipe, {"kneighborsclassifier__n_neighbors": [1, 3, 5], "kneighborsclassifier__p": [1, 2]},
+        pipe,
+        {"kneighborsclassifier__n_neighbors": [1, 3, 5], "kneighborsclassifier__p": [1, 2]},
         cv=3,
     ).fit(X, y)
     assert grid.best_score_ > 0.85

@@ -1,8 +1,7 @@
 """scikit-learn's own API conformance suite, with no expected failures."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
-
 from oxlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 
 @parametrize_with_checks(

@@ -5,12 +5,11 @@ import copy
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from oxlearn import neighbors as oxn
 from sklearn import neighbors as skn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
-
-from oxlearn import neighbors as oxn
 
 METRICS = [
     ("minkowski", 2, None),
@@ -146,8 +145,8 @@ def test_precomputed_matches(random_data):
     assert_array_equal(i, ref_i)
     assert_allclose(d, ref_d, rtol=1e-12)
     assert_array_equal(est.predict_proba(Dq), ref_p)
-    d0, i0 = est.kneighbors()
-    r0, ri0 = ref.kneighbors()
+    _d0, i0 = est.kneighbors()
+    _r0, ri0 = ref.kneighbors()
     assert_array_equal(i0, ri0)
 
 
@@ -214,7 +213,9 @@ def test_digits_study_exact():
     )
     for k in range(1, 10):
         est_scores = [
-            ox("KNeighborsClassifier", n_neighbors=k, n_jobs=2).fit(X[tr], y[tr]).score(X[te], y[te])
+            ox("KNeighborsClassifier", n_neighbors=k, n_jobs=2)
+            .fit(X[tr], y[tr])
+            .score(X[te], y[te])
             for tr, te in folds
         ]
         with threadpool_limits(1):
@@ -260,8 +261,17 @@ def test_n_jobs_does_not_change_results(random_data):
             assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize(("metric", "p"), [("minkowski", 2), ("manhattan", 2), ("minkowski", 3),
-                                           ("sqeuclidean", 2), ("cosine", 2), ("chebyshev", 2)])
+@pytest.mark.parametrize(
+    ("metric", "p"),
+    [
+        ("minkowski", 2),
+        ("manhattan", 2),
+        ("minkowski", 3),
+        ("sqeuclidean", 2),
+        ("cosine", 2),
+        ("chebyshev", 2),
+    ],
+)
 @pytest.mark.parametrize("sort_results", [False, True])
 def test_radius_neighbors(random_data, metric, p, sort_results):
     X, Xq, _, _ = random_data
@@ -314,8 +324,11 @@ def test_kneighbors_graph(random_data, mode):
         ref = sk("NearestNeighbors", n_neighbors=4).fit(X)
         expected = ref.kneighbors_graph(Xq, mode=mode), ref.kneighbors_graph(mode=mode)
     est = ox("NearestNeighbors", n_neighbors=4).fit(X)
-    for got, exp in zip((est.kneighbors_graph(Xq, mode=mode), est.kneighbors_graph(mode=mode)),
-                        expected, strict=True):
+    for got, exp in zip(
+        (est.kneighbors_graph(Xq, mode=mode), est.kneighbors_graph(mode=mode)),
+        expected,
+        strict=True,
+    ):
         assert type(got) is type(exp)
         assert_array_equal(got.indices, exp.indices)
         assert_array_equal(got.indptr, exp.indptr)
@@ -336,7 +349,7 @@ def test_kneighbors_query_is_train_with_duplicates():
 
 
 def test_multioutput_and_string_labels(random_data):
-    X, Xq, y, yr = random_data
+    X, Xq, y, _yr = random_data
     labels = np.array(["cat", "dog", "emu", "yak"])[y]
     Y2 = np.column_stack([labels, y % 2])
     for weights in ("uniform", "distance"):
@@ -357,8 +370,14 @@ def test_multioutput_and_string_labels(random_data):
 
 def test_fitted_attributes_match(random_data):
     X, _, y, _ = random_data
-    for kw in ({}, {"p": 1}, {"p": np.inf}, {"p": 3}, {"metric": "cosine"},
-               {"metric_params": {"p": 1}, "p": None}):
+    for kw in (
+        {},
+        {"p": 1},
+        {"p": np.inf},
+        {"p": 3},
+        {"metric": "cosine"},
+        {"metric_params": {"p": 1}, "p": None},
+    ):
         ref = skn.KNeighborsClassifier(**kw).fit(X, y)
         est = oxn.KNeighborsClassifier(**kw).fit(X, y)
         assert est.effective_metric_ == ref.effective_metric_

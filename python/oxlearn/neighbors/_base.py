@@ -6,7 +6,7 @@ import numbers
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,6 @@ SUPPORTED_METRICS = frozenset(
         "cityblock",
         "l1",
         "chebyshev",
-        "infinity",
         "cosine",
         "precomputed",
     }
@@ -87,7 +86,7 @@ def _check_weights_not_all_zero(weights: npt.NDArray[np.float64]) -> None:
 class _NeighborsBase(MultiOutputMixin, BaseEstimator):
     """Parameters, validation and the Rust searches shared by every neighbour estimator."""
 
-    _parameter_constraints: dict[str, list[Any]] = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), None],
         "radius": [Interval(Real, 0, None, closed="both"), None],
         "algorithm": [StrOptions({"auto", "ball_tree", "kd_tree", "brute"})],
@@ -153,7 +152,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
             w = params.pop("w", None)
             if p is None:
                 p = 2
-            if not isinstance(p, numbers.Real) or np.isnan(p) or p < 1:
+            if not isinstance(p, numbers.Real) or np.isnan(float(p)) or p < 1:
                 raise ValueError(
                     f"The Minkowski power p must be a number >= 1, got p={p!r} "
                     "(from metric_params)."
@@ -238,9 +237,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
 
     def _validate_query(self, X: Any) -> npt.NDArray[Any]:
         """Validate query rows like scikit-learn, in the training data's float dtype."""
-        X = validate_data(
-            self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES
-        )
+        X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
         if self.metric == "precomputed":
             X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
         return np.ascontiguousarray(X, dtype=self._fit_X.dtype)
@@ -467,7 +464,7 @@ class _RadiusNeighborsMixin:
         X = self._fit_X if query_is_train else self._validate_query(X)
         if radius is None:
             radius = self.radius
-        if not isinstance(radius, numbers.Real) or np.isnan(radius) or radius < 0:
+        if not isinstance(radius, numbers.Real) or np.isnan(float(radius)) or radius < 0:
             raise ValueError(f"radius must be a non-negative number, got {radius!r}")
         metric, p, w = self._metric_args()
         indptr, indices, dist = _oxlearn.radius_neighbors(

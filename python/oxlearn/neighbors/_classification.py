@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,7 +55,7 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
 
     metric : str, default='minkowski'
         One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'infinity', 'cosine', 'precomputed'. Any other value raises an
+        'l1', 'chebyshev', 'cosine', 'precomputed'. Any other value raises an
         ``InvalidParameterError`` naming these.
 
     metric_params : dict, default=None
@@ -115,9 +115,13 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
     [[0.666... 0.333...]]
     """
 
-    _parameter_constraints: dict[str, list[Any]] = {**_NeighborsBase._parameter_constraints}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_NeighborsBase._parameter_constraints
+    }
     _parameter_constraints.pop("radius")
-    _parameter_constraints.update({"weights": [StrOptions({"uniform", "distance"}), callable, None]})
+    _parameter_constraints.update(
+        {"weights": [StrOptions({"uniform", "distance"}), callable, None]}
+    )
 
     classes_: Any
     outputs_2d_: bool
@@ -143,7 +147,7 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         self.metric_params = metric_params
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=False)  # type: ignore[untyped-decorator]
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any) -> KNeighborsClassifier:
         """Fit the k-nearest neighbors classifier from the training dataset.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +46,7 @@ class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
 
     metric : str, default='minkowski'
         One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'infinity', 'cosine', 'precomputed'.
+        'l1', 'chebyshev', 'cosine', 'precomputed'.
 
     metric_params : dict, default=None
         Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
@@ -89,7 +89,7 @@ class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
     [0.5]
     """
 
-    _parameter_constraints: dict[str, list[Any]] = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **_NeighborsBase._parameter_constraints,
         "weights": [StrOptions({"uniform", "distance"}), callable, None],
     }
@@ -121,7 +121,7 @@ class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
         tags.input_tags.pairwise = self.metric == "precomputed"
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=False)  # type: ignore[untyped-decorator]
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any) -> KNeighborsRegressor:
         """Fit the k-nearest neighbors regressor from the training dataset.
 

@@ -31,7 +31,7 @@ class NearestNeighbors(_KNeighborsMixin, _RadiusNeighborsMixin, _NeighborsBase):
 
     metric : str, default='minkowski'
         One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'infinity', 'cosine', 'precomputed'.
+        'l1', 'chebyshev', 'cosine', 'precomputed'.
 
     p : float, default=2
         Power parameter for the Minkowski metric (``p >= 1``).
@@ -103,7 +103,7 @@ class NearestNeighbors(_KNeighborsMixin, _RadiusNeighborsMixin, _NeighborsBase):
         self.metric_params = metric_params
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=False)  # type: ignore[untyped-decorator]
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any = None) -> NearestNeighbors:
         """Fit the nearest neighbors estimator from the training dataset.
 
