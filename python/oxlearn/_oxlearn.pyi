@@ -2,6 +2,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 __version__: str
@@ -9,6 +10,62 @@ __version__: str
 def build_info() -> dict[str, Any]: ...
 
 # --- neighbours (rust/oxlearn-py/src/neighbors.rs) -------------------------------------------
+# Contract between the Rust kernels and python/oxlearn/neighbors. `query` and `train` are 2-D
+# C-contiguous arrays of ONE float dtype (both float32 or both float64; TypeError otherwise).
+# `metric` is an effective_metric_ name ("euclidean", "l2", "sqeuclidean", "manhattan",
+# "cityblock", "l1", "chebyshev", "minkowski", "cosine", "precomputed"); `p` (>= 1) and the
+# optional float64 weights `w` are used by "minkowski". `n_jobs` follows scikit-learn (None or
+# -1: every core). Results never depend on `n_jobs`. Errors raise ValueError.
+
+def kneighbors(
+    query: npt.NDArray[Any],
+    train: npt.NDArray[Any],
+    ks: list[int],
+    metric: str,
+    p: float,
+    w: npt.NDArray[np.float64] | None,
+    n_jobs: int | None,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]]:
+    """For each k of ``ks``: (distances (n_queries, k) float64, indices (n_queries, k)).
+
+    Neighbours and their order, ties included, are scikit-learn's brute-force ``ArgKmin``
+    (one thread) for that k alone, all from one pass over ``train``.
+    """
+
+def radius_neighbors(
+    query: npt.NDArray[Any],
+    train: npt.NDArray[Any],
+    radius: float,
+    metric: str,
+    p: float,
+    w: npt.NDArray[np.float64] | None,
+    sort_results: bool,
+    n_jobs: int | None,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """Training rows within ``radius`` (inclusive), as CSR (indptr, indices, distances)."""
+
+def knn_classify(
+    neigh_ind: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    n_classes: list[int],
+    weights: npt.NDArray[np.float64] | None,
+) -> npt.NDArray[np.int64]:
+    """Voted class indices (n_queries, n_outputs) from encoded labels y (n_train, n_outputs)."""
+
+def knn_classify_proba(
+    neigh_ind: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    n_classes: list[int],
+    weights: npt.NDArray[np.float64] | None,
+) -> list[npt.NDArray[np.float64]]:
+    """Class probabilities, one (n_queries, n_classes[o]) array per output."""
+
+def knn_regress(
+    neigh_ind: npt.NDArray[np.int64],
+    y: npt.NDArray[Any],
+    weights: npt.NDArray[np.float64] | None,
+) -> npt.NDArray[Any]:
+    """Mean (or weighted mean) of the neighbours' targets, (n_queries, n_outputs), y's dtype."""
 
 # --- end neighbours ---------------------------------------------------------------------------
 

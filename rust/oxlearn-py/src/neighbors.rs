@@ -1,7 +1,195 @@
-//! Bindings of the neighbour kernels (filled in by the neighbours work).
+//! Bindings of the neighbour kernels (`oxlearn_core::neighbors`).
+//!
+//! The Python estimators validate everything with scikit-learn's utilities and pass
+//! C-contiguous arrays of one float dtype (float32 or float64) per call; a different dtype
+//! raises `TypeError`. Every kernel runs with the GIL released.
 
+use ndarray::{Array2, ArrayView2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use oxlearn_core::neighbors::{self, Metric, vote};
+use oxlearn_core::{Real, Threads};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::run_detached;
+
+type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
+
+fn to_isize(a: &Array2<usize>) -> Array2<isize> {
+    a.mapv(|v| v as isize)
+}
+
+fn metric_from(name: &str, p: f64, w: Option<PyReadonlyArray1<'_, f64>>) -> PyResult<Metric> {
+    let w = w.map(|w| w.as_array().to_vec());
+    Metric::from_name(name, p, w).map_err(crate::errors::to_pyerr)
+}
+
+fn dtype_error() -> PyErr {
+    PyTypeError::new_err(
+        "query and train must both be 2-D numpy arrays of float64, or both of float32",
+    )
+}
+
+/// The `k` nearest training rows of each query, for each `k` of `ks`, from one search.
+#[pyfunction]
+#[pyo3(signature = (query, train, ks, metric, p, w, n_jobs))]
+fn kneighbors<'py>(
+    py: Python<'py>,
+    query: &Bound<'py, PyAny>,
+    train: &Bound<'py, PyAny>,
+    ks: Vec<usize>,
+    metric: &str,
+    p: f64,
+    w: Option<PyReadonlyArray1<'py, f64>>,
+    n_jobs: Option<i64>,
+) -> PyResult<Vec<DistInd<'py>>> {
+    let metric = metric_from(metric, p, w)?;
+    let threads = Threads::from_n_jobs(n_jobs);
+    let out = if let (Ok(q), Ok(t)) = (
+        query.extract::<PyReadonlyArray2<'py, f64>>(),
+        train.extract::<PyReadonlyArray2<'py, f64>>(),
+    ) {
+        search(py, q.as_array(), t.as_array(), &ks, &metric, threads)?
+    } else if let (Ok(q), Ok(t)) = (
+        query.extract::<PyReadonlyArray2<'py, f32>>(),
+        train.extract::<PyReadonlyArray2<'py, f32>>(),
+    ) {
+        search(py, q.as_array(), t.as_array(), &ks, &metric, threads)?
+    } else {
+        return Err(dtype_error());
+    };
+    Ok(out
+        .into_iter()
+        .map(|(d, i)| (d.into_pyarray(py), to_isize(&i).into_pyarray(py)))
+        .collect())
+}
+
+fn search<T: Real>(
+    py: Python<'_>,
+    q: ArrayView2<'_, T>,
+    t: ArrayView2<'_, T>,
+    ks: &[usize],
+    metric: &Metric,
+    threads: Threads,
+) -> PyResult<Vec<(Array2<f64>, Array2<usize>)>> {
+    run_detached(py, || {
+        neighbors::kneighbors_multi(q, t, ks, metric, threads)
+    })
+}
+
+type Csr<'py> = (
+    Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
+/// Training rows within `radius` of each query, as CSR arrays (indptr, indices, distances).
+#[pyfunction]
+#[pyo3(signature = (query, train, radius, metric, p, w, sort_results, n_jobs))]
+fn radius_neighbors<'py>(
+    py: Python<'py>,
+    query: &Bound<'py, PyAny>,
+    train: &Bound<'py, PyAny>,
+    radius: f64,
+    metric: &str,
+    p: f64,
+    w: Option<PyReadonlyArray1<'py, f64>>,
+    sort_results: bool,
+    n_jobs: Option<i64>,
+) -> PyResult<Csr<'py>> {
+    let metric = metric_from(metric, p, w)?;
+    let threads = Threads::from_n_jobs(n_jobs);
+    let res = if let (Ok(q), Ok(t)) = (
+        query.extract::<PyReadonlyArray2<'py, f64>>(),
+        train.extract::<PyReadonlyArray2<'py, f64>>(),
+    ) {
+        let (q, t) = (q.as_array(), t.as_array());
+        run_detached(py, || {
+            neighbors::radius_neighbors(q, t, radius, &metric, sort_results, threads)
+        })?
+    } else if let (Ok(q), Ok(t)) = (
+        query.extract::<PyReadonlyArray2<'py, f32>>(),
+        train.extract::<PyReadonlyArray2<'py, f32>>(),
+    ) {
+        let (q, t) = (q.as_array(), t.as_array());
+        run_detached(py, || {
+            neighbors::radius_neighbors(q, t, radius, &metric, sort_results, threads)
+        })?
+    } else {
+        return Err(dtype_error());
+    };
+    let to_i = |v: Vec<usize>| v.into_iter().map(|x| x as isize).collect::<Vec<_>>();
+    Ok((
+        to_i(res.indptr).into_pyarray(py),
+        to_i(res.indices).into_pyarray(py),
+        res.distances.into_pyarray(py),
+    ))
+}
+
+/// Predicted class indices `(n_queries, n_outputs)` from neighbour indices and encoded labels.
+#[pyfunction]
+#[pyo3(signature = (neigh_ind, y, n_classes, weights))]
+fn knn_classify<'py>(
+    py: Python<'py>,
+    neigh_ind: PyReadonlyArray2<'py, i64>,
+    y: PyReadonlyArray2<'py, i64>,
+    n_classes: Vec<usize>,
+    weights: Option<PyReadonlyArray2<'py, f64>>,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let (nb, yv) = (neigh_ind.as_array(), y.as_array());
+    let w = weights.as_ref().map(PyReadonlyArray2::as_array);
+    let out = run_detached(py, || vote::classify(nb, yv, &n_classes, w))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Class probabilities, one `(n_queries, n_classes[o])` array per output.
+#[pyfunction]
+#[pyo3(signature = (neigh_ind, y, n_classes, weights))]
+fn knn_classify_proba<'py>(
+    py: Python<'py>,
+    neigh_ind: PyReadonlyArray2<'py, i64>,
+    y: PyReadonlyArray2<'py, i64>,
+    n_classes: Vec<usize>,
+    weights: Option<PyReadonlyArray2<'py, f64>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let (nb, yv) = (neigh_ind.as_array(), y.as_array());
+    let w = weights.as_ref().map(PyReadonlyArray2::as_array);
+    let out = run_detached(py, || vote::classify_proba(nb, yv, &n_classes, w))?;
+    PyList::new(py, out.into_iter().map(|a| a.into_pyarray(py)))
+}
+
+/// The regressor's predictions `(n_queries, n_outputs)`, in `y`'s dtype (float32 or float64).
+#[pyfunction]
+#[pyo3(signature = (neigh_ind, y, weights))]
+fn knn_regress<'py>(
+    py: Python<'py>,
+    neigh_ind: PyReadonlyArray2<'py, i64>,
+    y: &Bound<'py, PyAny>,
+    weights: Option<PyReadonlyArray2<'py, f64>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let nb = neigh_ind.as_array();
+    let w = weights.as_ref().map(PyReadonlyArray2::as_array);
+    if let Ok(y) = y.extract::<PyReadonlyArray2<'py, f64>>() {
+        let yv = y.as_array();
+        let out = run_detached(py, || vote::regress(nb, yv, w))?;
+        Ok(out.into_pyarray(py).into_any())
+    } else if let Ok(y) = y.extract::<PyReadonlyArray2<'py, f32>>() {
+        let yv = y.as_array();
+        let out = run_detached(py, || vote::regress(nb, yv, w))?;
+        Ok(out.into_pyarray(py).into_any())
+    } else {
+        Err(PyTypeError::new_err(
+            "y must be a 2-D numpy array of float64 or float32",
+        ))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(kneighbors, m)?)?;
+    m.add_function(wrap_pyfunction!(radius_neighbors, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_classify, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_classify_proba, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_regress, m)?)?;
     Ok(())
 }

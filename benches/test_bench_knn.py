@@ -1,0 +1,191 @@
+"""Nearest-neighbour benchmarks: oxlearn and scikit-learn (brute force) in the same groups.
+
+Groups (issue 2, section 4): (a) one fit+predict on a digits fold, (b) the k = 1..9
+four-fold sweep on digits, (c) 20,000 x 64 training rows and 10,000 queries (float32 and
+float64), (d) 60,000 x 784 float32 training rows and 10,000 queries. Threads are pinned for
+both libraries (conftest: threadpoolctl for scikit-learn's OpenMP/BLAS, ``n_jobs`` for ours).
+Under ``--benchmark-disable`` (the test command) the data shrink and each runs once.
+
+Peak memory is not visible to tracemalloc (the Rust heap), so ``python
+benches/test_bench_knn.py --memory`` runs each (c)/(d) search in a fresh subprocess and
+reports the peak resident set size (VmHWM, reset just before the search) minus the resident
+size just before it: the extra memory the fit+kneighbors call needed.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from oxlearn import neighbors as oxn
+from sklearn import neighbors as skn
+from sklearn.datasets import load_digits
+from sklearn.model_selection import KFold
+
+LIBS = ["oxlearn", "sklearn"]
+
+
+@pytest.fixture(scope="session")
+def smoke(request: pytest.FixtureRequest) -> bool:
+    """Shrunken data unless benchmarks are enabled.
+
+    Overrides the conftest fixture for this module: pyproject's addopts always carries
+    ``--benchmark-disable``, so ``--benchmark-enable`` on the command line must win here.
+    """
+    config = request.config
+    return bool(config.getoption("benchmark_disable")) and not bool(
+        config.getoption("benchmark_enable")
+    )
+
+
+def make(lib, cls, threads, **kw):
+    if lib == "oxlearn":
+        return getattr(oxn, cls)(n_jobs=threads, **kw)
+    return getattr(skn, cls)(algorithm="brute", n_jobs=threads, **kw)
+
+
+def random_data(n_train, n_query, n_features, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n_train, n_features), dtype=np.float32).astype(dtype)
+    Q = rng.random((n_query, n_features), dtype=np.float32).astype(dtype)
+    return X, Q
+
+
+def run(benchmark, smoke, fn, rounds):
+    if smoke:
+        return benchmark(fn)
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="knn-a-digits-fold-fit-predict")
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_digits_fold(benchmark, lib, threads, smoke):
+    X, y = load_digits(return_X_y=True)
+    train, test = next(iter(KFold(n_splits=4).split(X)))
+    assert (len(train), len(test)) == (1347, 450)
+
+    def fit_predict():
+        return make(lib, "KNeighborsClassifier", threads).fit(X[train], y[train]).predict(X[test])
+
+    pred = run(benchmark, smoke, fit_predict, rounds=50)
+    assert np.mean(pred == y[test]) > 0.9
+
+
+@pytest.mark.benchmark(group="knn-b-digits-sweep-k1-9-4fold")
+@pytest.mark.parametrize("lib", LIBS)
+def test_b_digits_sweep(benchmark, lib, threads, smoke):
+    X, y = load_digits(return_X_y=True)
+    folds = list(KFold(n_splits=4).split(X))
+    ks = range(1, 10)
+
+    def sweep():
+        if lib == "oxlearn":
+            per_fold = [
+                oxn.knn_sweep_scores(X[tr], y[tr], X[te], y[te], ks, n_jobs=threads)
+                for tr, te in folds
+            ]
+        else:
+            per_fold = [
+                [
+                    make(lib, "KNeighborsClassifier", threads, n_neighbors=k)
+                    .fit(X[tr], y[tr])
+                    .score(X[te], y[te])
+                    for k in ks
+                ]
+                for tr, te in folds
+            ]
+        return np.mean(per_fold, axis=0)
+
+    scores = run(benchmark, smoke, sweep, rounds=10)
+    assert scores[0] == pytest.approx(0.9677, abs=0.005)
+
+
+def _search(lib, threads, X, Q):
+    est = make(lib, "NearestNeighbors", threads, n_neighbors=5).fit(X)
+    return est.kneighbors(Q)
+
+
+@pytest.mark.benchmark(group="knn-c-20000x64-10000q")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("lib", LIBS)
+def test_c_medium(benchmark, lib, dtype, threads, smoke):
+    shape = (2000, 500) if smoke else (20000, 10000)
+    X, Q = random_data(*shape, 64, dtype)
+    _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=5)
+    assert ind.shape == (shape[1], 5)
+
+
+@pytest.mark.benchmark(group="knn-d-60000x784-float32-10000q")
+@pytest.mark.parametrize("lib", LIBS)
+def test_d_large(benchmark, lib, threads, smoke):
+    shape = (3000, 200) if smoke else (60000, 10000)
+    X, Q = random_data(*shape, 784, np.float32)
+    _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=3)
+    assert ind.shape == (shape[1], 5)
+
+
+# --- peak memory (subprocesses) ---------------------------------------------------------
+
+_CHILD = r"""
+import json, sys
+import numpy as np
+from threadpoolctl import threadpool_limits
+sys.path.insert(0, {bench_dir!r})
+import test_bench_knn as b
+
+def status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no " + key)
+
+lib, n_train, n_query, d, dtype, threads = {args!r}
+X, Q = b.random_data(n_train, n_query, d, np.dtype(dtype).type)
+with threadpool_limits(threads):
+    b._search(lib, 1, X[:50], Q[:5])  # import-time and first-call allocations
+    # Reset the peak to the current resident size (Linux: "5" > clear_refs), so the peak
+    # measured below is that of the search alone, not of building the data.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = status_kib("VmRSS")
+    b._search(lib, threads, X, Q)
+print(json.dumps({{"lib": lib, "peak_extra_mib": (status_kib("VmHWM") - base) / 1024}}))
+"""
+
+
+def peak_memory(lib, n_train, n_query, d, dtype, threads):
+    """Growth of the peak RSS (MiB) during fit+kneighbors, measured in a fresh process."""
+    from pathlib import Path
+
+    code = _CHILD.format(
+        bench_dir=str(Path(__file__).resolve().parent),
+        args=(lib, n_train, n_query, d, dtype, threads),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_extra_mib"]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_peak_memory_probe_runs(lib, threads):
+    # A smoke test of the probe itself; the figures in benches/README.md come from
+    # `python benches/test_bench_knn.py --memory`.
+    assert peak_memory(lib, 500, 100, 16, "float32", threads) >= 0.0
+
+
+if __name__ == "__main__" and "--memory" in sys.argv:
+    import os
+
+    t = int(os.environ.get("OXLEARN_BENCH_THREADS", "2"))
+    cases = [
+        ("c", 20000, 10000, 64, "float32"),
+        ("c", 20000, 10000, 64, "float64"),
+        ("d", 60000, 10000, 784, "float32"),
+    ]
+    for name, n, q, d, dt in cases:
+        for lib in LIBS:
+            mib = peak_memory(lib, n, q, d, dt, t)
+            print(f"({name}) {n}x{d} {dt}, {q} queries, {lib}: +{mib:.1f} MiB peak RSS")

@@ -1,0 +1,137 @@
+"""Accuracy of a k-nearest-neighbours classifier for many k from a single search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import accuracy_score
+
+from oxlearn import _oxlearn
+from oxlearn.neighbors._base import WeightsType, _check_weights_not_all_zero, _get_weights
+from oxlearn.neighbors._classification import KNeighborsClassifier
+
+
+def knn_sweep_scores(
+    X_train: Any,
+    y_train: Any,
+    X_test: Any,
+    y_test: Any,
+    n_neighbors: Iterable[int],
+    *,
+    weights: WeightsType = "uniform",
+    metric: str = "minkowski",
+    p: float = 2,
+    metric_params: dict[str, Any] | None = None,
+    n_jobs: int | None = None,
+    sample_weight: Any = None,
+) -> npt.NDArray[np.float64]:
+    """Test accuracy of k-nearest-neighbour classifiers for several k from one search.
+
+    For each ``k`` of ``n_neighbors`` the result equals, exactly,
+    ``KNeighborsClassifier(n_neighbors=k, weights=weights, metric=metric, p=p,
+    metric_params=metric_params, n_jobs=n_jobs).fit(X_train, y_train).score(X_test, y_test,
+    sample_weight=sample_weight)`` (and so scikit-learn's answer, ties included), but the
+    distances are computed once: a single pass over the training data keeps, for every
+    query, one heap per ``k`` fed in training order, which reproduces each ``k``'s own
+    selection of tied neighbours.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_samples, n_features)
+        Training data (or a square distance matrix when ``metric='precomputed'``).
+
+    y_train : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Training labels.
+
+    X_test : array-like of shape (n_queries, n_features)
+        Test data (or distances to the training samples when ``metric='precomputed'``).
+
+    y_test : array-like of shape (n_queries,) or (n_queries, n_outputs)
+        True labels of ``X_test``.
+
+    n_neighbors : iterable of int
+        The values of k to score, each at least 1 and at most ``n_samples``.
+
+    weights : {'uniform', 'distance'}, callable or None, default='uniform'
+        Weight function used in prediction, as in :class:`KNeighborsClassifier`.
+
+    metric : str, default='minkowski'
+        Distance metric, as in :class:`KNeighborsClassifier`.
+
+    p : float, default=2
+        Power parameter for the Minkowski metric.
+
+    metric_params : dict, default=None
+        Additional keyword arguments for the metric.
+
+    n_jobs : int, default=None
+        Number of threads of the search (None: every core). Results do not depend on it.
+
+    sample_weight : array-like of shape (n_queries,), default=None
+        Weights of the test samples in the accuracy (as in ``score``).
+
+    Returns
+    -------
+    scores : ndarray of shape (len(n_neighbors),), dtype float64
+        The accuracy for each k, in the order given.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from oxlearn.neighbors import knn_sweep_scores
+    >>> X, y = load_digits(return_X_y=True)
+    >>> scores = knn_sweep_scores(X[:1347], y[:1347], X[1347:], y[1347:], range(1, 4))
+    >>> scores.shape
+    (3,)
+    >>> bool(scores[0] > 0.9)
+    True
+    """
+    ks = [int(k) if isinstance(k, Integral) else k for k in n_neighbors]
+    if not ks:
+        raise ValueError("n_neighbors must hold at least one value of k, got none.")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, Integral):
+            raise TypeError(
+                f"Every value of n_neighbors must be an integer, got {k!r} of type "
+                f"{type(k).__name__}."
+            )
+        if k < 1:
+            raise ValueError(f"Expected n_neighbors > 0. Got {k}")
+    estimator = KNeighborsClassifier(
+        n_neighbors=max(ks),
+        weights=weights,
+        metric=metric,
+        p=p,
+        metric_params=metric_params,
+        n_jobs=n_jobs,
+    ).fit(X_train, y_train)
+    n_samples_fit = estimator.n_samples_fit_
+    if max(ks) > n_samples_fit:
+        raise ValueError(
+            "Expected n_neighbors <= n_samples_fit, but "
+            f"n_neighbors = {max(ks)}, n_samples_fit = {n_samples_fit}, "
+            f"n_samples = {n_samples_fit}"
+        )
+    X_query = estimator._validate_query(X_test)
+    unique_ks = sorted(set(ks))
+    results = dict(zip(unique_ks, estimator._search(X_query, unique_ks), strict=True))
+    y2d, classes = estimator._encoded_targets()
+    n_classes = [len(c) for c in classes]
+    score_by_k: dict[int, float] = {}
+    for k in unique_ks:
+        dist, ind = results[k]
+        w = _get_weights(dist, weights)
+        if w is not None:
+            _check_weights_not_all_zero(w)
+        pred = _oxlearn.knn_classify(np.ascontiguousarray(ind, dtype=np.int64), y2d, n_classes, w)
+        y_pred = np.empty(pred.shape, dtype=classes[0].dtype)
+        for o, classes_o in enumerate(classes):
+            y_pred[:, o] = classes_o.take(pred[:, o])
+        if not estimator.outputs_2d_:
+            y_pred = y_pred.ravel()
+        score_by_k[k] = float(accuracy_score(y_test, y_pred, sample_weight=sample_weight))
+    return np.array([score_by_k[k] for k in ks], dtype=np.float64)

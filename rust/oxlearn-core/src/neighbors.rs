@@ -1,1 +1,0 @@
-//! Nearest-neighbour search (filled in by the neighbours work).

@@ -1,0 +1,624 @@
+//! Tiled brute-force search: one tile of queries x one tile of training rows at a time.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use rayon::prelude::*;
+
+use super::Metric;
+use super::heap::{KHeap, simultaneous_sort, stable_sort};
+use crate::error::{CoreError, Result};
+use crate::linalg::gemm;
+use crate::parallel::Threads;
+use crate::real::Real;
+
+/// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
+const TRAIN_TILE: usize = 512;
+/// Largest number of query rows per tile.
+const QUERY_TILE: usize = 256;
+/// scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
+const SKLEARN_CHUNK: usize = 256;
+/// Candidates compared against the heap root at once.
+const LANES: usize = 16;
+/// Below this many multiply-adds a search runs on the calling thread: starting a pool would
+/// cost more than it saves (results are the same either way).
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+/// How scikit-learn's `ArgKmin` (run with one thread) arranges its heaps before sorting them.
+///
+/// With `ParallelOnX` the per-query heap is sorted as filled. With `ParallelOnY` the heap
+/// filled by the (single) worker is pushed, slot by slot, into a fresh heap, which is then
+/// sorted; the kept neighbours are the same, the order of equal distances may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Heaps are sorted directly.
+    ParallelOnX,
+    /// Heaps are re-pushed into fresh heaps, then sorted.
+    ParallelOnY,
+}
+
+/// The strategy scikit-learn's `ArgKmin` picks with one thread and its default chunk size
+/// (`BaseDistancesReduction.__init__`, `strategy="auto"`).
+pub fn sklearn_strategy(n_queries: usize, n_train: usize) -> Strategy {
+    if n_train < n_queries || 4 * SKLEARN_CHUNK < n_queries {
+        Strategy::ParallelOnX
+    } else {
+        Strategy::ParallelOnY
+    }
+}
+
+/// Inputs checked and laid out for the tile kernels (both arrays in standard layout).
+struct Prepared<'a, T: Real> {
+    query: ArrayView2<'a, T>,
+    train: ArrayView2<'a, T>,
+    metric: &'a Metric,
+    /// Squared norms (Euclidean) or inverse norms (cosine) of the query rows.
+    qn: Vec<T>,
+    /// Squared norms (Euclidean) or inverse norms (cosine) of the training rows.
+    tn: Vec<T>,
+    /// Minkowski `p` in `T`.
+    p: T,
+    /// Minkowski weights in `T`.
+    w: Option<Vec<T>>,
+}
+
+#[inline]
+fn row<'b, T: Real>(a: &'b ArrayView2<'_, T>, i: usize) -> &'b [T] {
+    let d = a.ncols();
+    // Standard layout is guaranteed by `prepare`'s callers, so rows are contiguous.
+    a.as_slice().map_or(&[], |all| &all[i * d..(i + 1) * d])
+}
+
+fn sq_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
+    (0..a.nrows())
+        .map(|i| row(a, i).iter().fold(T::zero(), |acc, &v| acc + v * v))
+        .collect()
+}
+
+fn inv_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
+    sq_norms(a)
+        .into_iter()
+        .map(|s| {
+            if s > T::zero() {
+                T::one() / s.sqrt()
+            } else {
+                T::zero()
+            }
+        })
+        .collect()
+}
+
+impl<'a, T: Real> Prepared<'a, T> {
+    fn new(query: ArrayView2<'a, T>, train: ArrayView2<'a, T>, metric: &'a Metric) -> Result<Self> {
+        if train.nrows() == 0 {
+            return Err(CoreError::EmptyInput("the training data".into()));
+        }
+        let expected_cols = if matches!(metric, Metric::Precomputed) {
+            train.nrows()
+        } else {
+            train.ncols()
+        };
+        if query.ncols() != expected_cols {
+            let what = if matches!(metric, Metric::Precomputed) {
+                "precomputed distances: columns of the query matrix vs training samples"
+            } else {
+                "number of features of the queries vs the training data"
+            };
+            return Err(CoreError::shape(what, expected_cols, query.ncols()));
+        }
+        let (qn, tn) = match metric {
+            Metric::Euclidean | Metric::SqEuclidean => (sq_norms(&query), sq_norms(&train)),
+            Metric::Cosine => (inv_norms(&query), inv_norms(&train)),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let (p, w) = match metric {
+            Metric::Minkowski { p, w } => {
+                if let Some(w) = w {
+                    if w.len() != train.ncols() {
+                        return Err(CoreError::shape(
+                            "Minkowski weights w vs number of features",
+                            train.ncols(),
+                            w.len(),
+                        ));
+                    }
+                }
+                (
+                    T::from_f64_lossy(*p),
+                    w.as_ref()
+                        .map(|w| w.iter().map(|&v| T::from_f64_lossy(v)).collect()),
+                )
+            }
+            _ => (T::one(), None),
+        };
+        Ok(Self {
+            query,
+            train,
+            metric,
+            qn,
+            tn,
+            p,
+            w,
+        })
+    }
+
+    /// Fills `buf` (row-major, `(qe - qs) x (te - ts)`) with the reduced distances between
+    /// queries `qs..qe` and training rows `ts..te`.
+    fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T]) {
+        let tt = te - ts;
+        let buf = &mut buf[..(qe - qs) * tt];
+        match self.metric {
+            Metric::Euclidean | Metric::SqEuclidean => {
+                self.cross(qs, qe, ts, te, buf, T::from_f64_lossy(-2.0));
+                let tn = &self.tn[ts..te];
+                for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
+                    let qn = self.qn[qs + i];
+                    for (o, &t) in out.iter_mut().zip(tn) {
+                        let v = (qn + *o) + t;
+                        // Catastrophic cancellation can give tiny negatives: clip at 0.
+                        *o = if v > T::zero() { v } else { T::zero() };
+                    }
+                }
+            }
+            Metric::Cosine => {
+                self.cross(qs, qe, ts, te, buf, T::one());
+                let tn = &self.tn[ts..te];
+                let two = T::from_f64_lossy(2.0);
+                for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
+                    let qn = self.qn[qs + i];
+                    for (o, &t) in out.iter_mut().zip(tn) {
+                        let v = T::one() - (*o * qn) * t;
+                        *o = if v < T::zero() {
+                            T::zero()
+                        } else if v > two {
+                            two
+                        } else {
+                            v
+                        };
+                    }
+                }
+            }
+            Metric::Precomputed => {
+                for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
+                    out.copy_from_slice(&row(&self.query, qs + i)[ts..te]);
+                }
+            }
+            Metric::Manhattan => self.direct(qs, ts, tt, buf, manhattan),
+            Metric::Chebyshev => self.direct(qs, ts, tt, buf, chebyshev),
+            Metric::Minkowski { .. } => {
+                let p = self.p;
+                match &self.w {
+                    None => self.direct(qs, ts, tt, buf, |a, b| minkowski(a, b, p)),
+                    Some(w) => {
+                        self.direct(qs, ts, tt, buf, |a, b| weighted_minkowski(a, b, w, p));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `buf = alpha * Q[qs..qe] @ T[ts..te].T` through the GEMM.
+    fn cross(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T], alpha: T) {
+        let q = self.query.slice(s![qs..qe, ..]);
+        let t = self.train.slice(s![ts..te, ..]);
+        let c = ArrayViewMut2::from_shape((qe - qs, te - ts), buf);
+        if let Ok(c) = c {
+            gemm(alpha, q, t.t(), T::zero(), c, Threads::Single);
+        }
+    }
+
+    fn direct(&self, qs: usize, ts: usize, tt: usize, buf: &mut [T], f: impl Fn(&[T], &[T]) -> T) {
+        for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
+            let q = row(&self.query, qs + i);
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = f(q, row(&self.train, ts + j));
+            }
+        }
+    }
+}
+
+/// Sums `f(a_j, b_j)` with 8 independent accumulators (so the loop vectorises).
+#[inline]
+fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let mut tail = T::zero();
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += f(x, y);
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
+#[inline]
+fn manhattan<T: Real>(a: &[T], b: &[T]) -> T {
+    sum8(a, b, |x, y| (x - y).abs())
+}
+
+#[inline]
+fn chebyshev<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let d = (x[l] - y[l]).abs();
+            acc[l] = if d > acc[l] { d } else { acc[l] };
+        }
+    }
+    let mut m = T::zero();
+    for v in acc {
+        m = if v > m { v } else { m };
+    }
+    for (&x, &y) in ra.iter().zip(rb) {
+        let d = (x - y).abs();
+        m = if d > m { d } else { m };
+    }
+    m
+}
+
+#[inline]
+fn minkowski<T: Real>(a: &[T], b: &[T], p: T) -> T {
+    a.iter()
+        .zip(b)
+        .fold(T::zero(), |acc, (&x, &y)| acc + (x - y).abs().powf(p))
+}
+
+#[inline]
+fn weighted_minkowski<T: Real>(a: &[T], b: &[T], w: &[T], p: T) -> T {
+    a.iter()
+        .zip(b)
+        .zip(w)
+        .fold(T::zero(), |acc, ((&x, &y), &wj)| {
+            acc + wj * (x - y).abs().powf(p)
+        })
+}
+
+/// `threads`, or one thread when the search is too small to gain from a pool.
+fn effective_threads(threads: Threads, n_q: usize, n_t: usize, d: usize) -> Threads {
+    if n_q.saturating_mul(n_t).saturating_mul(d.max(1)) < MIN_PARALLEL_WORK {
+        Threads::Single
+    } else {
+        threads
+    }
+}
+
+/// float32 copies of float64 inputs whose Euclidean arithmetic is exact in float32.
+///
+/// When every value is an integer of magnitude `M` with `4 d M^2 < 2^24` (images, counts,
+/// the digits data), every norm, dot product and `||q||^2 - 2 q.t + ||t||^2`, in any
+/// summation order, is an integer below `2^24`, so float32 computes exactly the float64
+/// results (which are exact too) at twice the GEMM throughput. Returns `None` otherwise
+/// (and always for float32 inputs or other metrics).
+fn exact_in_f32<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    metric: &Metric,
+) -> Option<(Array2<f32>, Array2<f32>)> {
+    if std::mem::size_of::<T>() <= std::mem::size_of::<f32>()
+        || !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
+        || query.ncols() != train.ncols()
+    {
+        return None;
+    }
+    let d = train.ncols().max(1) as f64;
+    let limit = (f64::from(1u32 << 24) / (4.0 * d)).sqrt();
+    // `limit < 2^12`, so the integer cast below is exact for every value that passes.
+    let ok = |v: &T| {
+        let x = v.to_f64_lossless();
+        x.abs() < limit && f64::from(x as i32) == x
+    };
+    if !(train.iter().all(ok) && query.iter().all(ok)) {
+        return None;
+    }
+    let conv = |a: ArrayView2<'_, T>| a.mapv(|v| v.to_f64_lossless() as f32);
+    Some((conv(query), conv(train)))
+}
+
+/// Query rows per tile for `n_queries` queries on `threads` threads: enough tiles for every
+/// thread, at most [`QUERY_TILE`] rows each.
+fn query_tile(n_queries: usize, threads: Threads) -> usize {
+    let per_thread = n_queries.div_ceil(2 * threads.count()).max(1);
+    per_thread.clamp(1, QUERY_TILE)
+}
+
+/// Runs `f` on every query tile (`start..end`), in parallel when `threads` is a pool, and
+/// returns the per-tile outputs in tile order.
+fn over_query_tiles<R: Send>(
+    n_queries: usize,
+    threads: Threads,
+    f: impl Fn(usize, usize) -> R + Sync + Send,
+) -> Result<Vec<R>> {
+    let tq = query_tile(n_queries, threads);
+    let starts: Vec<usize> = (0..n_queries).step_by(tq).collect();
+    let run = |qs: usize| f(qs, (qs + tq).min(n_queries));
+    match threads {
+        Threads::Single => Ok(starts.into_iter().map(run).collect()),
+        Threads::Pool(_) => threads.install(|| starts.into_par_iter().map(run).collect()),
+    }
+}
+
+/// One query's neighbours for each requested `k`.
+type TileHeaps<T> = Vec<Vec<KHeap<T>>>;
+
+/// Pushes one row of reduced distances (training indices `ts..`) into a query's heaps;
+/// `heaps` is ordered by increasing size, so a candidate the largest heap rejects is rejected
+/// by all of them (its root is the largest).
+#[inline]
+fn reduce_row<T: Real>(heaps: &mut [KHeap<T>], vals: &[T], ts: usize) {
+    let Some((big, small)) = heaps.split_last_mut() else {
+        return;
+    };
+    let chunks = vals.chunks_exact(LANES);
+    let tail_start = vals.len() - chunks.remainder().len();
+    for (c, chunk) in chunks.enumerate() {
+        let root = big.root();
+        let mut hit = false;
+        for &v in chunk {
+            hit |= v < root;
+        }
+        if hit {
+            for (l, &v) in chunk.iter().enumerate() {
+                push_all(big, small, v, ts + c * LANES + l);
+            }
+        }
+    }
+    for (l, &v) in vals[tail_start..].iter().enumerate() {
+        push_all(big, small, v, ts + tail_start + l);
+    }
+}
+
+#[inline]
+fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usize) {
+    if v < big.root() {
+        big.push(v, idx);
+        for h in small.iter_mut() {
+            h.push(v, idx);
+        }
+    }
+}
+
+fn validate_ks(ks: &[usize], n_train: usize) -> Result<()> {
+    if ks.is_empty() {
+        return Err(CoreError::invalid("n_neighbors", "no value of k was given"));
+    }
+    for &k in ks {
+        if k == 0 {
+            return Err(CoreError::invalid(
+                "n_neighbors",
+                "Expected n_neighbors > 0. Got 0",
+            ));
+        }
+        if k > n_train {
+            return Err(CoreError::invalid(
+                "n_neighbors",
+                format!(
+                    "Expected n_neighbors <= n_samples_fit, but n_neighbors = {k}, \
+                     n_samples_fit = {n_train}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `k` nearest training rows of every query row, for several `k` from one pass.
+///
+/// Returns, for each entry of `ks` (in the given order), the distances `(n_queries, k)` as
+/// `f64` and the training indices `(n_queries, k)`, sorted by increasing distance. The
+/// neighbours kept and their order, ties included, are those of scikit-learn's brute-force
+/// `ArgKmin` run with one thread for that `k` alone, whatever `threads` is.
+///
+/// `query` is `(n_queries, n_features)`, or `(n_queries, n_train)` distances for
+/// [`Metric::Precomputed`]. Errors on an empty training set, a feature-count mismatch,
+/// `k == 0` or `k > n_train`.
+#[allow(clippy::type_complexity)]
+pub fn kneighbors_multi<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    ks: &[usize],
+    metric: &Metric,
+    threads: Threads,
+) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    if train.nrows() == 0 {
+        return Err(CoreError::EmptyInput("the training data".into()));
+    }
+    validate_ks(ks, train.nrows())?;
+    let q_owned;
+    let query = if query.is_standard_layout() {
+        query
+    } else {
+        q_owned = query.as_standard_layout().into_owned();
+        q_owned.view()
+    };
+    let t_owned;
+    let train = if train.is_standard_layout() {
+        train
+    } else {
+        t_owned = train.as_standard_layout().into_owned();
+        t_owned.view()
+    };
+    if let Some((q32, t32)) = exact_in_f32(query, train, metric) {
+        // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`).
+        return kneighbors_multi(q32.view(), t32.view(), ks, metric, threads);
+    }
+    let prep = Prepared::new(query, train, metric)?;
+    let n_q = query.nrows();
+    let n_t = train.nrows();
+    let threads = effective_threads(threads, n_q, n_t, train.ncols());
+    let strategy = sklearn_strategy(n_q, n_t);
+    // Heaps in increasing size; `order[i]` is the position in `ks` of the i-th smallest.
+    let mut order: Vec<usize> = (0..ks.len()).collect();
+    order.sort_by_key(|&i| ks[i]);
+    let sorted_ks: Vec<usize> = order.iter().map(|&i| ks[i]).collect();
+
+    let tiles = over_query_tiles(n_q, threads, |qs, qe| {
+        let tt_max = TRAIN_TILE.min(n_t);
+        let mut buf = vec![T::zero(); (qe - qs) * tt_max];
+        let mut heaps: TileHeaps<T> = (qs..qe)
+            .map(|_| sorted_ks.iter().map(|&k| KHeap::new(k)).collect())
+            .collect();
+        for ts in (0..n_t).step_by(TRAIN_TILE) {
+            let te = (ts + TRAIN_TILE).min(n_t);
+            let tt = te - ts;
+            prep.tile(qs, qe, ts, te, &mut buf);
+            for (i, h) in heaps.iter_mut().enumerate() {
+                reduce_row(h, &buf[i * tt..(i + 1) * tt], ts);
+            }
+        }
+        for per_query in &mut heaps {
+            for h in per_query.iter_mut() {
+                finish_heap(h, strategy);
+            }
+        }
+        heaps
+    })?;
+
+    let mut out: Vec<(Array2<f64>, Array2<usize>)> = ks
+        .iter()
+        .map(|&k| (Array2::zeros((n_q, k)), Array2::zeros((n_q, k))))
+        .collect();
+    let mut qi = 0usize;
+    for tile in tiles {
+        for per_query in tile {
+            for (slot, h) in order.iter().zip(per_query) {
+                let (dist, idx) = &mut out[*slot];
+                for (j, (&v, &ix)) in h.values.iter().zip(&h.indices).enumerate() {
+                    dist[[qi, j]] = metric.rdist_to_dist(v.to_f64_lossless());
+                    idx[[qi, j]] = ix;
+                }
+            }
+            qi += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Puts a filled heap in scikit-learn's final order (see [`Strategy`]).
+fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy) {
+    if strategy == Strategy::ParallelOnY {
+        let mut fresh = KHeap::new(h.values.len());
+        for (&v, &i) in h.values.iter().zip(&h.indices) {
+            fresh.push(v, i);
+        }
+        *h = fresh;
+    }
+    simultaneous_sort(&mut h.values, &mut h.indices);
+}
+
+/// The `k` nearest training rows of every query row: [`kneighbors_multi`] with one `k`.
+pub fn kneighbors<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    k: usize,
+    metric: &Metric,
+    threads: Threads,
+) -> Result<(Array2<f64>, Array2<usize>)> {
+    let mut all = kneighbors_multi(query, train, &[k], metric, threads)?;
+    all.pop()
+        .ok_or_else(|| CoreError::invalid("n_neighbors", "no value of k was given"))
+}
+
+/// Neighbours within a radius, in compressed-row form: query `i`'s neighbours are
+/// `indices[indptr[i]..indptr[i + 1]]` at `distances[...]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RadiusResult {
+    /// Row pointers, `n_queries + 1` of them.
+    pub indptr: Vec<usize>,
+    /// Training indices.
+    pub indices: Vec<usize>,
+    /// Distances (as the metric defines them, not reduced).
+    pub distances: Vec<f64>,
+}
+
+/// Every training row within `radius` (inclusive) of each query row.
+///
+/// Unsorted results are in increasing training index order; with `sort_results` they are
+/// sorted by distance as scikit-learn sorts them (its introsort for the metrics of its
+/// compiled reductions, a stable sort for cosine and precomputed distances).
+pub fn radius_neighbors<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    radius: f64,
+    metric: &Metric,
+    sort_results: bool,
+    threads: Threads,
+) -> Result<RadiusResult> {
+    if radius.is_nan() || radius < 0.0 {
+        return Err(CoreError::invalid(
+            "radius",
+            format!("the radius must be a non-negative number, got {radius}"),
+        ));
+    }
+    let q_owned;
+    let query = if query.is_standard_layout() {
+        query
+    } else {
+        q_owned = query.as_standard_layout().into_owned();
+        q_owned.view()
+    };
+    let t_owned;
+    let train = if train.is_standard_layout() {
+        train
+    } else {
+        t_owned = train.as_standard_layout().into_owned();
+        t_owned.view()
+    };
+    if let Some((q32, t32)) = exact_in_f32(query, train, metric) {
+        return radius_neighbors(q32.view(), t32.view(), radius, metric, sort_results, threads);
+    }
+    let prep = Prepared::new(query, train, metric)?;
+    let n_q = query.nrows();
+    let n_t = train.nrows();
+    let threads = effective_threads(threads, n_q, n_t, train.ncols());
+    let r = T::from_f64_lossy(metric.dist_to_rdist(radius));
+    let stable = matches!(metric, Metric::Cosine | Metric::Precomputed);
+    let tiles = over_query_tiles(n_q, threads, |qs, qe| {
+        let tt_max = TRAIN_TILE.min(n_t);
+        let mut buf = vec![T::zero(); (qe - qs) * tt_max];
+        let mut found: Vec<(Vec<T>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); qe - qs];
+        for ts in (0..n_t).step_by(TRAIN_TILE) {
+            let te = (ts + TRAIN_TILE).min(n_t);
+            let tt = te - ts;
+            prep.tile(qs, qe, ts, te, &mut buf);
+            for (i, (vals, idx)) in found.iter_mut().enumerate() {
+                for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
+                    if v <= r {
+                        vals.push(v);
+                        idx.push(ts + j);
+                    }
+                }
+            }
+        }
+        if sort_results {
+            for (vals, idx) in &mut found {
+                if stable {
+                    stable_sort(vals, idx);
+                } else {
+                    simultaneous_sort(vals, idx);
+                }
+            }
+        }
+        found
+    })?;
+    let mut res = RadiusResult {
+        indptr: Vec::with_capacity(n_q + 1),
+        ..RadiusResult::default()
+    };
+    res.indptr.push(0);
+    for tile in tiles {
+        for (vals, idx) in tile {
+            res.distances.extend(
+                vals.iter()
+                    .map(|v| metric.rdist_to_dist(v.to_f64_lossless())),
+            );
+            res.indices.extend_from_slice(&idx);
+            res.indptr.push(res.indices.len());
+        }
+    }
+    Ok(res)
+}
