@@ -451,13 +451,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         sample_weight: FloatArray | None,
         layer_units: list[int],
     ) -> None:
-        # scipy's L-BFGS-B iterates in float64, so (as in scikit-learn, whose float32
-        # forward pass against the float64 iterate upcasts) the loss and gradient are
-        # computed in float64 and the fitted weights are float64 whatever X's dtype.
-        dtype = np.dtype(np.float64)
-        X64 = _as_float(X, dtype)
-        Y64 = _as_float(y, dtype)
-        sw64 = None if sample_weight is None else _as_float(sample_weight, dtype)
+        # As in scikit-learn: the initial point is packed in X's dtype, so scipy (whose
+        # ScalarFunction keeps x0's floating dtype) evaluates the loss and gradient in that
+        # dtype, while L-BFGS-B itself iterates in float64 and the returned weights are
+        # float64 whatever X's dtype.
+        dtype = X.dtype
+        X = _as_float(X, dtype)
+        Y = _as_float(y, dtype)
+        sw = None if sample_weight is None else _as_float(sample_weight, dtype)
 
         # Store meta information for the parameters
         self._coef_indptr: list[tuple[int, int, tuple[int, int]]] = []
@@ -505,9 +506,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         def loss_grad(packed: FloatArray) -> tuple[float, FloatArray]:
             return _oxlearn.mlp_loss_grad(
                 _as_float(packed, dtype),
-                X64,
-                Y64,
-                sw64,
+                X,
+                Y,
+                sw,
                 layer_units,
                 activation,
                 out_activation,
