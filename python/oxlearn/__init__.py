@@ -5,7 +5,7 @@ estimators: same parameters, defaults, fitted attributes, warnings and errors, w
 distance search and the network training compiled to native code.
 """
 
-from oxlearn import neighbors
+from oxlearn import neighbors, neural_network
 from oxlearn._oxlearn import __version__, build_info
 
-__all__ = ["__version__", "build_info", "neighbors"]
+__all__ = ["__version__", "build_info", "neighbors", "neural_network"]

@@ -1,0 +1,112 @@
+"""MLP benchmarks (issue 3, section 4): oxlearn beside scikit-learn, threads pinned for both.
+
+Groups:
+  (a) mlp-fit-256-{float64,float32}: fit (256,) on a digits training fold, 200 epochs (tol=0)
+  (b) mlp-fit-128x3-{float64,float32}: the same for (128, 128, 128)
+  (c) mlp-fit-16-float64: the same for a small net, (16,)
+  (d) mlp-predict-proba-10k: predict_proba of a fitted (256,) net on 10,000 rows
+
+scikit-learn's BLAS is pinned by benches/conftest.py (threadpoolctl); oxlearn's kernels
+take their thread count from OXLEARN_NUM_THREADS, set here to the same value. Under
+``--benchmark-disable`` (the test command) each runs once on 2 epochs / 500 rows.
+"""
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import oxlearn.neural_network as oxn
+import pytest
+import sklearn.neural_network as skn
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold
+
+LIBS = {"oxlearn": oxn.MLPClassifier, "sklearn": skn.MLPClassifier}
+EPOCHS = 200
+
+
+@pytest.fixture(scope="session")
+def smoke(request: pytest.FixtureRequest) -> bool:
+    """True when benchmarks are disabled (conftest's ignores --benchmark-enable)."""
+    config = request.config
+    return bool(config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
+
+
+@pytest.fixture(autouse=True)
+def _pin_oxlearn_threads(threads: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("OXLEARN_NUM_THREADS", str(threads))
+    yield
+
+
+@pytest.fixture(scope="module")
+def digits_fold() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_digits(return_X_y=True)
+    train, _ = next(KFold(4).split(X))
+    return X[train], y[train]
+
+
+def _run(benchmark: Any, fn: Callable[[], Any], smoke: bool, rounds: int = 5) -> Any:
+    def quiet() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return fn()
+
+    return benchmark.pedantic(quiet, rounds=1 if smoke else rounds, iterations=1)
+
+
+def _fit_case(
+    benchmark: Any,
+    lib: str,
+    hidden: tuple[int, ...],
+    dtype: Any,
+    digits_fold: Any,
+    smoke: bool,
+) -> None:
+    X, y = digits_fold
+    X = X.astype(dtype)
+    epochs = 2 if smoke else EPOCHS
+    est = LIBS[lib](hidden_layer_sizes=hidden, max_iter=epochs, tol=0.0, random_state=0)
+    benchmark.extra_info.update(
+        n_samples=X.shape[0], epochs=epochs, hidden=str(hidden), dtype=np.dtype(dtype).name
+    )
+    fitted = _run(benchmark, lambda: est.fit(X, y), smoke)
+    assert fitted.n_iter_ == epochs
+    assert fitted.coefs_[0].dtype == dtype
+
+
+@pytest.mark.parametrize("lib", list(LIBS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_fit_256(benchmark: Any, lib: str, dtype: Any, digits_fold: Any, smoke: bool) -> None:
+    benchmark.group = f"mlp-fit-256-{np.dtype(dtype).name}"
+    _fit_case(benchmark, lib, (256,), dtype, digits_fold, smoke)
+
+
+@pytest.mark.parametrize("lib", list(LIBS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_fit_128x3(benchmark: Any, lib: str, dtype: Any, digits_fold: Any, smoke: bool) -> None:
+    benchmark.group = f"mlp-fit-128x3-{np.dtype(dtype).name}"
+    _fit_case(benchmark, lib, (128, 128, 128), dtype, digits_fold, smoke)
+
+
+@pytest.mark.parametrize("lib", list(LIBS))
+def test_fit_16(benchmark: Any, lib: str, digits_fold: Any, smoke: bool) -> None:
+    benchmark.group = "mlp-fit-16-float64"
+    _fit_case(benchmark, lib, (16,), np.float64, digits_fold, smoke)
+
+
+@pytest.mark.parametrize("lib", list(LIBS))
+def test_predict_proba_10k(benchmark: Any, lib: str, digits_fold: Any, smoke: bool) -> None:
+    benchmark.group = "mlp-predict-proba-10k"
+    X, y = digits_fold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = LIBS[lib](hidden_layer_sizes=(256,), max_iter=5, random_state=0).fit(X, y)
+    n_rows = 500 if smoke else 10_000
+    rows = np.resize(np.arange(len(X)), n_rows)
+    X_pred = X[rows] + np.random.RandomState(0).uniform(0, 0.5, size=(n_rows, X.shape[1]))
+    benchmark.extra_info.update(n_rows=n_rows)
+    proba = _run(benchmark, lambda: est.predict_proba(X_pred), smoke, rounds=30)
+    assert proba.shape == (n_rows, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-10)
