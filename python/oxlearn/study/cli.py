@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         With the subcommand ``study``.
     """
+    return _build_parsers()[0]
+
+
+def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     parser = _Parser(
         prog="oxlearn",
         description="oxlearn: scikit-learn-compatible estimators with Rust hot paths.",
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar and no per-section tables; print only the summary",
     )
-    return parser
+    return parser, study
 
 
 def _fail(prog: str, message: str) -> int:
@@ -232,8 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 2 for invalid options or data (reported as one line
         ``oxlearn study: error: ...`` on stderr), 130 when interrupted.
     """
-    parser = build_parser()
-    args = parser.parse_args(None if argv is None else list(argv))
+    parser, study = _build_parsers()
+    args, extra = parser.parse_known_args(None if argv is None else list(argv))
+    if extra:  # report unknown options against the subcommand, as "oxlearn study: error: ..."
+        (study if args.command == "study" else parser).error(
+            f"unrecognized arguments: {' '.join(extra)}"
+        )
     try:
         if args.command == "study":
             return _study(args)
