@@ -370,7 +370,7 @@ def _run_tasks(
     progress: bool,
     desc: str,
 ) -> dict[tuple[str, int, int, int], _Outcome]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     outcomes: dict[tuple[str, int, int, int], _Outcome] = {}
     with tqdm(
@@ -603,8 +603,8 @@ def run_study(
     >>> result.to_frame()[["configuration", "backend", "mean_accuracy"]].round(4)
       configuration  backend  mean_accuracy
     0           k=1  sklearn         0.9677
-    1           k=2  sklearn         0.9638
-    2           k=3  sklearn         0.9666
+    1           k=2  sklearn         0.9616
+    2           k=3  sklearn         0.9627
     """
     if (X is None) != (y is None):
         raise StudyInputError("give both X and y, or neither (for the digits)")

@@ -165,8 +165,19 @@ def _fail(prog: str, message: str) -> int:
     return 2
 
 
+def _missing_dependencies() -> list[str]:
+    from importlib.util import find_spec
+
+    return [name for name in ("matplotlib", "tqdm", "pandas") if find_spec(name) is None]
+
+
 def _study(args: argparse.Namespace) -> int:
     prog = "oxlearn study"
+    missing = _missing_dependencies()
+    if missing:
+        return _fail(
+            prog, f"needs {', '.join(missing)}: install with  pip install 'oxlearn[study]'"
+        )
     try:
         sections = parse_sections(args.sections)
         data = load_data(args.data, args.target)
