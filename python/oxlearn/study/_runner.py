@@ -206,7 +206,8 @@ def _load_backend(name: str, kinds: set[str], threads: int) -> _Backend:
             from oxlearn.neural_network import MLPClassifier as OxMLPClassifier
 
             backend.mlp_classifier = OxMLPClassifier
-            # scikit-learn's MLPClassifier has no n_jobs; pass ours only if the class has one.
+            # scikit-learn's MLPClassifier has no n_jobs; pass ours only if the class has one
+            # (otherwise its thread count comes from OXLEARN_NUM_THREADS, see _oxlearn_threads).
             if "n_jobs" in OxMLPClassifier().get_params():
                 backend.mlp_extra["n_jobs"] = threads
     except ImportError as exc:
@@ -214,6 +215,24 @@ def _load_backend(name: str, kinds: set[str], threads: int) -> _Backend:
             f"the oxlearn backend is not available ({exc}); use --backend sklearn"
         ) from None
     return backend
+
+
+#: Environment variable oxlearn's estimators without an ``n_jobs`` parameter read per fit.
+THREADS_ENV = "OXLEARN_NUM_THREADS"
+
+
+@contextmanager
+def _oxlearn_threads(threads: int) -> Iterator[None]:
+    """Set ``OXLEARN_NUM_THREADS`` for the run (restored afterwards)."""
+    previous = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = previous
 
 
 # --- warnings: ConvergenceWarnings go to the running task, the rest pass through -------------
@@ -571,8 +590,9 @@ def run_study(
         Folds/configurations run at the same time in threads (results do not depend on it;
         per-configuration times then overlap, the section wall time does not).
     threads : int or None, default=None
-        Native threads per fit: oxlearn's ``n_jobs`` and a threadpoolctl limit on
-        scikit-learn's OpenMP/BLAS pools. None: every available CPU.
+        Native threads per fit: oxlearn's ``n_jobs`` (``OXLEARN_NUM_THREADS`` for oxlearn
+        estimators without ``n_jobs``, set for the run and restored) and a threadpoolctl
+        limit on scikit-learn's OpenMP/BLAS pools. None: every available CPU.
     quick : bool, default=False
         A reduced grid (k in 1..3; (8,), (16,); (8, 8), (16, 16); (10, 10, 10)) with
         ``max_iter=20`` unless ``max_iter`` is given: finishes in seconds.
@@ -706,7 +726,11 @@ def run_study_on(
     start = time.perf_counter()
     executor = ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else None
     try:
-        with threadpool_limits(limits=n_threads), _route_convergence_warnings():
+        with (
+            threadpool_limits(limits=n_threads),
+            _oxlearn_threads(n_threads),
+            _route_convergence_warnings(),
+        ):
             pools = [
                 {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "prefix")}
                 for info in threadpool_info()
@@ -757,7 +781,9 @@ def run_study_on(
         "native_threads_per_fit": n_threads,
         "jobs": n_jobs,
         "oxlearn_n_jobs": n_threads,
-        "oxlearn_mlp_n_jobs_param": "n_jobs" in backends.get("oxlearn", _Backend("")).mlp_extra,
+        "oxlearn_mlp_threads_via": (
+            "n_jobs" if "n_jobs" in backends.get("oxlearn", _Backend("")).mlp_extra else THREADS_ENV
+        ),
         "sklearn_threadpool_limit": n_threads,
         "threadpools": pools,
     }
