@@ -5,6 +5,7 @@ estimators: same parameters, defaults, fitted attributes, warnings and errors, w
 distance search and the network training compiled to native code.
 """
 
+from oxlearn import neural_network
 from oxlearn._oxlearn import __version__, build_info
 
-__all__ = ["__version__", "build_info"]
+__all__ = ["__version__", "build_info", "neural_network"]

@@ -13,5 +13,18 @@ from sklearn.utils._param_validation import (
     Options,
     StrOptions,
 )
+from sklearn.utils.multiclass import _check_partial_fit_first_call
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight
 
-__all__ = ["Hidden", "Interval", "InvalidParameterError", "Options", "StrOptions", "_fit_context"]
+__all__ = [
+    "Hidden",
+    "Interval",
+    "InvalidParameterError",
+    "Options",
+    "StrOptions",
+    "_check_optimize_result",
+    "_check_partial_fit_first_call",
+    "_check_sample_weight",
+    "_fit_context",
+]

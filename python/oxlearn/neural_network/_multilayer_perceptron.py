@@ -1,0 +1,1401 @@
+"""Multi-layer perceptrons whose training and inference run in Rust.
+
+The estimator layer mirrors scikit-learn 1.9's ``sklearn/neural_network/_multilayer_perceptron.py``
+(same parameters, validation, initialisation, fitted attributes, warnings and errors); the
+numerical work goes to the compiled module in three calls: ``mlp_forward`` (prediction),
+``mlp_loss_grad`` (the loss and gradient that scipy's L-BFGS-B drives) and
+``mlp_fit_stochastic`` (the whole SGD/Adam training loop, one call per ``fit``/``partial_fit``).
+"""
+
+# Parts of this module (docstrings, the validation and bookkeeping logic) follow
+# scikit-learn's implementation: Copyright (c) the scikit-learn developers, BSD-3-Clause.
+
+from __future__ import annotations
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from oxlearn import _oxlearn
+from oxlearn._sklearn_compat import (
+    Interval,
+    Options,
+    StrOptions,
+    _check_optimize_result,
+    _check_partial_fit_first_call,
+    _check_sample_weight,
+    _fit_context,
+)
+
+__all__ = ["BaseMultilayerPerceptron", "MLPClassifier", "MLPRegressor"]
+
+_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+
+# ``n_iter_no_change=np.inf`` never stops; the kernel takes an integer, and no count of
+# epochs reaches this one.
+_NEVER = 2**62
+
+FloatArray = npt.NDArray[np.floating[Any]]
+
+
+def _n_threads() -> int:
+    """Thread count for the Rust kernels.
+
+    ``OXLEARN_NUM_THREADS`` (an integer >= 1) when set, otherwise every CPU this process
+    may run on. Results do not depend on the count (the kernels reduce in a fixed order),
+    so using all cores is always safe.
+    """
+    env = os.environ.get("OXLEARN_NUM_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"OXLEARN_NUM_THREADS must be an integer >= 1, got {env!r}.")
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _pack(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> FloatArray:
+    """Pack the parameters into a single vector (scikit-learn's ``_pack``)."""
+    return np.hstack([layer.ravel() for layer in [*coefs, *intercepts]])
+
+
+def _as_float(a: Any, dtype: np.dtype[Any]) -> FloatArray:
+    """C-contiguous array of ``dtype``; no copy when ``a`` already is one."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _densify(X: Any) -> Any:
+    """Sparse input is densified: the kernels run dense GEMMs."""
+    if sp.issparse(X):
+        return X.toarray()
+    return X
+
+
+class _StochasticOptimizer:
+    """State of scikit-learn's ``SGDOptimizer``/``AdamOptimizer``, updated by Rust.
+
+    Kept on the estimator as ``_optimizer`` between ``partial_fit`` calls and recreated
+    by ``fit``, as scikit-learn does. ``first`` holds SGD's velocities or Adam's first
+    moments and ``second`` Adam's second moments (empty for SGD), both in ``_pack``
+    order (every coef, then every intercept). ``learning_rate`` is the current rate
+    (invscaling/adaptive schedules for SGD, the bias-corrected step for Adam).
+    """
+
+    def __init__(
+        self,
+        solver: str,
+        params: Sequence[FloatArray],
+        learning_rate_init: float,
+        lr_schedule: str,
+        momentum: float,
+        nesterov: bool,
+        power_t: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+    ) -> None:
+        self.solver = solver
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = float(learning_rate_init)
+        self.lr_schedule = lr_schedule
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.power_t = float(power_t)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.t = 0
+        self.first: list[FloatArray] = [np.zeros_like(p, order="C") for p in params]
+        self.second: list[FloatArray] = (
+            [np.zeros_like(p, order="C") for p in params] if solver == "adam" else []
+        )
+
+    # scikit-learn's attribute names, for code that inspects ``_optimizer``.
+    @property
+    def velocities(self) -> list[FloatArray]:
+        return self.first
+
+    @property
+    def ms(self) -> list[FloatArray]:
+        return self.first
+
+    @property
+    def vs(self) -> list[FloatArray]:
+        return self.second
+
+    def matches(self, params: Sequence[FloatArray]) -> bool:
+        """Whether the stored state has the shapes of ``params``."""
+        n_second = len(params) if self.solver == "adam" else 0
+        return (
+            len(self.first) == len(params)
+            and len(self.second) == n_second
+            and all(f.shape == p.shape for f, p in zip(self.first, params, strict=True))
+            and all(s.shape == p.shape for s, p in zip(self.second, params, strict=False))
+        )
+
+    def cast(self, dtype: np.dtype[Any]) -> None:
+        """Store the state in the training dtype, C-contiguous."""
+        self.first = [_as_float(a, dtype) for a in self.first]
+        self.second = [_as_float(a, dtype) for a in self.second]
+
+
+def _print_progress(n_iter: int, loss: float, validation_score: float | None) -> None:
+    """Verbose per-epoch report, in scikit-learn's words."""
+    print("Iteration %d, loss = %.8f" % (n_iter, loss))  # noqa: UP031 - sklearn's format
+    if validation_score is not None:
+        print("Validation score: %f" % validation_score)  # noqa: UP031
+
+
+class BaseMultilayerPerceptron(BaseEstimator, ABC):
+    """Base class for MLP classification and regression.
+
+    Warning: This class should not be used directly. Use derived classes instead.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    # Fitted state (declared for type checkers; set by ``fit``).
+    coefs_: list[FloatArray]
+    intercepts_: list[FloatArray]
+    n_layers_: int
+    n_outputs_: int
+    out_activation_: str
+    _label_binarizer: LabelBinarizer
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes: Any,
+        activation: str,
+        solver: str,
+        alpha: float,
+        batch_size: int | str,
+        learning_rate: str,
+        learning_rate_init: float,
+        power_t: float,
+        max_iter: int,
+        loss: str,
+        shuffle: bool,
+        random_state: Any,
+        tol: float,
+        verbose: bool | int,
+        warm_start: bool,
+        momentum: float,
+        nesterovs_momentum: bool,
+        early_stopping: bool,
+        validation_fraction: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        n_iter_no_change: int | float,
+        max_fun: int,
+    ) -> None:
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------ helpers
+    @abstractmethod
+    def _validate_input(
+        self, X: Any, y: Any, incremental: bool, reset: bool
+    ) -> tuple[Any, npt.NDArray[Any]]: ...
+
+    @abstractmethod
+    def _score_kind(self) -> str: ...
+
+    def _loss_name(self) -> str:
+        """Name the loss the kernels compute (scikit-learn's choice in ``_backprop``)."""
+        if self.loss == "log_loss" and self.out_activation_ == "logistic":
+            return "binary_log_loss"
+        return str(self.loss)
+
+    def _unpack(self, packed_parameters: FloatArray) -> None:
+        """Extract the coefficients and intercepts from packed_parameters."""
+        for i in range(self.n_layers_ - 1):
+            start, end, shape = self._coef_indptr[i]
+            self.coefs_[i] = np.reshape(packed_parameters[start:end], shape).copy()
+
+            start, end = self._intercept_indptr[i]
+            self.intercepts_[i] = packed_parameters[start:end].copy()
+
+    def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
+        """Output-layer activations for ``X`` (computed in Rust).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        check_input : bool, default=True
+            Perform input data validation or not.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_outputs)
+            The output-layer activations. Their dtype is the one NumPy would give
+            ``X @ coefs_[0]`` (float32 for float32 input and float32 weights).
+        """
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        X = _densify(X)
+        dtype = np.result_type(np.asarray(X).dtype, *(np.asarray(c).dtype for c in self.coefs_))
+        if dtype not in (np.float32, np.float64):
+            dtype = np.dtype(np.float64)
+        coefs = [_as_float(c, dtype) for c in self.coefs_]
+        intercepts = [_as_float(b, dtype) for b in self.intercepts_]
+        return _oxlearn.mlp_forward(
+            _as_float(X, dtype),
+            coefs,
+            intercepts,
+            self.activation,
+            self.out_activation_,
+            _n_threads(),
+        )
+
+    def _initialize(self, y: npt.NDArray[Any], layer_units: list[int], dtype: Any) -> None:
+        # set all attributes, allocate weights etc. for first call
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+
+        # Compute the number of layers
+        self.n_layers_ = len(layer_units)
+
+        # Output for regression
+        if not is_classifier(self):
+            if self.loss == "poisson":
+                self.out_activation_ = "exp"
+            else:
+                # loss = "squared_error"
+                self.out_activation_ = "identity"
+        # Output for multi class
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        # Output for binary class and multi-label
+        else:
+            self.out_activation_ = "logistic"
+
+        # Initialize coefficient and intercept layers
+        self.coefs_ = []
+        self.intercepts_ = []
+
+        for i in range(self.n_layers_ - 1):
+            coef_init, intercept_init = self._init_coef(layer_units[i], layer_units[i + 1], dtype)
+            self.coefs_.append(coef_init)
+            self.intercepts_.append(intercept_init)
+
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_: list[float] = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_: list[float] | None = []
+                self.best_validation_score_: float | None = -np.inf
+                self.best_loss_: float | None = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _init_coef(self, fan_in: int, fan_out: int, dtype: Any) -> tuple[FloatArray, FloatArray]:
+        # Use the initialization method recommended by Glorot et al., drawing from the
+        # random state exactly as scikit-learn does (same random_state, same weights).
+        factor = 6.0
+        if self.activation == "logistic":
+            factor = 2.0
+        init_bound = np.sqrt(factor / (fan_in + fan_out))
+
+        # Generate weights and bias:
+        coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
+        intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
+        coef_init = coef_init.astype(dtype, copy=False)
+        intercept_init = intercept_init.astype(dtype, copy=False)
+        return coef_init, intercept_init
+
+    # ------------------------------------------------------------------ training
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        incremental: bool = False,
+    ) -> BaseMultilayerPerceptron:
+        # Make sure self.hidden_layer_sizes is a list
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)  # noqa: UP031
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X = _densify(X)
+        n_features = X.shape[1]
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+
+        # Ensure y is 2D
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+
+        self.n_outputs_ = y.shape[1]
+
+        layer_units = [n_features, *(int(h) for h in hidden_layer_sizes), self.n_outputs_]
+
+        # check random state
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            # First time training the model
+            self._initialize(y, layer_units, X.dtype)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, incremental)
+        elif self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight, layer_units)
+
+        # validate parameter weights
+        weights = [*self.coefs_, *self.intercepts_]
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+
+        return self
+
+    def _fit_lbfgs(
+        self,
+        X: FloatArray,
+        y: npt.NDArray[Any],
+        sample_weight: FloatArray | None,
+        layer_units: list[int],
+    ) -> None:
+        # As in scikit-learn: the initial point is packed in X's dtype, so scipy (whose
+        # ScalarFunction keeps x0's floating dtype) evaluates the loss and gradient in that
+        # dtype, while L-BFGS-B itself iterates in float64 and the returned weights are
+        # float64 whatever X's dtype.
+        dtype = X.dtype
+        X = _as_float(X, dtype)
+        Y = _as_float(y, dtype)
+        sw = None if sample_weight is None else _as_float(sample_weight, dtype)
+
+        # Store meta information for the parameters
+        self._coef_indptr: list[tuple[int, int, tuple[int, int]]] = []
+        self._intercept_indptr: list[tuple[int, int]] = []
+        start = 0
+
+        # Save sizes and indices of coefficients for faster unpacking
+        for i in range(self.n_layers_ - 1):
+            n_fan_in, n_fan_out = layer_units[i], layer_units[i + 1]
+
+            end = start + (n_fan_in * n_fan_out)
+            self._coef_indptr.append((start, end, (n_fan_in, n_fan_out)))
+            start = end
+
+        # Save sizes and indices of intercepts for faster unpacking
+        for i in range(self.n_layers_ - 1):
+            end = start + layer_units[i + 1]
+            self._intercept_indptr.append((start, end))
+            start = end
+
+        packed_coef_inter = _as_float(_pack(self.coefs_, self.intercepts_), dtype)
+        if packed_coef_inter.shape[0] != start:
+            raise ValueError(
+                f"The network has {packed_coef_inter.shape[0]} parameters but "
+                f"layer sizes {layer_units} need {start}; the weights do not match "
+                "hidden_layer_sizes and the data."
+            )
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        options: dict[str, Any] = {
+            "maxfun": self.max_fun,
+            "maxiter": self.max_iter,
+            "gtol": self.tol,
+        }
+        # scipy < 1.15 still takes iprint (scikit-learn's _get_additional_lbfgs_options_dict).
+        if tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15):
+            options["iprint"] = iprint
+
+        loss_name = self._loss_name()
+        n_threads = _n_threads()
+        activation = str(self.activation)
+        out_activation = self.out_activation_
+        alpha = float(self.alpha)
+
+        def loss_grad(packed: FloatArray) -> tuple[float, FloatArray]:
+            return _oxlearn.mlp_loss_grad(
+                _as_float(packed, dtype),
+                X,
+                Y,
+                sw,
+                layer_units,
+                activation,
+                out_activation,
+                loss_name,
+                alpha,
+                n_threads,
+            )
+
+        opt_res = scipy.optimize.minimize(
+            loss_grad,
+            packed_coef_inter,
+            method="L-BFGS-B",
+            jac=True,
+            options=options,
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        self._unpack(opt_res.x)
+
+    def _fit_stochastic(
+        self,
+        X: FloatArray,
+        y: npt.NDArray[Any],
+        sample_weight: FloatArray | None,
+        incremental: bool,
+    ) -> None:
+        dtype = X.dtype
+        # The kernel trains the weights in place: one C-contiguous array per layer in
+        # the training dtype (a no-op unless the weights were set by hand or by a fit
+        # on data of another dtype).
+        self.coefs_ = [_as_float(c, dtype) for c in self.coefs_]
+        self.intercepts_ = [_as_float(b, dtype) for b in self.intercepts_]
+        params = [*self.coefs_, *self.intercepts_]
+        optimizer: _StochasticOptimizer | None = getattr(self, "_optimizer", None)
+        if (
+            not incremental
+            or optimizer is None
+            or optimizer.solver != self.solver
+            or not optimizer.matches(params)
+        ):
+            optimizer = _StochasticOptimizer(
+                self.solver,
+                params,
+                self.learning_rate_init,
+                self.learning_rate,
+                self.momentum,
+                self.nesterovs_momentum,
+                self.power_t,
+                self.beta_1,
+                self.beta_2,
+                self.epsilon,
+            )
+            self._optimizer = optimizer
+        optimizer.cast(dtype)
+
+        # early_stopping in partial_fit doesn't make sense
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = bool(self.early_stopping)
+        X_val: FloatArray | None
+        Y_val: npt.NDArray[Any] | None
+        sample_weight_val: FloatArray | None
+        if early_stopping:
+            # don't stratify in multilabel classification
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            if sample_weight is None:
+                X_train, X_val, y_train, Y_val = train_test_split(
+                    X,
+                    y,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
+                sample_weight_train = sample_weight_val = None
+            else:
+                (
+                    X_train,
+                    X_val,
+                    y_train,
+                    Y_val,
+                    sample_weight_train,
+                    sample_weight_val,
+                ) = train_test_split(
+                    X,
+                    y,
+                    sample_weight,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
+            assert X_val is not None
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+        else:
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            X_val = Y_val = sample_weight_val = None
+
+        n_samples = X_train.shape[0]
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if int(self.batch_size) > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        # The per-epoch shuffles are drawn in Rust from a generator seeded here, after
+        # the weight initialisation and the validation split have used the random state.
+        seed = int(self._random_state.randint(0, np.iinfo(np.int64).max))
+
+        def arr(a: Any) -> FloatArray | None:
+            return None if a is None else _as_float(a, dtype)
+
+        # The kernel writes the best weights into these (early stopping); they must not
+        # share memory with the weights being trained.
+        best_coefs = [
+            np.array(c, dtype=dtype, order="C", copy=True)
+            for c in getattr(self, "_best_coefs", self.coefs_)
+        ]
+        best_intercepts = [
+            np.array(b, dtype=dtype, order="C", copy=True)
+            for b in getattr(self, "_best_intercepts", self.intercepts_)
+        ]
+        if [b.shape for b in best_coefs] != [c.shape for c in self.coefs_] or [
+            b.shape for b in best_intercepts
+        ] != [b.shape for b in self.intercepts_]:
+            best_coefs = [c.copy() for c in self.coefs_]
+            best_intercepts = [b.copy() for b in self.intercepts_]
+
+        n_iter_no_change = _NEVER if np.isinf(self.n_iter_no_change) else int(self.n_iter_no_change)
+        prev_best_loss = getattr(self, "best_loss_", None)
+        best_loss = np.inf if prev_best_loss is None else float(prev_best_loss)
+        prev_best_score = getattr(self, "best_validation_score_", None)
+        best_validation_score = -np.inf if prev_best_score is None else float(prev_best_score)
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+        if early_stopping and getattr(self, "validation_scores_", None) is None:
+            self.validation_scores_ = []
+
+        interrupted = False
+        try:
+            result = _oxlearn.mlp_fit_stochastic(
+                _as_float(X_train, dtype),
+                _as_float(y_train, dtype),
+                arr(sample_weight_train),
+                self.coefs_,
+                self.intercepts_,
+                optimizer.first,
+                optimizer.second,
+                best_coefs,
+                best_intercepts,
+                arr(X_val),
+                arr(Y_val),
+                arr(sample_weight_val),
+                _print_progress if self.verbose else None,
+                activation=str(self.activation),
+                out_activation=self.out_activation_,
+                loss=self._loss_name(),
+                solver=optimizer.solver,
+                alpha=float(self.alpha),
+                batch_size=batch_size,
+                learning_rate=optimizer.lr_schedule,
+                learning_rate_init=optimizer.learning_rate_init,
+                current_learning_rate=optimizer.learning_rate,
+                power_t=optimizer.power_t,
+                momentum=optimizer.momentum,
+                nesterovs_momentum=optimizer.nesterov,
+                beta_1=optimizer.beta_1,
+                beta_2=optimizer.beta_2,
+                epsilon=optimizer.epsilon,
+                max_iter=int(self.max_iter),
+                shuffle=bool(self.shuffle),
+                seed=seed,
+                tol=float(self.tol),
+                n_iter_no_change=n_iter_no_change,
+                incremental=incremental,
+                t=int(self.t_),
+                adam_t=int(optimizer.t),
+                best_loss=best_loss,
+                best_validation_score=best_validation_score,
+                no_improvement_count=int(getattr(self, "_no_improvement_count", 0)),
+                score_kind=self._score_kind(),
+                n_threads=_n_threads(),
+            )
+        except KeyboardInterrupt:
+            # Only reachable if the interrupt lands outside the kernel's own epoch-end
+            # check (e.g. while the verbose callback prints): the weights trained so far
+            # are kept, the per-epoch bookkeeping of this call is lost.
+            interrupted = True
+            result = None
+
+        if result is not None:
+            self.n_iter_ = int(result["n_iter"])
+            curve = [float(v) for v in result["loss_curve"]]
+            self.loss_curve_.extend(curve)
+            if curve:
+                self.loss_ = curve[-1]
+            self.t_ = int(result["t"])
+            optimizer.t = int(result["adam_t"])
+            optimizer.learning_rate = float(result["current_learning_rate"])
+            self._no_improvement_count = int(result["no_improvement_count"])
+            if early_stopping:
+                assert self.validation_scores_ is not None
+                self.validation_scores_.extend(float(v) for v in result["validation_scores"])
+                self.best_validation_score_ = float(result["best_validation_score"])
+            else:
+                self.best_loss_ = float(result["best_loss"])
+            if self.verbose and result["stop_message"]:
+                print(result["stop_message"])
+            stop_reason = result["stop_reason"]
+            if stop_reason == "interrupted":
+                interrupted = True
+            elif stop_reason == "max_iter":
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) "  # noqa: UP031
+                    "reached and the optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+        if interrupted:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+
+        self._best_coefs = best_coefs
+        self._best_intercepts = best_intercepts
+        if early_stopping:
+            # restore best weights (copies: the kernel's buffers stay separate)
+            self.coefs_ = [c.copy() for c in best_coefs]
+            self.intercepts_ = [b.copy() for b in best_intercepts]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMultilayerPerceptron:
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
+            The input data. Sparse matrices are densified.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Returns a trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                f" optimizers. {self.solver} is not stochastic."
+            )
+        return True
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # csr/csc input is accepted (and densified), as scikit-learn's MLP accepts it.
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_PARAMS_DOC = """
+    hidden_layer_sizes : array-like of shape(n_layers - 2,), default=(100,)
+        The ith element represents the number of neurons in the ith
+        hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function for the hidden layer: 'identity' (f(x) = x),
+        'logistic' (f(x) = 1 / (1 + exp(-x))), 'tanh' (f(x) = tanh(x)) or
+        'relu' (f(x) = max(0, x)).
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization: 'lbfgs' (scipy's L-BFGS-B driving a
+        Rust loss-and-gradient function), 'sgd' (stochastic gradient descent) or
+        'adam' (Kingma and Ba's stochastic optimizer). SGD and Adam run their
+        whole training loop in Rust.
+
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term. The L2 regularization term
+        is divided by the sample size when added to the loss.
+
+    batch_size : int, default='auto'
+        Size of minibatches for stochastic optimizers.
+        If the solver is 'lbfgs', the model will not use minibatch.
+        When set to "auto", `batch_size=min(200, n_samples)`.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule for weight updates. 'constant' keeps
+        'learning_rate_init'; 'invscaling' uses
+        ``learning_rate_init / pow(t, power_t)``; 'adaptive' divides the rate by
+        5 each time two consecutive epochs fail to improve the training loss
+        (or the validation score with early stopping) by at least tol.
+        Only used when ``solver='sgd'``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate used. It controls the step-size
+        in updating the weights. Only used when solver='sgd' or 'adam'.
+
+    power_t : float, default=0.5
+        The exponent for inverse scaling learning rate.
+        Only used when solver='sgd' and learning_rate='invscaling'.
+
+    max_iter : int, default=200
+        Maximum number of iterations. For stochastic solvers ('sgd', 'adam'),
+        this is the number of epochs, not of gradient steps.
+
+    shuffle : bool, default=True
+        Whether to shuffle samples in each iteration. Only used when
+        solver='sgd' or 'adam'.
+
+    random_state : int, RandomState instance, default=None
+        Determines random number generation for weights and bias
+        initialization (drawn exactly as scikit-learn draws them),
+        train-test split if early stopping is used, and batch
+        sampling when solver='sgd' or 'adam' (a seed for the Rust generator
+        that shuffles each epoch is drawn from it).
+        Pass an int for reproducible results across multiple function calls.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization. When the loss or score is not improving
+        by at least ``tol`` for ``n_iter_no_change`` consecutive iterations,
+        unless ``learning_rate`` is set to 'adaptive', convergence is
+        considered to be reached and training stops.
+
+    verbose : bool, default=False
+        Whether to print progress messages to stdout.
+
+    warm_start : bool, default=False
+        When set to True, reuse the solution of the previous
+        call to fit as initialization, otherwise, just erase the
+        previous solution.
+
+    momentum : float, default=0.9
+        Momentum for gradient descent update. Should be between 0 and 1. Only
+        used when solver='sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum. Only used when solver='sgd' and
+        momentum > 0.
+
+    early_stopping : bool, default=False
+        Whether to use early stopping to terminate training when validation
+        score is not improving. If set to True, it will automatically set
+        aside ``validation_fraction`` of training data as validation and
+        terminate training when validation score is not improving by at
+        least ``tol`` for ``n_iter_no_change`` consecutive epochs; the weights
+        of the best epoch are restored. Only effective when solver='sgd' or 'adam'.
+
+    validation_fraction : float, default=0.1
+        The proportion of training data to set aside as validation set for
+        early stopping. Must be between 0 and 1.
+        Only used if early_stopping is True.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate for estimates of first moment vector in adam,
+        should be in [0, 1). Only used when solver='adam'.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate for estimates of second moment vector in adam,
+        should be in [0, 1). Only used when solver='adam'.
+
+    epsilon : float, default=1e-8
+        Value for numerical stability in adam. Only used when solver='adam'.
+
+    n_iter_no_change : int, default=10
+        Maximum number of epochs to not meet ``tol`` improvement.
+        Only effective when solver='sgd' or 'adam'.
+
+    max_fun : int, default=15000
+        Only used when solver='lbfgs'. Maximum number of loss function calls.
+"""
+
+_COMMON_ATTRIBUTES_DOC = """
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        The minimum loss reached by the solver throughout fitting.
+        If `early_stopping=True`, this attribute is set to `None`. Refer to
+        the `best_validation_score_` fitted attribute instead.
+        Only accessible when solver='sgd' or 'adam'.
+
+    loss_curve_ : list of shape (`n_iter_`,)
+        The ith element in the list represents the loss at the ith iteration.
+        Only accessible when solver='sgd' or 'adam'.
+
+    validation_scores_ : list of shape (`n_iter_`,) or None
+        The score at each iteration on a held-out validation set ({score}).
+        Only available if `early_stopping=True`, otherwise `None`.
+        Only accessible when solver='sgd' or 'adam'.
+
+    best_validation_score_ : float or None
+        The best validation score ({score}) that triggered the early
+        stopping. Only available if `early_stopping=True`, otherwise `None`.
+        Only accessible when solver='sgd' or 'adam'.
+
+    t_ : int
+        The number of training samples seen by the solver during fitting.
+
+    coefs_ : list of shape (n_layers - 1,)
+        The ith element in the list represents the weight matrix corresponding
+        to layer i.
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The ith element in the list represents the bias vector corresponding to
+        layer i + 1.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    n_iter_ : int
+        The number of iterations the solver has run (in the last call to
+        ``fit``/``partial_fit``).
+
+    n_layers_ : int
+        Number of layers.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+"""
+
+_COMMON_NOTES_DOC = """
+    The weights are initialised exactly as scikit-learn initialises them (same
+    ``random_state``, same initial ``coefs_``). The stochastic solvers shuffle each
+    epoch with a Rust generator seeded from ``random_state``, so their training path
+    differs from scikit-learn's in the order of the mini-batches, not in the
+    optimiser. Training and prediction use every CPU the process may run on, or
+    ``OXLEARN_NUM_THREADS`` when that environment variable is set; results are
+    bit-identical at any thread count. float32 input trains in float32 with the
+    stochastic solvers; 'lbfgs' works in float64 (as scikit-learn's does, since scipy's
+    L-BFGS-B iterates in float64). Sparse input is accepted and densified. Ctrl-C
+    during ``fit`` stops training at the end of the current epoch and warns.
+"""
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    __doc__ = (
+        """Multi-layer Perceptron classifier.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier` whose
+    training and inference run in Rust. This model optimizes the log-loss function
+    using LBFGS or stochastic gradient descent.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+"""
+        + _COMMON_ATTRIBUTES_DOC.format(score="accuracy")
+        + """
+    See Also
+    --------
+    MLPRegressor : Multi-layer Perceptron regressor.
+    sklearn.neural_network.MLPClassifier : The scikit-learn estimator this reproduces.
+
+    Notes
+    -----"""
+        + _COMMON_NOTES_DOC
+        + """
+    Examples
+    --------
+    >>> from oxlearn.neural_network import MLPClassifier
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.model_selection import train_test_split
+    >>> X, y = make_classification(n_samples=100, random_state=1)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y,
+    ...                                                     random_state=1)
+    >>> clf = MLPClassifier(random_state=1, max_iter=300).fit(X_train, y_train)
+    >>> clf.predict_proba(X_test[:1]).shape
+    (1, 2)
+    >>> clf.predict(X_test[:5]).shape
+    (5,)
+    """
+    )
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _score_kind(self) -> str:
+        return "accuracy"
+
+    def _validate_input(
+        self, X: Any, y: Any, incremental: bool, reset: bool
+    ) -> tuple[Any, npt.NDArray[Any]]:
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+
+        # incremental warm_start classes_ def  action
+        #    0            0         0        define classes_
+        #    0            1         0        define classes_
+        #    0            0         1        redefine classes_
+        #
+        #    0            1         1        check compat warm_start
+        #    1            1         1        check compat warm_start
+        #
+        #    1            0         1        check compat last fit
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+
+        # This downcast to bool is to prevent upcasting when working with float32 data
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X: Any) -> npt.NDArray[Any]:
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X: Any, check_input: bool = True) -> npt.NDArray[Any]:
+        """Private predict method with optional input validation."""
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+
+        result: npt.NDArray[Any] = self._label_binarizer.inverse_transform(y_pred)
+        return result
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+    ) -> MLPClassifier:
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : array-like of shape (n_samples,)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit.
+            Can be obtained via `np.unique(y_all)`, where y_all is the
+            target vector of the entire dataset.
+            This argument is required for the first call to partial_fit
+            and can be omitted in the subsequent calls.
+            Note that y doesn't need to contain all labels in `classes`.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self
+
+    def predict_log_proba(self, X: Any) -> FloatArray:
+        """Return the log of probability estimates.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted log-probability of the sample for each class
+            in the model, where classes are ordered as they are in
+            `self.classes_`. Equivalent to `log(predict_proba(X))`.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X: Any) -> FloatArray:
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted probability of the sample for each class in the
+            model, where classes are ordered as they are in `self.classes_`.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    __doc__ = (
+        """Multi-layer Perceptron regressor.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor` whose
+    training and inference run in Rust. This model optimizes the squared error
+    (or the Poisson deviance) using LBFGS or stochastic gradient descent.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss function to use when training the weights. Both implement half
+        of the loss ("half squared error", "half Poisson deviance"); 'poisson'
+        uses an exponential output activation and requires ``y >= 0``.
+"""
+        + _COMMON_PARAMS_DOC
+        + """
+    Attributes
+    ----------"""
+        + _COMMON_ATTRIBUTES_DOC.format(score="R2 score")
+        + """
+    See Also
+    --------
+    MLPClassifier : Multi-layer Perceptron classifier.
+    sklearn.neural_network.MLPRegressor : The scikit-learn estimator this reproduces.
+
+    Notes
+    -----"""
+        + _COMMON_NOTES_DOC
+        + """
+    Unlike scikit-learn 1.9 (whose ``MLPRegressor.partial_fit`` runs a full L-BFGS fit
+    when ``solver='lbfgs'``), ``partial_fit`` is unavailable for 'lbfgs' here, as in
+    both libraries' ``MLPClassifier``.
+
+    Examples
+    --------
+    >>> from oxlearn.neural_network import MLPRegressor
+    >>> from sklearn.datasets import make_regression
+    >>> X, y = make_regression(n_samples=200, n_features=20, random_state=1)
+    >>> regr = MLPRegressor(random_state=1, max_iter=2000, tol=0.1).fit(X, y)
+    >>> regr.predict(X[:2]).shape
+    (2,)
+    """
+    )
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _score_kind(self) -> str:
+        return "r2"
+
+    def predict(self, X: Any) -> FloatArray:
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X: Any, check_input: bool = True) -> FloatArray:
+        """Private predict method with optional input validation."""
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _validate_input(
+        self, X: Any, y: Any, incremental: bool, reset: bool
+    ) -> tuple[Any, npt.NDArray[Any]]:
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self

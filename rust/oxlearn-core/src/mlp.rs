@@ -1,1 +1,0 @@
-//! Multi-layer perceptrons (filled in by the MLP work).
