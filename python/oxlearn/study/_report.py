@@ -192,7 +192,8 @@ def _report_markdown(result: StudyResult, files: dict[str, str]) -> str:
         f"{result.n_classes} classes. Backends: {', '.join(s.backends)}. Cross-validation: "
         "unshuffled `KFold(n_splits=folds)`; folds per section: "
         + ", ".join(f"{k}={n}" for k, n in s.folds.items())
-        + f". MLP seeds: 0..{s.seeds - 1}. Threads per fit: {s.threads}; jobs: {s.jobs}"
+        + (f". MLP seeds: 0..{s.seeds - 1}" if s.seeds > 1 else ". MLP seed (random_state): 0")
+        + f". Threads per fit: {s.threads}; jobs: {s.jobs}"
         + (" (quick grid)" if s.quick else "")
         + ".",
         "",
@@ -209,7 +210,9 @@ def _report_markdown(result: StudyResult, files: dict[str, str]) -> str:
         header, rows = _section_rows(sec)
         lines += [f"## {sec.title}", "", _section_heading(sec) + ".", ""]
         lines += [f"![{sec.name}]({files[sec.name]})", "", _markdown_table(header, rows), ""]
-        lines += [f"- {w}" for w in _warning_lines(sec)]
+        warned = _warning_lines(sec)
+        if warned:
+            lines += [*(f"- {w}" for w in warned), ""]
         lines += [format_summary(sec) + ".", ""]
         if sec.kind == "knn" and "oxlearn" in sec.backends:
             lines += [
