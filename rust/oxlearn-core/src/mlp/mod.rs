@@ -31,11 +31,19 @@ pub mod activation;
 pub mod backprop;
 pub mod forward;
 pub mod loss;
+pub mod optim;
+pub mod score;
+pub mod train;
 
 pub use activation::{Activation, OutActivation};
 pub use backprop::{Workspace, loss_grad_packed};
 pub use forward::forward_predict;
 pub use loss::Loss;
+pub use optim::{Optimizer, Schedule};
+pub use score::ScoreKind;
+pub use train::{
+    EpochControl, StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
+};
 
 use ndarray::{ArrayView1, ArrayView2};
 

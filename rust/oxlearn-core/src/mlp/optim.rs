@@ -1,0 +1,213 @@
+//! scikit-learn's `SGDOptimizer` and `AdamOptimizer` (`_stochastic_optimizers.py`).
+//!
+//! Parameters, gradients and optimizer state are lists of flat slices in scikit-learn's
+//! `_pack` order (every coef, then every intercept). The arithmetic mirrors NumPy's with
+//! Python-float hyper-parameters: SGD runs entirely in the training dtype; Adam's bias-corrected
+//! learning rate is a float64 scalar, so (as in NumPy) each update `-lr * m / (sqrt(v) + eps)`
+//! is computed in float64 and rounded once when added to a float32 parameter.
+
+use crate::error::{CoreError, Result};
+use crate::real::Real;
+
+/// SGD learning-rate schedule (`learning_rate` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// `learning_rate_init` throughout.
+    Constant,
+    /// `learning_rate_init / (t + 1) ** power_t` after each epoch (`t` = samples seen).
+    InvScaling,
+    /// Divide by 5 when the stopping rule fires, stop once it is `<= 1e-6`.
+    Adaptive,
+}
+
+impl Schedule {
+    /// Parses scikit-learn's name.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "constant" => Ok(Self::Constant),
+            "invscaling" => Ok(Self::InvScaling),
+            "adaptive" => Ok(Self::Adaptive),
+            _ => Err(CoreError::invalid(
+                "learning_rate",
+                format!("expected one of 'constant', 'invscaling', 'adaptive', got {name:?}"),
+            )),
+        }
+    }
+}
+
+/// A stochastic optimizer with its scalar state (the per-parameter state lives in caller
+/// slices).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Optimizer {
+    /// Stochastic gradient descent with momentum.
+    Sgd {
+        /// `learning_rate_init`.
+        lr_init: f64,
+        /// The current learning rate (`_optimizer.learning_rate`).
+        lr: f64,
+        /// The schedule.
+        schedule: Schedule,
+        /// `momentum`.
+        momentum: f64,
+        /// `nesterovs_momentum`.
+        nesterov: bool,
+        /// `power_t`.
+        power_t: f64,
+    },
+    /// Adam.
+    Adam {
+        /// `learning_rate_init`.
+        lr_init: f64,
+        /// The last bias-corrected learning rate.
+        lr: f64,
+        /// `beta_1`.
+        beta_1: f64,
+        /// `beta_2`.
+        beta_2: f64,
+        /// `epsilon`.
+        epsilon: f64,
+        /// Number of updates so far (`_optimizer.t`).
+        t: u64,
+    },
+}
+
+impl Optimizer {
+    /// The current learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match self {
+            Self::Sgd { lr, .. } | Self::Adam { lr, .. } => *lr,
+        }
+    }
+
+    /// Whether `opt_second` must hold state (Adam) or be empty (SGD).
+    pub fn uses_second_moment(&self) -> bool {
+        matches!(self, Self::Adam { .. })
+    }
+
+    /// One update of every parameter (`update_params`). `first`/`second` are the SGD
+    /// velocities (and nothing) or Adam's first and second moments.
+    pub fn update<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grads: &[&[T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+    ) {
+        match self {
+            Self::Sgd {
+                lr,
+                momentum,
+                nesterov,
+                ..
+            } => {
+                let mu = T::from_f64_lossy(*momentum);
+                let lr = T::from_f64_lossy(*lr);
+                for ((p, g), v) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
+                    sgd_step(p, g, v, mu, lr, *nesterov);
+                }
+            }
+            Self::Adam {
+                lr_init,
+                lr,
+                beta_1,
+                beta_2,
+                epsilon,
+                t,
+            } => {
+                *t += 1;
+                let tf = *t as f64;
+                *lr = *lr_init * (1.0 - beta_2.powf(tf)).sqrt() / (1.0 - beta_1.powf(tf));
+                let c = AdamConsts {
+                    b1: T::from_f64_lossy(*beta_1),
+                    omb1: T::from_f64_lossy(1.0 - *beta_1),
+                    b2: T::from_f64_lossy(*beta_2),
+                    omb2: T::from_f64_lossy(1.0 - *beta_2),
+                    eps: T::from_f64_lossy(*epsilon),
+                    neg_lr: -*lr,
+                };
+                for (((p, g), m), v) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(first.iter_mut())
+                    .zip(second.iter_mut())
+                {
+                    adam_step(p, g, m, v, &c);
+                }
+            }
+        }
+    }
+
+    /// `iteration_ends(time_step)`: the invscaling schedule.
+    pub fn iteration_ends(&mut self, time_step: u64) {
+        if let Self::Sgd {
+            lr_init,
+            lr,
+            schedule: Schedule::InvScaling,
+            power_t,
+            ..
+        } = self
+        {
+            *lr = *lr_init / ((time_step + 1) as f64).powf(*power_t);
+        }
+    }
+
+    /// `trigger_stopping(msg)`: returns whether to stop and the message scikit-learn prints
+    /// in verbose mode.
+    pub fn trigger_stopping(&mut self, msg: &str) -> (bool, String) {
+        match self {
+            Self::Sgd {
+                lr,
+                schedule: Schedule::Adaptive,
+                ..
+            } => {
+                if *lr <= 1e-6 {
+                    (true, format!("{msg} Learning rate too small. Stopping."))
+                } else {
+                    *lr /= 5.0;
+                    (false, format!("{msg} Setting learning rate to {lr:.6}"))
+                }
+            }
+            _ => (true, format!("{msg} Stopping.")),
+        }
+    }
+}
+
+/// `v = momentum * v - lr * g; p += (momentum * v - lr * g if nesterov else v)`.
+#[inline]
+pub fn sgd_step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], mu: T, lr: T, nesterov: bool) {
+    for ((pv, &gv), vv) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+        let nv = mu * *vv - lr * gv;
+        *vv = nv;
+        *pv += if nesterov { mu * nv - lr * gv } else { nv };
+    }
+}
+
+/// Adam's constants for one step, in the training dtype (and the float64 step size).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamConsts<T> {
+    /// `beta_1`.
+    pub b1: T,
+    /// `1 - beta_1` (computed in float64, then rounded).
+    pub omb1: T,
+    /// `beta_2`.
+    pub b2: T,
+    /// `1 - beta_2`.
+    pub omb2: T,
+    /// `epsilon`.
+    pub eps: T,
+    /// Minus the bias-corrected learning rate, float64.
+    pub neg_lr: f64,
+}
+
+/// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
+#[inline]
+pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
+    for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let nm = c.b1 * *mv + c.omb1 * gv;
+        let nv = c.b2 * *vv + c.omb2 * (gv * gv);
+        *mv = nm;
+        *vv = nv;
+        let upd = (c.neg_lr * nm.to_f64_lossless()) / (nv.sqrt() + c.eps).to_f64_lossless();
+        *pv = T::from_f64_lossy(pv.to_f64_lossless() + upd);
+    }
+}

@@ -1,0 +1,431 @@
+//! scikit-learn's `_fit_stochastic` loop, whole: per-epoch shuffle, mini-batches, the
+//! optimizer, epoch loss, `_update_no_improvement_count`, the stopping rules and early
+//! stopping scoring. One call trains; an epoch-end hook lets the caller report progress and
+//! ask for a stop (Ctrl-C) without this crate knowing about Python.
+
+use ndarray::ArrayView2;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_pcg::Pcg64;
+
+use super::backprop::Workspace;
+use super::optim::Optimizer;
+use super::score::ScoreKind;
+use super::{NetSpec, OutActivation};
+use crate::error::{CoreError, Result};
+use crate::parallel::Threads;
+use crate::real::Real;
+
+/// What the epoch-end hook asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochControl {
+    /// Keep training.
+    Continue,
+    /// Stop after this epoch (Ctrl-C, or the callback failed): `StopReason::Interrupted`.
+    Interrupt,
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The `tol`/`n_iter_no_change` rule fired and the optimizer agreed to stop.
+    Converged,
+    /// `max_iter` epochs ran.
+    MaxIter,
+    /// One epoch of `partial_fit`.
+    Incremental,
+    /// The hook asked to stop.
+    Interrupted,
+    /// The weights became non-finite (without early stopping; the caller raises).
+    NonFinite,
+}
+
+impl StopReason {
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Converged => "converged",
+            Self::MaxIter => "max_iter",
+            Self::Incremental => "incremental",
+            Self::Interrupted => "interrupted",
+            Self::NonFinite => "non_finite",
+        }
+    }
+}
+
+/// Hyper-parameters of one `_fit_stochastic` call.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The network.
+    pub spec: NetSpec,
+    /// L2 penalty.
+    pub alpha: f64,
+    /// Mini-batch size (clipped to `[1, n]`).
+    pub batch_size: usize,
+    /// Maximum number of epochs (`max_iter`).
+    pub max_iter: usize,
+    /// Shuffle the sample order every epoch.
+    pub shuffle: bool,
+    /// Seed of the PCG generator drawing the permutations.
+    pub seed: u64,
+    /// `tol`.
+    pub tol: f64,
+    /// `n_iter_no_change`.
+    pub n_iter_no_change: usize,
+    /// One epoch only (`partial_fit`).
+    pub incremental: bool,
+    /// The validation score when early stopping is on.
+    pub score_kind: Option<ScoreKind>,
+}
+
+/// State carried between calls (scikit-learn keeps it on the estimator and the optimizer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState {
+    /// The optimizer, with its learning rate and Adam step count.
+    pub optimizer: Optimizer,
+    /// `t_`: samples seen.
+    pub t: u64,
+    /// `best_loss_` (`inf` at the start; unused with early stopping).
+    pub best_loss: f64,
+    /// `best_validation_score_` (`-inf` at the start; early stopping only).
+    pub best_validation_score: f64,
+    /// `_no_improvement_count`.
+    pub no_improvement_count: usize,
+}
+
+/// What one call did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// Epochs run by this call.
+    pub n_iter: usize,
+    /// Epoch losses of this call.
+    pub loss_curve: Vec<f64>,
+    /// Validation scores of this call (early stopping).
+    pub validation_scores: Vec<f64>,
+    /// Why the loop ended.
+    pub stop_reason: StopReason,
+    /// scikit-learn's stopping text with the optimizer's suffix, or empty.
+    pub stop_message: String,
+}
+
+/// The data of one call: training rows and the optional validation set.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a, T> {
+    /// Training inputs `(n, units[0])`, row-major contiguous.
+    pub x: &'a [T],
+    /// Training targets `(n, units[-1])`, row-major contiguous.
+    pub y: &'a [T],
+    /// Per-row weights.
+    pub sw: Option<&'a [T]>,
+    /// Validation inputs, targets and weights (early stopping).
+    pub val: Option<ValSet<'a, T>>,
+}
+
+/// Validation inputs, targets and optional weights.
+pub type ValSet<'a, T> = (&'a [T], &'a [T], Option<&'a [T]>);
+
+/// Read-only coef views and intercept slices of parameters stored as `_pack`-ordered slices.
+fn param_views<'p, T>(
+    params: &'p [&mut [T]],
+    units: &[usize],
+) -> (Vec<ArrayView2<'p, T>>, Vec<&'p [T]>) {
+    let layers = units.len() - 1;
+    let (coef_sl, int_sl) = params.split_at(layers);
+    let coefs = coef_sl
+        .iter()
+        .zip(units.windows(2))
+        .map(|(p, w)| {
+            ArrayView2::from_shape((w[0], w[1]), &p[..])
+                .expect("coef slice sized units[i] * units[i + 1]")
+        })
+        .collect();
+    let ints = int_sl.iter().map(|p| &p[..]).collect();
+    (coefs, ints)
+}
+
+/// Parameter-shaped lists of flat slices, in `_pack` order (coefs, then intercepts).
+pub type SliceList<'s, 'a, T> = &'s mut [&'a mut [T]];
+
+fn check_list<T>(name: &str, list: &[&mut [T]], sizes: &[usize]) -> Result<()> {
+    if list.len() != sizes.len() {
+        return Err(CoreError::shape(
+            format!("number of {name} arrays"),
+            sizes.len(),
+            list.len(),
+        ));
+    }
+    for (i, (a, &s)) in list.iter().zip(sizes).enumerate() {
+        if a.len() != s {
+            return Err(CoreError::shape(format!("{name}[{i}] size"), s, a.len()));
+        }
+    }
+    Ok(())
+}
+
+fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
+    if width == 0 || data.len() % width != 0 {
+        return Err(CoreError::invalid(
+            name,
+            format!(
+                "length {} is not a multiple of the width {width}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(data.len() / width)
+}
+
+/// Runs scikit-learn's `_fit_stochastic` (without the train/validation split, which the
+/// caller does). Trains `params` in place, with `first`/`second` the optimizer state lists
+/// and `best` receiving the parameters at each new best validation score.
+///
+/// `hook(n_iter, loss, validation_score)` runs after each epoch's bookkeeping (after
+/// `_update_no_improvement_count` and `iteration_ends`, before the stopping rule).
+///
+/// A non-finite loss or non-finite weights never raise (scikit-learn's loop keeps going).
+/// Without early stopping, training stops after the epoch in which the weights became
+/// non-finite with [`StopReason::NonFinite`] (scikit-learn would only raise after its last
+/// epoch); with early stopping it goes on, as in scikit-learn, whose best weights stay finite.
+///
+/// The whole loop runs inside one [`Threads::install`]; results are bit-identical for any
+/// thread count.
+pub fn fit_stochastic<T: Real>(
+    data: TrainData<'_, T>,
+    params: SliceList<'_, '_, T>,
+    first: SliceList<'_, '_, T>,
+    second: SliceList<'_, '_, T>,
+    best: SliceList<'_, '_, T>,
+    cfg: &TrainConfig,
+    state: &mut TrainState,
+    threads: Threads,
+    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+) -> Result<TrainSummary> {
+    let spec = &cfg.spec;
+    let units = &spec.units;
+    let layers = spec.n_weight_layers();
+    let d = units[0];
+    let k = units[layers];
+    let sizes: Vec<usize> = units
+        .windows(2)
+        .map(|w| w[0] * w[1])
+        .chain(units[1..].iter().copied())
+        .collect();
+    check_list("params", params, &sizes)?;
+    check_list("opt_first", first, &sizes)?;
+    if state.optimizer.uses_second_moment() {
+        check_list("opt_second", second, &sizes)?;
+    } else if !second.is_empty() {
+        return Err(CoreError::invalid("opt_second", "must be empty for sgd"));
+    }
+    let n = check_rows("X", data.x, d)?;
+    if n == 0 {
+        return Err(CoreError::EmptyInput("X".to_owned()));
+    }
+    let ny = check_rows("Y", data.y, k)?;
+    if ny != n {
+        return Err(CoreError::shape("Y rows (X rows)", n, ny));
+    }
+    if let Some(w) = data.sw
+        && w.len() != n
+    {
+        return Err(CoreError::shape(
+            "sample_weight length (X rows)",
+            n,
+            w.len(),
+        ));
+    }
+    let val = match (data.val, cfg.score_kind) {
+        (Some((xv, yv, swv)), Some(kind)) => {
+            let nv = check_rows("X_val", xv, d)?;
+            if nv == 0 {
+                return Err(CoreError::EmptyInput("X_val".to_owned()));
+            }
+            let nyv = check_rows("Y_val", yv, k)?;
+            if nyv != nv {
+                return Err(CoreError::shape("Y_val rows (X_val rows)", nv, nyv));
+            }
+            if let Some(w) = swv
+                && w.len() != nv
+            {
+                return Err(CoreError::shape("sample_weight_val length", nv, w.len()));
+            }
+            if kind == ScoreKind::Accuracy
+                && !matches!(
+                    spec.out_activation,
+                    OutActivation::Softmax | OutActivation::Logistic
+                )
+            {
+                return Err(CoreError::invalid(
+                    "score_kind",
+                    "accuracy needs a softmax or logistic output",
+                ));
+            }
+            check_list("best", best, &sizes)?;
+            Some((xv, yv, swv, nv, kind))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(CoreError::invalid(
+                "X_val",
+                "the validation set and score_kind go together (early stopping)",
+            ));
+        }
+    };
+    if cfg.batch_size == 0 {
+        return Err(CoreError::invalid("batch_size", "must be at least 1"));
+    }
+    let batch = cfg.batch_size.min(n);
+
+    threads.install(|| {
+        let mut ws = Workspace::<T>::new(units, batch);
+        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::new(units, nv));
+        let mut xb = vec![T::zero(); batch * d];
+        let mut yb = vec![T::zero(); batch * k];
+        let mut swb = vec![T::zero(); if data.sw.is_some() { batch } else { 0 }];
+        let mut idx: Vec<usize> = (0..n).collect();
+        let mut rng = Pcg64::seed_from_u64(cfg.seed);
+        let mut summary = TrainSummary {
+            n_iter: 0,
+            loss_curve: Vec::new(),
+            validation_scores: Vec::new(),
+            stop_reason: StopReason::MaxIter,
+            stop_message: String::new(),
+        };
+        for _ in 0..cfg.max_iter {
+            if cfg.shuffle {
+                idx.shuffle(&mut rng);
+            }
+            let mut accumulated = 0.0_f64;
+            let mut start = 0;
+            while start < n {
+                let end = (start + batch).min(n);
+                let rows = end - start;
+                let (xs, ys, sws): (&[T], &[T], Option<&[T]>) = if cfg.shuffle {
+                    for (r, &i) in idx[start..end].iter().enumerate() {
+                        xb[r * d..(r + 1) * d].copy_from_slice(&data.x[i * d..(i + 1) * d]);
+                        yb[r * k..(r + 1) * k].copy_from_slice(&data.y[i * k..(i + 1) * k]);
+                        if let Some(w) = data.sw {
+                            swb[r] = w[i];
+                        }
+                    }
+                    (
+                        &xb[..rows * d],
+                        &yb[..rows * k],
+                        data.sw.map(|_| &swb[..rows]),
+                    )
+                } else {
+                    (
+                        &data.x[start * d..end * d],
+                        &data.y[start * k..end * k],
+                        data.sw.map(|w| &w[start..end]),
+                    )
+                };
+                let xv = ArrayView2::from_shape((rows, d), xs)
+                    .expect("batch buffer holds rows * n_features values");
+                let batch_loss = {
+                    let (coefs, ints) = param_views(params, units);
+                    ws.backprop(xv, ys, sws, &coefs, &ints, spec, cfg.alpha, threads)
+                };
+                accumulated += batch_loss * rows as f64;
+                let grads: Vec<&[T]> = ws
+                    .coef_grads
+                    .iter()
+                    .map(|g| g.as_slice().expect("owned gradient is contiguous"))
+                    .chain(
+                        ws.intercept_grads
+                            .iter()
+                            .map(|g| g.as_slice().expect("owned gradient is contiguous")),
+                    )
+                    .collect();
+                state.optimizer.update(params, &grads, first, second);
+                start = end;
+            }
+            summary.n_iter += 1;
+            let loss = accumulated / n as f64;
+            state.t += n as u64;
+            summary.loss_curve.push(loss);
+
+            let mut val_score = None;
+            if let (Some((xv, yv, swv, nv, kind)), Some(vws)) = (val, val_ws.as_mut()) {
+                let score = {
+                    let (coefs, ints) = param_views(params, units);
+                    let xval = ArrayView2::from_shape((nv, d), xv)
+                        .expect("validation inputs hold n_val * n_features values");
+                    vws.forward(xval, &coefs, &ints, spec, threads);
+                    kind.score(
+                        vws.output(nv),
+                        yv,
+                        k,
+                        swv,
+                        spec.out_activation == OutActivation::Softmax,
+                    )
+                };
+                summary.validation_scores.push(score);
+                val_score = Some(score);
+                if score < state.best_validation_score + cfg.tol {
+                    state.no_improvement_count += 1;
+                } else {
+                    state.no_improvement_count = 0;
+                }
+                if score > state.best_validation_score {
+                    state.best_validation_score = score;
+                    for (b, p) in best.iter_mut().zip(params.iter()) {
+                        b.copy_from_slice(p);
+                    }
+                }
+            } else {
+                if loss > state.best_loss - cfg.tol {
+                    state.no_improvement_count += 1;
+                } else {
+                    state.no_improvement_count = 0;
+                }
+                if loss < state.best_loss {
+                    state.best_loss = loss;
+                }
+            }
+
+            state.optimizer.iteration_ends(state.t);
+
+            if hook(summary.n_iter, loss, val_score) == EpochControl::Interrupt {
+                summary.stop_reason = StopReason::Interrupted;
+                return Ok(summary);
+            }
+            // Non-finite weights stay non-finite (NaN gradients make NaN updates), so without
+            // early stopping scikit-learn's fit is bound to end in its "non-finite parameter
+            // weights" error: stop now and let the caller raise it.
+            if val.is_none() && params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
+                summary.stop_reason = StopReason::NonFinite;
+                return Ok(summary);
+            }
+
+            if state.no_improvement_count > cfg.n_iter_no_change {
+                let msg = if val.is_some() {
+                    format!(
+                        "Validation score did not improve more than tol={:.6} for {} \
+                         consecutive epochs.",
+                        cfg.tol, cfg.n_iter_no_change
+                    )
+                } else {
+                    format!(
+                        "Training loss did not improve more than tol={:.6} for {} \
+                         consecutive epochs.",
+                        cfg.tol, cfg.n_iter_no_change
+                    )
+                };
+                let (stop, text) = state.optimizer.trigger_stopping(&msg);
+                if stop {
+                    summary.stop_message = text;
+                    summary.stop_reason = StopReason::Converged;
+                    return Ok(summary);
+                }
+                state.no_improvement_count = 0;
+            }
+            if cfg.incremental {
+                summary.stop_reason = StopReason::Incremental;
+                return Ok(summary);
+            }
+        }
+        summary.stop_reason = StopReason::MaxIter;
+        Ok(summary)
+    })?
+}

@@ -1,0 +1,478 @@
+//! The stochastic training loop and the optimizers: hand-computed updates, determinism across
+//! runs and thread counts, stopping rules, divergence and the epoch hook.
+
+mod mlp_common;
+
+use mlp_common::{params, rng, uniform};
+use ndarray::Array2;
+use oxlearn_core::mlp::optim::{AdamConsts, adam_step, sgd_step};
+use oxlearn_core::mlp::{
+    Activation, EpochControl, Loss, NetSpec, Optimizer, OutActivation, Schedule, ScoreKind,
+    StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
+};
+use oxlearn_core::{CoreError, Threads};
+
+#[test]
+fn sgd_single_step_matches_hand_computation() {
+    let mut p = [1.0_f64, -2.0];
+    let g = [0.5, 0.25];
+    let mut v = [0.1, -0.2];
+    // momentum 0.9, lr 0.1, nesterov
+    sgd_step(&mut p, &g, &mut v, 0.9, 0.1, true);
+    let v0 = 0.9 * 0.1 - 0.1 * 0.5;
+    let v1 = 0.9 * -0.2 - 0.1 * 0.25;
+    assert_eq!(v, [v0, v1]);
+    assert_eq!(
+        p,
+        [1.0 + (0.9 * v0 - 0.1 * 0.5), -2.0 + (0.9 * v1 - 0.1 * 0.25)]
+    );
+    let mut p = [1.0_f64];
+    let mut v = [0.3];
+    sgd_step(&mut p, &[2.0], &mut v, 0.5, 0.01, false);
+    assert_eq!(v, [0.5 * 0.3 - 0.01 * 2.0]);
+    assert_eq!(p, [1.0 + (0.5 * 0.3 - 0.01 * 2.0)]);
+}
+
+#[test]
+fn adam_first_steps_match_hand_computation() {
+    let mut opt = Optimizer::Adam {
+        lr_init: 0.001,
+        lr: 0.001,
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        t: 0,
+    };
+    let mut p = [0.5_f64, -1.0];
+    let mut m = [0.0; 2];
+    let mut v = [0.0; 2];
+    let g = [0.2, -0.4];
+    opt.update(
+        &mut [&mut p[..]],
+        &[&g[..]],
+        &mut [&mut m[..]],
+        &mut [&mut v[..]],
+    );
+    // Step 1: lr_t = 0.001 * sqrt(1 - 0.999) / (1 - 0.9); m = 0.1 g; v = 0.001 g^2.
+    let lr1 = 0.001 * (1.0_f64 - 0.999).sqrt() / (1.0 - 0.9);
+    assert_eq!(opt.learning_rate(), lr1);
+    for i in 0..2 {
+        let mi = 0.9 * 0.0 + (1.0 - 0.9) * g[i];
+        let vi = 0.999 * 0.0 + (1.0 - 0.999) * (g[i] * g[i]);
+        assert_eq!(m[i], mi);
+        assert_eq!(v[i], vi);
+        let want = [0.5, -1.0][i] + (-lr1 * mi) / (vi.sqrt() + 1e-8);
+        assert_eq!(p[i], want);
+        // The first Adam step moves each weight by about lr_init in the gradient's opposite sign.
+        assert!((p[i] - [0.5, -1.0][i] + 0.001 * g[i].signum()).abs() < 1e-6);
+    }
+    // float32 parameters: the update is formed in float64 and rounded once.
+    let c = AdamConsts {
+        b1: 0.9_f32,
+        omb1: (1.0 - 0.9_f64) as f32,
+        b2: 0.999_f32,
+        omb2: (1.0 - 0.999_f64) as f32,
+        eps: 1e-8_f32,
+        neg_lr: -lr1,
+    };
+    let mut p32 = [0.5_f32];
+    let mut m32 = [0.0_f32];
+    let mut v32 = [0.0_f32];
+    adam_step(&mut p32, &[0.2_f32], &mut m32, &mut v32, &c);
+    let mm = c.omb1 * 0.2_f32;
+    let vv = c.omb2 * (0.2_f32 * 0.2_f32);
+    let want = (0.5_f64 + (-lr1 * f64::from(mm)) / f64::from(vv.sqrt() + 1e-8_f32)) as f32;
+    assert_eq!(p32[0], want);
+}
+
+#[test]
+fn schedules_and_trigger_stopping() {
+    let mut sgd = Optimizer::Sgd {
+        lr_init: 0.1,
+        lr: 0.1,
+        schedule: Schedule::InvScaling,
+        momentum: 0.9,
+        nesterov: true,
+        power_t: 0.5,
+    };
+    sgd.iteration_ends(99);
+    assert_eq!(sgd.learning_rate(), 0.1 / 100f64.powf(0.5));
+    assert_eq!(
+        sgd.trigger_stopping("msg.").1,
+        "msg. Stopping.",
+        "non-adaptive SGD stops"
+    );
+    let mut ad = Optimizer::Sgd {
+        lr_init: 1e-5,
+        lr: 1e-5,
+        schedule: Schedule::Adaptive,
+        momentum: 0.9,
+        nesterov: true,
+        power_t: 0.5,
+    };
+    let (stop, text) = ad.trigger_stopping("m.");
+    assert!(!stop);
+    assert_eq!(ad.learning_rate(), 1e-5 / 5.0);
+    assert_eq!(text, "m. Setting learning rate to 0.000002");
+    let (stop, text) = ad.trigger_stopping("m.");
+    assert!(!stop);
+    assert!(ad.learning_rate() <= 1e-6);
+    let (stop, text2) = ad.trigger_stopping("m.");
+    assert!(stop, "{text}");
+    assert_eq!(text2, "m. Learning rate too small. Stopping.");
+}
+
+struct Problem {
+    x: Array2<f64>,
+    y: Array2<f64>,
+    coefs: Vec<Array2<f64>>,
+    intercepts: Vec<ndarray::Array1<f64>>,
+    units: Vec<usize>,
+}
+
+fn problem(n: usize, units: &[usize], seed: u64) -> Problem {
+    let mut r = rng(seed);
+    let x = uniform(&mut r, (n, units[0]), -1.0, 1.0);
+    let k = units[units.len() - 1];
+    let labels = uniform(&mut r, (n, 1), 0.0, k as f64);
+    let y = Array2::from_shape_fn((n, k), |(i, j)| {
+        if (labels[[i, 0]] as usize).min(k - 1) == j {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let (coefs, intercepts) = params(&mut r, units);
+    Problem {
+        x,
+        y,
+        coefs,
+        intercepts,
+        units: units.to_vec(),
+    }
+}
+
+fn config(units: &[usize], max_iter: usize, shuffle: bool) -> TrainConfig {
+    TrainConfig {
+        spec: NetSpec::new(
+            units.to_vec(),
+            Activation::Relu,
+            OutActivation::Softmax,
+            Loss::LogLoss,
+        )
+        .unwrap(),
+        alpha: 1e-4,
+        batch_size: 32,
+        max_iter,
+        shuffle,
+        seed: 42,
+        tol: 0.0,
+        n_iter_no_change: 1_000_000,
+        incremental: false,
+        score_kind: None,
+    }
+}
+
+fn adam_state(lr: f64) -> TrainState {
+    TrainState {
+        optimizer: Optimizer::Adam {
+            lr_init: lr,
+            lr,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            t: 0,
+        },
+        t: 0,
+        best_loss: f64::INFINITY,
+        best_validation_score: f64::NEG_INFINITY,
+        no_improvement_count: 0,
+    }
+}
+
+/// Runs one fit from the problem's initial parameters; returns the packed parameters.
+fn run(
+    p: &Problem,
+    cfg: &TrainConfig,
+    state: &mut TrainState,
+    threads: Threads,
+    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+) -> Result<(Vec<f64>, TrainSummary), CoreError> {
+    let mut flat: Vec<Vec<f64>> = p
+        .coefs
+        .iter()
+        .map(|c| c.iter().copied().collect())
+        .chain(p.intercepts.iter().map(|b| b.to_vec()))
+        .collect();
+    let mut first: Vec<Vec<f64>> = flat.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut second = if state.optimizer.uses_second_moment() {
+        first.clone()
+    } else {
+        Vec::new()
+    };
+    let mut best = flat.clone();
+    let mut ps: Vec<&mut [f64]> = flat.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut fs: Vec<&mut [f64]> = first.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut ss: Vec<&mut [f64]> = second.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut bs: Vec<&mut [f64]> = best.iter_mut().map(Vec::as_mut_slice).collect();
+    let data = TrainData {
+        x: p.x.as_slice().unwrap(),
+        y: p.y.as_slice().unwrap(),
+        sw: None,
+        val: None,
+    };
+    let summary = fit_stochastic(
+        data, &mut ps, &mut fs, &mut ss, &mut bs, cfg, state, threads, hook,
+    )?;
+    Ok((flat.concat(), summary))
+}
+
+fn go(_: usize, _: f64, _: Option<f64>) -> EpochControl {
+    EpochControl::Continue
+}
+
+#[test]
+fn same_seed_same_bits_at_any_thread_count() {
+    for units in [vec![16, 256, 10], vec![16, 40, 30, 5]] {
+        let p = problem(300, &units, 1);
+        let cfg = config(&units, 5, true);
+        let (a, sa) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+        let (b, sb) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+        let (c, sc) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Pool(2), &mut go).unwrap();
+        let (d, _) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Pool(3), &mut go).unwrap();
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(a.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(a.iter().zip(&d).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(sa, sb);
+        assert_eq!(sa, sc);
+        // A different seed gives a different order, hence different weights.
+        let mut cfg2 = cfg.clone();
+        cfg2.seed = 43;
+        let (e, _) = run(&p, &cfg2, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+        assert!(a != e);
+        // Training lowers the loss.
+        assert!(sa.loss_curve[4] < sa.loss_curve[0], "{:?}", sa.loss_curve);
+    }
+}
+
+#[test]
+fn huge_learning_rate_stops_with_non_finite() {
+    let units = vec![8, 16, 3];
+    let mut p = problem(100, &units, 2);
+    p.x.mapv_inplace(|v| v * 1e6);
+    let cfg = config(&units, 50, false);
+    let mut state = TrainState {
+        optimizer: Optimizer::Sgd {
+            lr_init: 1e10,
+            lr: 1e10,
+            schedule: Schedule::Constant,
+            momentum: 0.9,
+            nesterov: true,
+            power_t: 0.5,
+        },
+        ..adam_state(1e10)
+    };
+    let mut epochs = 0;
+    let mut count = |_: usize, _: f64, _: Option<f64>| {
+        epochs += 1;
+        EpochControl::Continue
+    };
+    let (w, s) = run(&p, &cfg, &mut state, Threads::Single, &mut count).unwrap();
+    assert_eq!(s.stop_reason, StopReason::NonFinite);
+    assert_eq!(s.stop_reason.as_str(), "non_finite");
+    assert!(s.n_iter < 50);
+    assert_eq!(epochs, s.n_iter);
+    assert!(w.iter().any(|v| !v.is_finite()));
+}
+
+#[test]
+fn hook_sees_every_epoch_and_can_interrupt() {
+    let units = vec![8, 16, 3];
+    let p = problem(100, &units, 3);
+    let cfg = config(&units, 20, true);
+    let mut seen = Vec::new();
+    let mut hook = |n: usize, loss: f64, v: Option<f64>| {
+        seen.push((n, loss, v));
+        if n == 4 {
+            EpochControl::Interrupt
+        } else {
+            EpochControl::Continue
+        }
+    };
+    let mut state = adam_state(1e-3);
+    let (_, s) = run(&p, &cfg, &mut state, Threads::Single, &mut hook).unwrap();
+    assert_eq!(s.stop_reason, StopReason::Interrupted);
+    assert_eq!(s.n_iter, 4);
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen.iter().map(|e| e.1).collect::<Vec<_>>(), s.loss_curve);
+    assert_eq!(state.t, 400);
+    assert!(matches!(state.optimizer, Optimizer::Adam { t: 16, .. }));
+}
+
+#[test]
+fn stopping_rule_and_incremental() {
+    let units = vec![8, 16, 3];
+    let p = problem(100, &units, 4);
+    // tol huge: after the first epoch (which beats best_loss = inf) the loss never improves
+    // "by tol", so the count passes n_iter_no_change = 3 at epoch 1 + 4.
+    let mut cfg = config(&units, 100, false);
+    cfg.tol = 1e9;
+    cfg.n_iter_no_change = 3;
+    let (_, s) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+    assert_eq!(s.stop_reason, StopReason::Converged);
+    assert_eq!(s.n_iter, 5);
+    assert_eq!(
+        s.stop_message,
+        "Training loss did not improve more than tol=1000000000.000000 for 3 consecutive \
+         epochs. Stopping."
+    );
+    cfg.incremental = true;
+    let (_, s) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+    assert_eq!(s.stop_reason, StopReason::Incremental);
+    assert_eq!(s.n_iter, 1);
+    let cfg = config(&units, 3, false);
+    let (_, s) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+    assert_eq!(s.stop_reason, StopReason::MaxIter);
+    assert_eq!(s.loss_curve.len(), 3);
+}
+
+#[test]
+fn early_stopping_scores_and_keeps_best() {
+    let units = vec![8, 16, 3];
+    let p = problem(120, &units, 5);
+    let v = problem(30, &units, 6);
+    let mut cfg = config(&units, 30, true);
+    cfg.score_kind = Some(ScoreKind::Accuracy);
+    let mut flat: Vec<Vec<f64>> = p
+        .coefs
+        .iter()
+        .map(|c| c.iter().copied().collect())
+        .chain(p.intercepts.iter().map(|b| b.to_vec()))
+        .collect();
+    let mut first: Vec<Vec<f64>> = flat.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut second = first.clone();
+    let mut best: Vec<Vec<f64>> = first.clone();
+    let mut ps: Vec<&mut [f64]> = flat.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut fs: Vec<&mut [f64]> = first.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut ss: Vec<&mut [f64]> = second.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut bs: Vec<&mut [f64]> = best.iter_mut().map(Vec::as_mut_slice).collect();
+    let data = TrainData {
+        x: p.x.as_slice().unwrap(),
+        y: p.y.as_slice().unwrap(),
+        sw: None,
+        val: Some((v.x.as_slice().unwrap(), v.y.as_slice().unwrap(), None)),
+    };
+    let mut state = adam_state(1e-2);
+    let mut scores = Vec::new();
+    let mut hook = |_: usize, _: f64, s: Option<f64>| {
+        scores.push(s.unwrap());
+        EpochControl::Continue
+    };
+    let s = fit_stochastic(
+        data,
+        &mut ps,
+        &mut fs,
+        &mut ss,
+        &mut bs,
+        &cfg,
+        &mut state,
+        Threads::Single,
+        &mut hook,
+    )
+    .unwrap();
+    assert_eq!(s.validation_scores, scores);
+    let best_score = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(state.best_validation_score, best_score);
+    assert!(scores.iter().all(|&a| (0.0..=1.0).contains(&a)));
+    // `best` holds a copy of the parameters from some epoch: never all zeros.
+    assert!(best.iter().flatten().any(|&b| b != 0.0));
+    // The best weights score best_score on the validation set.
+    let coefs: Vec<Array2<f64>> = p
+        .units
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| Array2::from_shape_vec((w[0], w[1]), best[i].clone()).unwrap())
+        .collect();
+    let ints: Vec<ndarray::Array1<f64>> = best[2..]
+        .iter()
+        .map(|b| ndarray::Array1::from(b.clone()))
+        .collect();
+    let out = mlp_common::forward_naive(
+        &v.x,
+        &coefs,
+        &ints,
+        Activation::Relu,
+        OutActivation::Softmax,
+    );
+    let acc = ScoreKind::Accuracy.score(
+        out.as_slice().unwrap(),
+        v.y.as_slice().unwrap(),
+        3,
+        None,
+        true,
+    );
+    assert!((acc - best_score).abs() < 1e-12);
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let units = vec![8, 16, 3];
+    let p = problem(50, &units, 7);
+    let cfg = config(&units, 2, true);
+    let mut flat: Vec<Vec<f64>> = p
+        .coefs
+        .iter()
+        .map(|c| c.iter().copied().collect())
+        .chain(p.intercepts.iter().map(|b| b.to_vec()))
+        .collect();
+    flat[1].pop();
+    let mut first: Vec<Vec<f64>> = flat.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut second = first.clone();
+    let mut ps: Vec<&mut [f64]> = flat.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut fs: Vec<&mut [f64]> = first.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut ss: Vec<&mut [f64]> = second.iter_mut().map(Vec::as_mut_slice).collect();
+    let data = TrainData {
+        x: p.x.as_slice().unwrap(),
+        y: p.y.as_slice().unwrap(),
+        sw: None,
+        val: None,
+    };
+    let r = fit_stochastic(
+        data,
+        &mut ps,
+        &mut fs,
+        &mut ss,
+        &mut [],
+        &cfg,
+        &mut adam_state(1e-3),
+        Threads::Single,
+        &mut go,
+    );
+    assert!(matches!(r, Err(CoreError::ShapeMismatch { .. })), "{r:?}");
+    let x_short = &p.x.as_slice().unwrap()[..8 * 49];
+    let data = TrainData { x: x_short, ..data };
+    let p2 = problem(50, &units, 7);
+    let mut flat2: Vec<Vec<f64>> = p2
+        .coefs
+        .iter()
+        .map(|c| c.iter().copied().collect())
+        .chain(p2.intercepts.iter().map(|b| b.to_vec()))
+        .collect();
+    let mut first2: Vec<Vec<f64>> = flat2.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut second2 = first2.clone();
+    let mut ps: Vec<&mut [f64]> = flat2.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut fs: Vec<&mut [f64]> = first2.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut ss: Vec<&mut [f64]> = second2.iter_mut().map(Vec::as_mut_slice).collect();
+    let r = fit_stochastic(
+        data,
+        &mut ps,
+        &mut fs,
+        &mut ss,
+        &mut [],
+        &cfg,
+        &mut adam_state(1e-3),
+        Threads::Single,
+        &mut go,
+    );
+    assert!(matches!(r, Err(CoreError::ShapeMismatch { .. })), "{r:?}");
+}
