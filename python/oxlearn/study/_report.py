@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from oxlearn.study._plots import plot_files, write_plots
-from oxlearn.study._results import SectionResult, StudyResult
+from oxlearn.study._results import ConfigResult, SectionResult, StudyResult
 
 __all__ = [
+    "convergence_line",
     "format_section",
     "format_summary",
     "format_totals",
@@ -101,15 +102,36 @@ def format_summary(sec: SectionResult) -> str:
 
 
 def _warning_lines(sec: SectionResult) -> list[str]:
-    lines = []
-    for cfg in sec.configs:
-        for backend, res in cfg.results.items():
-            if res.n_not_converged:
-                lines.append(
-                    f"ConvergenceWarning: {cfg.label} {backend}: {res.n_not_converged} of "
-                    f"{res.n_fits} fits hit max_iter={sec.max_iter or 200}"
-                )
-    return lines
+    return [line for cfg in sec.configs if (line := convergence_line(sec, cfg))]
+
+
+def convergence_line(sec: SectionResult, cfg: ConfigResult) -> str:
+    """Summarise one configuration's ConvergenceWarnings in one line ("" if none).
+
+    Parameters
+    ----------
+    sec : SectionResult
+        The section of ``cfg``.
+    cfg : ConfigResult
+        A configuration.
+
+    Returns
+    -------
+    str
+        E.g. ``"ConvergenceWarning: (8,): 4 of 4 oxlearn fits and 4 of 4 sklearn fits hit
+        max_iter=200"``, or ``""`` when no fit warned.
+    """
+    counts = [
+        f"{res.n_not_converged} of {res.n_fits} {backend} fits"
+        for backend, res in cfg.results.items()
+        if res.n_not_converged
+    ]
+    if not counts:
+        return ""
+    return (
+        f"ConvergenceWarning: {cfg.label}: {' and '.join(counts)} "
+        f"hit max_iter={sec.max_iter or 200}"
+    )
 
 
 def format_section(sec: SectionResult) -> str:

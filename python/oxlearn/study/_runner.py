@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oxlearn.study._data import StudyData, StudyInputError, load_digits_data, prepare_data
+from oxlearn.study._report import convergence_line
 from oxlearn.study._results import (
     BACKENDS,
     BackendResult,
@@ -757,16 +758,12 @@ def run_study_on(
             executor.shutdown(wait=True, cancel_futures=True)
     wall = time.perf_counter() - start
 
-    summary: list[str] = []
-    for sec in results:
-        for cfg in sec.configs:
-            for name, res in cfg.results.items():
-                if res.n_not_converged:
-                    summary.append(
-                        f"{sec.name} {cfg.label} {name}: {res.n_not_converged} of "
-                        f"{res.n_fits} fits hit max_iter={sec.max_iter or 200} "
-                        "(ConvergenceWarning)"
-                    )
+    summary = [
+        f"{sec.name} {line}"
+        for sec in results
+        for cfg in sec.configs
+        if (line := convergence_line(sec, cfg))
+    ]
     settings = StudySettings(
         sections=names,
         folds=fold_counts,
