@@ -248,12 +248,8 @@ def test_bad_options_one_line(
 
 
 def test_bad_options_subprocess_no_traceback(tmp_path: Path) -> None:
-    for argv in (
-        ["--sections", "nope"],
-        ["--folds", "1"],
-        ["--data", str(tmp_path / "missing.npz")],
-        ["--data", _bad_csv(tmp_path), "--target", "label"],
-    ):
+    # the in-process test above covers every message; here, that the process exits cleanly
+    for argv in (["--sections", "nope"], ["--data", _bad_csv(tmp_path), "--target", "label"]):
         proc = _run_cli("study", "--output", str(tmp_path / "o"), *argv)
         assert proc.returncode == 2
         assert proc.stdout == ""
