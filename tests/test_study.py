@@ -337,8 +337,10 @@ def test_data_csv_with_string_labels(tmp_path: Path, capsys: pytest.CaptureFixtu
     frame.to_csv(path, index=False)
     out = tmp_path / "o"
     argv = ["study", "--data", str(path), "--target", "species", "--quick", "--output", str(out)]
-    assert main(argv) == 0
-    capsys.readouterr()
+    assert main([*argv, "--quiet"]) == 0
+    quiet = capsys.readouterr().out.splitlines()
+    assert len(quiet) == 2, quiet  # --quiet: only the study total and where the report is
+    assert quiet[0].startswith("study total: oxlearn") and quiet[1].startswith("report: ")
     res = _results(out)
     assert res["data"] == {"name": "animals.csv", "n_samples": n, "n_features": 3, "n_classes": 3}
     # 3 features are not square images: no gallery
