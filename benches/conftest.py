@@ -25,8 +25,15 @@ def threads() -> int:
 
 @pytest.fixture(scope="session")
 def smoke(request: pytest.FixtureRequest) -> bool:
-    """True when benchmarks are disabled: run each once on small data."""
-    return bool(request.config.getoption("benchmark_disable"))
+    """True when benchmarks are disabled: run each once on small data.
+
+    pyproject's addopts always carry ``--benchmark-disable``, so an explicit
+    ``--benchmark-enable`` on the command line must win.
+    """
+    config = request.config
+    return bool(config.getoption("benchmark_disable")) and not bool(
+        config.getoption("benchmark_enable")
+    )
 
 
 @pytest.fixture(autouse=True)

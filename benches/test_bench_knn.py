@@ -26,19 +26,6 @@ from sklearn.model_selection import KFold
 LIBS = ["oxlearn", "sklearn"]
 
 
-@pytest.fixture(scope="session")
-def smoke(request: pytest.FixtureRequest) -> bool:
-    """Shrunken data unless benchmarks are enabled.
-
-    Overrides the conftest fixture for this module: pyproject's addopts always carries
-    ``--benchmark-disable``, so ``--benchmark-enable`` on the command line must win here.
-    """
-    config = request.config
-    return bool(config.getoption("benchmark_disable")) and not bool(
-        config.getoption("benchmark_enable")
-    )
-
-
 def make(lib, cls, threads, **kw):
     if lib == "oxlearn":
         return getattr(oxn, cls)(n_jobs=threads, **kw)

@@ -27,13 +27,6 @@ LIBS = {"oxlearn": oxn.MLPClassifier, "sklearn": skn.MLPClassifier}
 EPOCHS = 200
 
 
-@pytest.fixture(scope="session")
-def smoke(request: pytest.FixtureRequest) -> bool:
-    """True when benchmarks are disabled (conftest's ignores --benchmark-enable)."""
-    config = request.config
-    return bool(config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
-
-
 @pytest.fixture(autouse=True)
 def _pin_oxlearn_threads(threads: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("OXLEARN_NUM_THREADS", str(threads))

@@ -569,7 +569,14 @@ pub fn radius_neighbors<T: Real>(
         t_owned.view()
     };
     if let Some((q32, t32)) = exact_in_f32(query, train, metric) {
-        return radius_neighbors(q32.view(), t32.view(), radius, metric, sort_results, threads);
+        return radius_neighbors(
+            q32.view(),
+            t32.view(),
+            radius,
+            metric,
+            sort_results,
+            threads,
+        );
     }
     let prep = Prepared::new(query, train, metric)?;
     let n_q = query.nrows();
