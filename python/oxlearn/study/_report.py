@@ -96,6 +96,8 @@ def format_summary(sec: SectionResult) -> str:
     text += f" (wall {_seconds(sec.wall_time_s)})"
     if sec.knn_matches_sklearn is True:
         text += "; oxlearn's KNN accuracies equal scikit-learn's for every k and fold"
+        if sec.knn_note:
+            text += f" ({sec.knn_note})"
     elif sec.knn_matches_sklearn is False:
         text += "; WARNING: oxlearn's KNN accuracies differ from scikit-learn's"
     return text

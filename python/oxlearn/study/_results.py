@@ -178,7 +178,11 @@ class SectionResult:
     wall_time_s : float
         Elapsed time of the whole section (with ``jobs > 1`` less than the sum of times).
     knn_matches_sklearn : bool or None
-        KNN with both backends: whether every per-fold accuracy was identical.
+        KNN with both backends: whether every per-fold accuracy equals scikit-learn's
+        (its single-threaded answer where its multi-threaded run broke a distance tie
+        differently; see ``knn_note``).
+    knn_note : str or None
+        Which k values scikit-learn's multi-threaded search decided differently, if any.
     max_iter : int or None
         The MLP ``max_iter`` used (None: the estimator default).
     """
@@ -191,6 +195,7 @@ class SectionResult:
     configs: tuple[ConfigResult, ...]
     wall_time_s: float
     knn_matches_sklearn: bool | None = None
+    knn_note: str | None = None
     max_iter: int | None = None
 
     @property
@@ -420,6 +425,7 @@ class StudyResult:
                     "speedup": sec.speedup,
                     "wall_time_s": sec.wall_time_s,
                     "knn_matches_sklearn": sec.knn_matches_sklearn,
+                    "knn_note": sec.knn_note,
                 }
             )
         s = self.settings

@@ -333,6 +333,50 @@ def _knn_sweep(
     return [float(s) for s in np.asarray(scores, dtype=np.float64).ravel()], elapsed
 
 
+def _check_knn_against_sklearn(
+    configs: list[ConfigResult], folds: list[_Fold], sklearn_cls: Any, threads: int
+) -> tuple[bool, str | None]:
+    """Whether oxlearn's KNN accuracies equal scikit-learn's for every k and fold.
+
+    With more than one thread scikit-learn's brute-force search (its ArgKmin reduction) can
+    rank two training rows at exactly the same distance in either order, so a tied vote may go
+    the other way; its single-threaded answer (lower training index first) is the one oxlearn
+    gives at every thread count. So where the timed, multi-threaded scikit-learn runs differ,
+    the fold is scored again with scikit-learn on one thread before calling it a mismatch.
+    """
+    from threadpoolctl import threadpool_limits
+
+    differing = [
+        (cfg, f)
+        for cfg in configs
+        for f, (ours, theirs) in enumerate(
+            zip(
+                cfg.results["oxlearn"].accuracies[0],
+                cfg.results["sklearn"].accuracies[0],
+                strict=True,
+            )
+        )
+        if ours != theirs
+    ]
+    if not differing:
+        return True, None
+    if threads == 1:
+        return False, None
+    with threadpool_limits(limits=1):
+        for cfg, f in differing:
+            k = cfg.param
+            if not isinstance(k, int):  # pragma: no cover - KNN grids hold ints
+                raise TypeError(f"KNN configuration {cfg.label} is not an integer k")
+            single, _ = _knn_fit_score(sklearn_cls, k, folds[f])
+            if single[0] != cfg.results["oxlearn"].accuracies[0][f]:
+                return False, None
+    labels = sorted({cfg.label for cfg, _ in differing}, key=lambda s: int(s[2:]))
+    return True, (
+        f"scikit-learn on {threads} threads broke a distance tie differently at "
+        f"{', '.join(labels)}; on one thread it gives oxlearn's accuracies exactly"
+    )
+
+
 def _mlp_fit_score(cls: Any, params: dict[str, Any], fold: _Fold) -> tuple[list[float], float]:
     start = time.perf_counter()
     model = cls(**params).fit(fold.X_train, fold.y_train)
@@ -500,10 +544,10 @@ def _run_section(
         configs.append(ConfigResult(_label(param), param, x, results))
 
     matches: bool | None = None
+    tie_note: str | None = None
     if spec.kind == "knn" and len(backends) == 2:
-        matches = all(
-            cfg.results["oxlearn"].accuracies == cfg.results["sklearn"].accuracies
-            for cfg in configs
+        matches, tie_note = _check_knn_against_sklearn(
+            configs, folds, backends["sklearn"].knn_classifier, threads
         )
     return SectionResult(
         name=spec.name,
@@ -514,6 +558,7 @@ def _run_section(
         configs=tuple(configs),
         wall_time_s=wall,
         knn_matches_sklearn=matches,
+        knn_note=tie_note,
         max_iter=max_iter if spec.kind == "mlp" else None,
     )
 
