@@ -1,10 +1,66 @@
 //! Explicit thread counts.
 //!
 //! Every parallel kernel takes a [`Threads`] value instead of using rayon's global pool, so a
-//! library user controls parallelism per call (scikit-learn's `n_jobs`) and a forked child
-//! never inherits a pool whose threads do not exist: each call builds (or reuses) its own pool.
+//! library user controls parallelism per call (scikit-learn's `n_jobs`).
+//!
+//! Pools are built on first use for each thread count and kept: starting threads costs
+//! tens of microseconds per thread, as much as a whole small search. A forked child never
+//! uses a pool whose threads stayed in the parent: [`forget_pools_after_fork`] (which the
+//! Python binding registers with `pthread_atfork`) bumps a generation counter, and a pool of
+//! an older generation is leaked (its threads do not exist in the child) and rebuilt.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::ThreadPool;
 
 use crate::error::{CoreError, Result};
+
+/// Bumped in a forked child; pools built under another value are not used again.
+static FORK_GENERATION: AtomicUsize = AtomicUsize::new(0);
+
+/// Cached pools: `(generation, thread count, pool)`.
+static POOLS: Mutex<Vec<(usize, usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+
+/// Marks every cached pool stale. Async-signal-safe (one atomic add), so it may run in a
+/// `pthread_atfork` child handler.
+pub fn forget_pools_after_fork() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+fn build_pool(n: usize) -> Result<ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("oxlearn-{i}"))
+        .build()
+        .map_err(|e| CoreError::ThreadPool(e.to_string()))
+}
+
+/// The cached pool of `n` threads, built if needed.
+fn pool(n: usize) -> Result<Arc<ThreadPool>> {
+    let generation = FORK_GENERATION.load(Ordering::SeqCst);
+    // After a fork the lock may have been held by a parent thread that does not exist here:
+    // never block on it; without the cache a call just builds its own pool.
+    let Ok(mut pools) = POOLS.try_lock() else {
+        return build_pool(n).map(Arc::new);
+    };
+    if pools.iter().any(|&(g, _, _)| g != generation) {
+        // Stale pools' threads live in the parent only: leak them rather than join them.
+        for (g, m, p) in std::mem::take(&mut *pools) {
+            if g == generation {
+                pools.push((g, m, p));
+            } else {
+                std::mem::forget(p);
+            }
+        }
+    }
+    if let Some((_, _, p)) = pools.iter().find(|&&(g, m, _)| g == generation && m == n) {
+        return Ok(Arc::clone(p));
+    }
+    let p = Arc::new(build_pool(n)?);
+    pools.push((generation, n, Arc::clone(&p)));
+    Ok(p)
+}
 
 /// How many threads a kernel may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +115,11 @@ impl Threads {
         match self {
             Self::Single => Ok(f()),
             Self::Pool(n) => {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("oxlearn-{i}"))
-                    .build()
-                    .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
+                let pool = pool(n)?;
+                // Already inside this pool (a nested call): run here rather than queue.
+                if pool.current_thread_index().is_some() {
+                    return Ok(f());
+                }
                 Ok(pool.install(f))
             }
         }
@@ -81,6 +137,17 @@ mod tests {
         assert!(Threads::from_n_jobs(None).count() >= 1);
         assert!(Threads::from_n_jobs(Some(-1)).count() >= 1);
         assert_eq!(Threads::from_n_jobs(Some(-1000)), Threads::Single);
+    }
+
+    #[test]
+    fn pools_are_reused_and_rebuilt_after_fork() {
+        let a = super::pool(3).unwrap();
+        let b = super::pool(3).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        super::forget_pools_after_fork();
+        let c = super::pool(3).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&a, &c));
+        assert_eq!(Threads::Pool(3).install(rayon::current_num_threads), Ok(3));
     }
 
     #[test]

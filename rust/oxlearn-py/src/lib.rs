@@ -55,8 +55,29 @@ fn detected_simd() -> Vec<&'static str> {
     found
 }
 
+/// `pthread_atfork` child handler: the parent's pool threads do not exist in the child.
+#[cfg(unix)]
+extern "C" fn after_fork_in_child() {
+    oxlearn_core::parallel::forget_pools_after_fork();
+}
+
+/// Registers the fork handler once per process.
+fn register_fork_handler() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: the handler is a plain `extern "C"` function that only touches an atomic.
+            unsafe {
+                libc::pthread_atfork(None, None, Some(after_fork_in_child));
+            }
+        });
+    }
+}
+
 #[pymodule(gil_used = false)]
 fn _oxlearn(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    register_fork_handler();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     neighbors::register(m)?;
