@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sklearn.neural_network as skn
 from oxlearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.datasets import load_diabetes, load_digits
+from sklearn.datasets import load_diabetes, load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold, cross_val_score, train_test_split
@@ -74,20 +74,44 @@ def test_loss_curve_decreases_and_ends_near_sklearn() -> None:
     )
 
 
+def _regression_data(name: str) -> tuple[Any, Any]:
+    if name == "diabetes":
+        X, y = load_diabetes(return_X_y=True)
+        X = StandardScaler().fit_transform(X)
+    else:
+        X, y = make_regression(n_samples=600, n_features=20, noise=10.0, random_state=0)
+    return X, (y - y.mean()) / y.std()
+
+
+# On diabetes (331 training rows, 10 features) an unregularised (64,) net trained by 500
+# L-BFGS iterations overfits to a test R^2 near -1 for both libraries, and where it lands
+# there turns on the last bits of every product (a different GEMM kernel moves it by
+# 0.03); alpha=10 makes that fit well posed (R^2 about 0.4, as adam reaches with the
+# default alpha). Every other case uses the defaults.
 @pytest.mark.slow
-@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
-def test_regressor_r2_matches_sklearn(solver: str) -> None:
-    X, y = load_diabetes(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    y = (y - y.mean()) / y.std()
+@pytest.mark.parametrize(
+    "data, solver, alpha",
+    [
+        ("diabetes", "adam", 1e-4),
+        ("diabetes", "lbfgs", 10.0),
+        ("make_regression", "adam", 1e-4),
+        ("make_regression", "lbfgs", 1e-4),
+    ],
+)
+def test_regressor_r2_matches_sklearn(data: str, solver: str, alpha: float) -> None:
+    X, y = _regression_data(data)
     r2_ours, r2_ref = [], []
     for seed in SEEDS:
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=seed)
-        params = dict(hidden_layer_sizes=(64,), solver=solver, max_iter=500, random_state=seed)
+        params = dict(
+            hidden_layer_sizes=(64,), solver=solver, alpha=alpha, max_iter=500, random_state=seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             ours = MLPRegressor(**params).fit(X_tr, y_tr)
             ref = skn.MLPRegressor(**params).fit(X_tr, y_tr)
         r2_ours.append(r2_score(y_te, ours.predict(X_te)))
         r2_ref.append(r2_score(y_te, ref.predict(X_te)))
+    # the fits are meaningful (better than predicting the mean) and agree
+    assert np.mean(r2_ref) > 0.1, r2_ref
     assert abs(np.mean(r2_ours) - np.mean(r2_ref)) <= 0.02, (r2_ours, r2_ref)
