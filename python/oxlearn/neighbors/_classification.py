@@ -185,12 +185,26 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
             y = y.reshape((-1, 1))
         else:
             self.outputs_2d_ = True
-        check_classification_targets(y)
+        # Integer labels of one output are always valid targets ("binary" or "multiclass"):
+        # only the warning of `check_classification_targets` can apply, checked below.
+        int_labels = y.shape[1] == 1 and y.dtype.kind in "iu"
+        if not int_labels:
+            check_classification_targets(y)
         classes = []
         self._y = np.empty(y.shape, dtype=np.intp)
         for k in range(self._y.shape[1]):
             classes_k, self._y[:, k] = np.unique(y[:, k], return_inverse=True)
             classes.append(classes_k)
+        if int_labels:
+            n_samples, n_classes = y.shape[0], classes[0].shape[0]
+            if n_classes > 2 and n_samples > 20 and n_classes > round(0.5 * n_samples):
+                warnings.warn(
+                    "The number of unique classes is greater than 50% of the number "
+                    "of samples. `y` could represent a regression problem, not a "
+                    "classification problem.",
+                    UserWarning,
+                    stacklevel=4,
+                )
         if not self.outputs_2d_:
             self.classes_ = classes[0]
             self._y = self._y.ravel()

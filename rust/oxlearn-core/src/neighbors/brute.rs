@@ -16,8 +16,8 @@ const TRAIN_TILE: usize = 512;
 const QUERY_TILE: usize = 256;
 /// scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 const SKLEARN_CHUNK: usize = 256;
-/// Candidates compared against the heap root at once.
-const LANES: usize = 16;
+/// Candidates compared against the heap root at once (the bits of one `u64` mask).
+const LANES: usize = 64;
 /// Below this many multiply-adds a search runs on the calling thread: starting a pool would
 /// cost more than it saves (results are the same either way).
 const MIN_PARALLEL_WORK: usize = 1 << 20;
@@ -307,16 +307,39 @@ fn exact_in_f32<T: Real>(
     }
     let d = train.ncols().max(1) as f64;
     let limit = (f64::from(1u32 << 24) / (4.0 * d)).sqrt();
-    // `limit < 2^12`, so the integer cast below is exact for every value that passes.
-    let ok = |v: &T| {
-        let x = v.to_f64_lossless();
-        x.abs() < limit && f64::from(x as i32) == x
+    let conv = |a: ArrayView2<'_, T>| {
+        let flat = a.as_slice()?;
+        let mut out: Vec<f32> = Vec::with_capacity(flat.len());
+        for c in flat.chunks(256) {
+            if !small_integers(c, limit) {
+                return None;
+            }
+            out.extend(c.iter().map(|v| v.to_f64_lossless() as f32));
+        }
+        Array2::from_shape_vec(a.dim(), out).ok()
     };
-    if !(train.iter().all(ok) && query.iter().all(ok)) {
-        return None;
+    // Training data first: in a fitted model's searches it is the larger, and a float
+    // dataset fails on its first chunk.
+    let t32 = conv(train)?;
+    let q32 = conv(query)?;
+    Some((q32, t32))
+}
+
+/// True when every value of `c` is an integer of magnitude below `limit` (`limit <= 2^12`).
+///
+/// `(x + 1.5 * 2^52) - 1.5 * 2^52` rounds `|x| < 2^51` to an integer, so it equals `x` exactly
+/// when `x` is one; NaN fails both comparisons. Written without early exits or integer
+/// casts so that it vectorises at the baseline target.
+#[inline]
+fn small_integers<T: Real>(c: &[T], limit: f64) -> bool {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let mut ok = true;
+    for &v in c {
+        let x = v.to_f64_lossless();
+        ok &= x.abs() < limit;
+        ok &= (x + MAGIC) - MAGIC == x;
     }
-    let conv = |a: ArrayView2<'_, T>| a.mapv(|v| v.to_f64_lossless() as f32);
-    Some((conv(query), conv(train)))
+    ok
 }
 
 /// Query rows per tile for `n_queries` queries on `threads` threads: enough tiles for every
@@ -348,31 +371,55 @@ type TileHeaps<T> = Vec<Vec<KHeap<T>>>;
 /// Pushes one row of reduced distances (training indices `ts..`) into a query's heaps;
 /// `heaps` is ordered by increasing size, so a candidate the largest heap rejects is rejected
 /// by all of them (its root is the largest).
-#[inline]
-fn reduce_row<T: Real>(heaps: &mut [KHeap<T>], vals: &[T], ts: usize) {
+///
+/// With `norms = Some((qn, tn))` the row holds the GEMM term `-2 q.t` and the squared norms
+/// are added (and the sum clipped at 0) here, fused with the reduction to save a pass over
+/// the tile; with `None` it holds reduced distances already.
+///
+/// Each chunk of [`LANES`] candidates is compared with the root once, branch-free, into a
+/// bit mask; only the candidates below that root (which can only shrink) are then offered
+/// to the heaps, in increasing index order, so the heaps see exactly what feeding every
+/// candidate one by one would have given them.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn reduce_row<T: Real>(
+    heaps: &mut [KHeap<T>],
+    vals: &mut [T],
+    ts: usize,
+    norms: Option<(T, &[T])>,
+    lt_mask: impl Fn(&[T; LANES], T) -> u64,
+) {
     let Some((big, small)) = heaps.split_last_mut() else {
         return;
     };
-    let chunks = vals.chunks_exact(LANES);
-    let tail_start = vals.len() - chunks.remainder().len();
-    for (c, chunk) in chunks.enumerate() {
-        let root = big.root();
-        let mut hit = false;
-        for &v in chunk {
-            hit |= v < root;
-        }
-        if hit {
-            for (l, &v) in chunk.iter().enumerate() {
-                push_all(big, small, v, ts + c * LANES + l);
-            }
+    if let Some((qn, tn)) = norms {
+        for (o, &t) in vals.iter_mut().zip(tn) {
+            let v = (qn + *o) + t;
+            // Catastrophic cancellation can give tiny negatives: clip at 0.
+            *o = if v > T::zero() { v } else { T::zero() };
         }
     }
-    for (l, &v) in vals[tail_start..].iter().enumerate() {
-        push_all(big, small, v, ts + tail_start + l);
+    let mut j0 = 0usize;
+    let mut chunks = vals.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        let Ok(v) = <&[T; LANES]>::try_from(chunk) else {
+            continue;
+        };
+        let mut mask = lt_mask(v, big.root());
+        while mask != 0 {
+            let l = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            push_all(big, small, v[l], ts + j0 + l);
+        }
+        j0 += LANES;
+    }
+    for (l, &v) in chunks.remainder().iter().enumerate() {
+        push_all(big, small, v, ts + j0 + l);
     }
 }
 
-#[inline]
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
 fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usize) {
     if v < big.root() {
         big.push(v, idx);
@@ -380,6 +427,174 @@ fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usiz
             h.push(v, idx);
         }
     }
+}
+
+/// Reduces a whole tile (`heaps.len()` rows of `tt` values, training rows `ts..ts + tt`).
+/// `norms`: the query tile's and the training tile's squared norms, for a GEMM tile.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn reduce_tile_body<T: Real>(
+    heaps: &mut [Vec<KHeap<T>>],
+    buf: &mut [T],
+    tt: usize,
+    ts: usize,
+    norms: Option<(&[T], &[T])>,
+    lt_mask: impl Fn(&[T; LANES], T) -> u64 + Copy,
+) {
+    for (i, (h, row)) in heaps.iter_mut().zip(buf.chunks_exact_mut(tt)).enumerate() {
+        let n = norms.map(|(qn, tn)| (qn[i], tn));
+        reduce_row(h, row, ts, n, lt_mask);
+    }
+}
+
+/// Bit `l` set when `v[l] < root`: the portable version.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
+    let mut mask = 0u64;
+    for (l, &x) in v.iter().enumerate() {
+        mask |= u64::from(x < root) << l;
+    }
+    mask
+}
+
+/// [`lt_mask_portable`] with AVX compares and `movemask` (8 `f32` or 4 `f64` lanes per
+/// compare; with AVX-512 enabled the compiler turns them into mask-register compares).
+///
+/// Only intrinsics stable at the MSRV (1.85) are used. There they are `unsafe fn`s; since
+/// Rust 1.87 most are safe inside a `target_feature` function, hence the `allow`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+#[allow(unused_unsafe)]
+fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
+    use std::arch::x86_64::{
+        _CMP_LT_OQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd, _mm256_loadu_ps,
+        _mm256_movemask_pd, _mm256_movemask_ps, _mm256_set1_pd, _mm256_set1_ps,
+    };
+    let any: &dyn std::any::Any = v;
+    let root_any: &dyn std::any::Any = &root;
+    if let (Some(v), Some(&r)) = (
+        any.downcast_ref::<[f32; LANES]>(),
+        root_any.downcast_ref::<f32>(),
+    ) {
+        let mut mask = 0u64;
+        for h in 0..LANES / 8 {
+            // SAFETY: the CPU has AVX2 (this function's caller checked it) and `v` holds
+            // LANES f32: unaligned 256-bit loads at offsets 0, 8, ...
+            let m = unsafe {
+                let x = _mm256_loadu_ps(v.as_ptr().add(8 * h));
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(r)))
+            };
+            mask |= u64::from(m as u32) << (8 * h);
+        }
+        return mask;
+    }
+    if let (Some(v), Some(&r)) = (
+        any.downcast_ref::<[f64; LANES]>(),
+        root_any.downcast_ref::<f64>(),
+    ) {
+        let mut mask = 0u64;
+        for h in 0..LANES / 4 {
+            // SAFETY: as above, with LANES f64: 256-bit loads at offsets 0, 4, ...
+            let m = unsafe {
+                let x = _mm256_loadu_pd(v.as_ptr().add(4 * h));
+                _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(x, _mm256_set1_pd(r)))
+            };
+            mask |= u64::from(m as u32) << (4 * h);
+        }
+        return mask;
+    }
+    lt_mask_portable(v, root)
+}
+
+/// The compilations of [`reduce_tile_body`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// AVX-512 (F, VL, BW, DQ) with AVX2, FMA and BMI1.
+    V4,
+    /// AVX2 with FMA and BMI1.
+    V3,
+    /// The baseline target.
+    Baseline,
+}
+
+/// Which compilation of [`reduce_tile_body`] this CPU runs (detected once).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> Simd {
+    use std::sync::OnceLock;
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let v3 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("popcnt");
+        let v4 = v3
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        if v4 {
+            Simd::V4
+        } else if v3 {
+            Simd::V3
+        } else {
+            Simd::Baseline
+        }
+    })
+}
+
+// Why compile the reduction more than once: the wheel targets baseline x86-64 (SSE2), where
+// the per-chunk compare-to-mask needs a dozen shuffles; with AVX-512 it is one `vcmpps` into
+// a mask register (with AVX2 one `vmovmskps` per 8 lanes). The source is the same generic
+// Rust as the fallback (no intrinsics), so the answers cannot differ; the test
+// `dispatched_reduction_equals_portable` checks that they do not.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
+fn reduce_tile_v4<T: Real>(
+    heaps: &mut [Vec<KHeap<T>>],
+    buf: &mut [T],
+    tt: usize,
+    ts: usize,
+    norms: Option<(&[T], &[T])>,
+) {
+    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| lt_mask_avx(v, r));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
+fn reduce_tile_v3<T: Real>(
+    heaps: &mut [Vec<KHeap<T>>],
+    buf: &mut [T],
+    tt: usize,
+    ts: usize,
+    norms: Option<(&[T], &[T])>,
+) {
+    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| lt_mask_avx(v, r));
+}
+
+/// [`reduce_tile_body`] in the best compilation for this CPU (`portable` forces the baseline).
+fn reduce_tile<T: Real>(
+    heaps: &mut [Vec<KHeap<T>>],
+    buf: &mut [T],
+    tt: usize,
+    ts: usize,
+    norms: Option<(&[T], &[T])>,
+    portable: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if !portable {
+        match simd_level() {
+            // SAFETY: the CPU supports every feature these functions enable (checked above).
+            Simd::V4 => return unsafe { reduce_tile_v4(heaps, buf, tt, ts, norms) },
+            // SAFETY: as above.
+            Simd::V3 => return unsafe { reduce_tile_v3(heaps, buf, tt, ts, norms) },
+            Simd::Baseline => {}
+        }
+    }
+    let _ = portable;
+    reduce_tile_body(heaps, buf, tt, ts, norms, lt_mask_portable);
 }
 
 fn validate_ks(ks: &[usize], n_train: usize) -> Result<()> {
@@ -456,6 +671,9 @@ pub fn kneighbors_multi<T: Real>(
     order.sort_by_key(|&i| ks[i]);
     let sorted_ks: Vec<usize> = order.iter().map(|&i| ks[i]).collect();
 
+    // Euclidean tiles: the GEMM cross term, then norms added while reducing (one pass less).
+    let fused = matches!(metric, Metric::Euclidean | Metric::SqEuclidean);
+    let minus_two = T::from_f64_lossy(-2.0);
     let tiles = over_query_tiles(n_q, threads, |qs, qe| {
         let tt_max = TRAIN_TILE.min(n_t);
         let mut buf = vec![T::zero(); (qe - qs) * tt_max];
@@ -465,9 +683,13 @@ pub fn kneighbors_multi<T: Real>(
         for ts in (0..n_t).step_by(TRAIN_TILE) {
             let te = (ts + TRAIN_TILE).min(n_t);
             let tt = te - ts;
-            prep.tile(qs, qe, ts, te, &mut buf);
-            for (i, h) in heaps.iter_mut().enumerate() {
-                reduce_row(h, &buf[i * tt..(i + 1) * tt], ts);
+            if fused {
+                prep.cross(qs, qe, ts, te, &mut buf, minus_two);
+                let norms = Some((&prep.qn[qs..qe], &prep.tn[ts..te]));
+                reduce_tile(&mut heaps, &mut buf, tt, ts, norms, false);
+            } else {
+                prep.tile(qs, qe, ts, te, &mut buf);
+                reduce_tile(&mut heaps, &mut buf, tt, ts, None, false);
             }
         }
         for per_query in &mut heaps {
@@ -628,4 +850,55 @@ pub fn radius_neighbors<T: Real>(
         }
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KHeap, LANES, reduce_tile, small_integers};
+    use crate::real::Real;
+
+    /// Distances with many exact ties (few distinct values), some NaN-free tiny negatives
+    /// and a tail shorter than one chunk.
+    fn tile<T: Real>(rows: usize, cols: usize) -> Vec<T> {
+        (0..rows * cols)
+            .map(|i| T::from_f64_lossy((((i * 7919) % 23) as f64 - 1.0) * 0.5))
+            .collect()
+    }
+
+    fn run<T: Real>(portable: bool, norms: bool) -> Vec<Vec<KHeap<T>>> {
+        let (rows, cols) = (7, 3 * LANES + 13);
+        let mut buf = tile::<T>(rows, cols);
+        let qn: Vec<T> = (0..rows).map(|i| T::from_f64_lossy(i as f64)).collect();
+        let tn: Vec<T> = (0..cols)
+            .map(|j| T::from_f64_lossy((j % 5) as f64))
+            .collect();
+        let mut heaps: Vec<Vec<KHeap<T>>> = (0..rows)
+            .map(|_| [1, 4, 9].iter().map(|&k| KHeap::new(k)).collect())
+            .collect();
+        let n = norms.then_some((&qn[..], &tn[..]));
+        // Two tiles, as a search feeds them: training rows 0.. and then 100..
+        reduce_tile(&mut heaps, &mut buf, cols, 0, n, portable);
+        let mut buf2 = tile::<T>(rows, cols);
+        buf2.reverse();
+        reduce_tile(&mut heaps, &mut buf2, cols, 100, n, portable);
+        heaps
+    }
+
+    #[test]
+    fn dispatched_reduction_equals_portable() {
+        for norms in [false, true] {
+            assert_eq!(run::<f32>(false, norms), run::<f32>(true, norms));
+            assert_eq!(run::<f64>(false, norms), run::<f64>(true, norms));
+        }
+    }
+
+    #[test]
+    fn small_integer_test() {
+        assert!(small_integers(&[0.0, -0.0, 3.0, -16.0, 4095.0], 4096.0));
+        assert!(!small_integers(&[0.5], 4096.0));
+        assert!(!small_integers(&[4096.0], 4096.0));
+        assert!(!small_integers(&[f64::NAN], 4096.0));
+        assert!(!small_integers(&[f64::INFINITY], 4096.0));
+        assert!(!small_integers(&[1e-300], 4096.0));
+    }
 }
