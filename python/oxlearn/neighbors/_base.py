@@ -40,32 +40,37 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 _NATIVE_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
-def _is_plain_float_matrix(X: Any) -> bool:
-    """Tell whether validating ``X`` would return it unchanged, with no warning or error.
+def _plain_float_matrix(X: Any) -> npt.NDArray[Any] | None:
+    """Return what validating ``X`` gives when that cannot warn or fail, else None.
 
-    That is what scikit-learn's ``check_array(X, order="C", dtype=_FLOAT_DTYPES)`` does for
-    a non-empty 2-D NumPy array (not a subclass) of native float64 or float32 in C
-    order whose values are all finite (tested as scikit-learn's ``_assert_all_finite``
-    does first: a finite sum; any doubt falls back to the full validation). The estimators
-    then skip the general validation, which costs more than a small search.
+    scikit-learn's ``check_array(X, order="C", dtype=_FLOAT_DTYPES)`` returns a non-empty
+    2-D NumPy array (not a subclass) of native float64 or float32 as it is, in C order
+    (the array itself when already C-contiguous, else a C-ordered copy), once it has found
+    all its values finite; that test is made as ``_assert_all_finite`` makes it first (a
+    finite sum), and any doubt returns None so that the full validation runs and raises
+    its own error. The estimators then skip the general validation, which costs more than
+    a small search.
     """
     if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _NATIVE_FLOATS:
-        return False
-    if not X.flags.c_contiguous or X.shape[0] < 1 or X.shape[1] < 1:
-        return False
+        return None
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        return None
     config = get_config()
     if config.get("array_api_dispatch", False):
-        return False
-    if config.get("assume_finite", False):
-        return True
-    with np.errstate(over="ignore"):
-        return bool(np.isfinite(X.sum()))
+        return None
+    if not config.get("assume_finite", False):
+        with np.errstate(over="ignore"):
+            if not np.isfinite(X.sum()):
+                return None
+    return np.asarray(X, order="C")
 
 
 # Parameter sets already validated, per estimator class (see `_validate_params`).
 _VALID_PARAMS: dict[type, set[tuple[Any, ...]]] = {}
 _VALID_PARAMS_MAX = 256
 _CACHEABLE_TYPES = (int, float, str, bool, type(None), np.integer, np.floating)
+# Each estimator class's parameter names (`_get_param_names` reads the signature).
+_PARAM_NAMES: dict[type, list[str]] = {}
 # Whether each estimator class requires y (its target tags), looked up once.
 _REQUIRES_Y: dict[type, bool] = {}
 
@@ -158,7 +163,9 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         again; anything else (dicts, callables, NaN) is validated every time.
         """
         cls = type(self)
-        names = cls._get_param_names()
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = _PARAM_NAMES[cls] = cls._get_param_names()
         values = tuple(getattr(self, name) for name in names)
         key: tuple[Any, ...] | None = tuple(
             (type(v), v) for v in values if isinstance(v, _CACHEABLE_TYPES)
@@ -242,7 +249,10 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         classification targets). Sets exactly the attributes ``validate_data`` sets.
         Returns False, having changed nothing, when the general path must run.
         """
-        if self.metric == "precomputed" or not _is_plain_float_matrix(X):
+        if self.metric == "precomputed":
+            return False
+        X = _plain_float_matrix(X)
+        if X is None:
             return False
         requires_y = self._requires_y()
         if requires_y:
@@ -336,14 +346,11 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
 
     def _validate_query(self, X: Any) -> npt.NDArray[Any]:
         """Validate query rows like scikit-learn, in the training data's float dtype."""
-        if (
-            self.metric != "precomputed"
-            and _is_plain_float_matrix(X)
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
-        ):
-            # What `validate_data(reset=False)` returns for it, without a warning.
-            return np.ascontiguousarray(X, dtype=self._fit_X.dtype)
+        if self.metric != "precomputed" and not hasattr(self, "feature_names_in_"):
+            plain = _plain_float_matrix(X)
+            if plain is not None and plain.shape[1] == self.n_features_in_:
+                # What `validate_data(reset=False)` returns for it, without a warning.
+                return np.ascontiguousarray(plain, dtype=self._fit_X.dtype)
         X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
         if self.metric == "precomputed":
             X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
@@ -403,7 +410,9 @@ class _KNeighborsMixin:
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices of the nearest points in the population matrix.
         """
-        check_is_fitted(self)
+        if not hasattr(self, "_fit_method"):
+            # (A fit sets `_fit_method` and attributes ending in "_": then this passes.)
+            check_is_fitted(self)
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         elif n_neighbors <= 0:

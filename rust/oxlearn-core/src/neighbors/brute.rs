@@ -469,8 +469,9 @@ fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
 #[allow(unused_unsafe)]
 fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     use std::arch::x86_64::{
-        _CMP_LT_OQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd, _mm256_loadu_ps,
-        _mm256_movemask_pd, _mm256_movemask_ps, _mm256_set1_pd, _mm256_set1_ps,
+        __m256, __m256d, _CMP_LT_OQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd,
+        _mm256_loadu_ps, _mm256_movemask_pd, _mm256_movemask_ps, _mm256_or_pd, _mm256_or_ps,
+        _mm256_set1_pd, _mm256_set1_ps,
     };
     let any: &dyn std::any::Any = v;
     let root_any: &dyn std::any::Any = &root;
@@ -478,14 +479,24 @@ fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
         any.downcast_ref::<[f32; LANES]>(),
         root_any.downcast_ref::<f32>(),
     ) {
+        // SAFETY: the CPU has AVX2 (this function's caller checked it) and `v` holds
+        // LANES f32: unaligned 256-bit loads at offsets 0, 8, ...
+        let lt: [__m256; LANES / 8] = unsafe {
+            let rr = _mm256_set1_ps(r);
+            std::array::from_fn(|h| {
+                _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_loadu_ps(v.as_ptr().add(8 * h)), rr)
+            })
+        };
+        // Most chunks hold no candidate at all: one test for the whole chunk.
+        // SAFETY: AVX2, as above.
+        let none = unsafe { _mm256_movemask_ps(lt.iter().fold(lt[0], |a, &b| _mm256_or_ps(a, b))) };
+        if none == 0 {
+            return 0;
+        }
         let mut mask = 0u64;
-        for h in 0..LANES / 8 {
-            // SAFETY: the CPU has AVX2 (this function's caller checked it) and `v` holds
-            // LANES f32: unaligned 256-bit loads at offsets 0, 8, ...
-            let m = unsafe {
-                let x = _mm256_loadu_ps(v.as_ptr().add(8 * h));
-                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(r)))
-            };
+        for (h, &c) in lt.iter().enumerate() {
+            // SAFETY: AVX2, as above.
+            let m = unsafe { _mm256_movemask_ps(c) };
             mask |= u64::from(m as u32) << (8 * h);
         }
         return mask;
@@ -494,13 +505,22 @@ fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
         any.downcast_ref::<[f64; LANES]>(),
         root_any.downcast_ref::<f64>(),
     ) {
+        // SAFETY: as above, with LANES f64: 256-bit loads at offsets 0, 4, ...
+        let lt: [__m256d; LANES / 4] = unsafe {
+            let rr = _mm256_set1_pd(r);
+            std::array::from_fn(|h| {
+                _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_loadu_pd(v.as_ptr().add(4 * h)), rr)
+            })
+        };
+        // SAFETY: AVX2, as above.
+        let none = unsafe { _mm256_movemask_pd(lt.iter().fold(lt[0], |a, &b| _mm256_or_pd(a, b))) };
+        if none == 0 {
+            return 0;
+        }
         let mut mask = 0u64;
-        for h in 0..LANES / 4 {
-            // SAFETY: as above, with LANES f64: 256-bit loads at offsets 0, 4, ...
-            let m = unsafe {
-                let x = _mm256_loadu_pd(v.as_ptr().add(4 * h));
-                _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(x, _mm256_set1_pd(r)))
-            };
+        for (h, &c) in lt.iter().enumerate() {
+            // SAFETY: AVX2, as above.
+            let m = unsafe { _mm256_movemask_pd(c) };
             mask |= u64::from(m as u32) << (4 * h);
         }
         return mask;
