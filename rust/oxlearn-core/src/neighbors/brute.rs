@@ -11,9 +11,9 @@ use crate::parallel::Threads;
 use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
-const TRAIN_TILE: usize = 512;
+const TRAIN_TILE: usize = 256;
 /// Largest number of query rows per tile.
-const QUERY_TILE: usize = 256;
+const QUERY_TILE: usize = 128;
 /// scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 const SKLEARN_CHUNK: usize = 256;
 /// Candidates compared against the heap root at once (the bits of one `u64` mask).
@@ -428,8 +428,16 @@ fn reduce_row<T: Real>(
         }
         j0 += LANES;
     }
-    for (l, &v) in chunks.remainder().iter().enumerate() {
-        push_all(big, small, v, ts + j0 + l);
+    let rest = chunks.remainder();
+    let root = big.root();
+    let mut mask = 0u64;
+    for (l, &v) in rest.iter().enumerate() {
+        mask |= u64::from(v < root) << l;
+    }
+    while mask != 0 {
+        let l = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        push_all(big, small, rest[l], ts + j0 + l);
     }
 }
 
@@ -758,7 +766,24 @@ pub fn kneighbors_multi<T: Real>(
     // Euclidean tiles: the GEMM cross term, then norms added while reducing (one pass less).
     let fused = matches!(metric, Metric::Euclidean | Metric::SqEuclidean);
     let minus_two = T::from_f64_lossy(-2.0);
-    let tiles = over_query_tiles(n_q, threads, |qs, qe| {
+    // Results go straight into one flat buffer per output type: row q holds, for each k of
+    // `ks` in order, its k distances (indices). Each query tile writes its own rows, so
+    // heaps live only while their tile is searched (memory: tiles in flight, not n_queries).
+    let kk: usize = ks.iter().sum();
+    let offsets: Vec<usize> = ks
+        .iter()
+        .scan(0usize, |acc, &k| {
+            let o = *acc;
+            *acc += k;
+            Some(o)
+        })
+        .collect();
+    let mut flat_d = vec![0.0f64; n_q * kk];
+    let mut flat_i = vec![0usize; n_q * kk];
+    let tq = query_tile(n_q, threads);
+    let search_tile = |(t, (out_d, out_i)): (usize, (&mut [f64], &mut [usize]))| {
+        let qs = t * tq;
+        let qe = (qs + tq).min(n_q);
         let tt_max = TRAIN_TILE.min(n_t);
         let mut buf = vec![T::zero(); (qe - qs) * tt_max];
         let mut heaps: TileHeaps<T> = (qs..qe)
@@ -776,31 +801,52 @@ pub fn kneighbors_multi<T: Real>(
                 reduce_tile(&mut heaps, &mut buf, tt, ts, None, false);
             }
         }
-        for per_query in &mut heaps {
-            for h in per_query.iter_mut() {
+        let rows = out_d.chunks_exact_mut(kk).zip(out_i.chunks_exact_mut(kk));
+        for (per_query, (row_d, row_i)) in heaps.iter_mut().zip(rows) {
+            for (&slot, h) in order.iter().zip(per_query.iter_mut()) {
                 finish_heap(h, strategy);
-            }
-        }
-        heaps
-    })?;
-
-    let mut out: Vec<(Array2<f64>, Array2<usize>)> = ks
-        .iter()
-        .map(|&k| (Array2::zeros((n_q, k)), Array2::zeros((n_q, k))))
-        .collect();
-    let mut qi = 0usize;
-    for tile in tiles {
-        for per_query in tile {
-            for (slot, h) in order.iter().zip(per_query) {
-                let (dist, idx) = &mut out[*slot];
+                let o = offsets[slot];
                 for (j, (&v, &ix)) in h.values.iter().zip(&h.indices).enumerate() {
-                    dist[[qi, j]] = metric.rdist_to_dist(v.to_f64_lossless());
-                    idx[[qi, j]] = ix;
+                    row_d[o + j] = metric.rdist_to_dist(v.to_f64_lossless());
+                    row_i[o + j] = ix;
                 }
             }
-            qi += 1;
         }
+    };
+    let chunk = (tq * kk).max(1);
+    match threads {
+        Threads::Single => flat_d
+            .chunks_mut(chunk)
+            .zip(flat_i.chunks_mut(chunk))
+            .enumerate()
+            .for_each(search_tile),
+        Threads::Pool(_) => threads.install(|| {
+            flat_d
+                .par_chunks_mut(chunk)
+                .zip(flat_i.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(search_tile);
+        })?,
     }
+
+    if let [k] = ks {
+        // One k: the flat buffers are the results (no copy).
+        let dist = Array2::from_shape_vec((n_q, *k), flat_d);
+        let idx = Array2::from_shape_vec((n_q, *k), flat_i);
+        return match (dist, idx) {
+            (Ok(d), Ok(i)) => Ok(vec![(d, i)]),
+            _ => Err(CoreError::shape("neighbour results", n_q * k, n_q * kk)),
+        };
+    }
+    let out = ks
+        .iter()
+        .zip(&offsets)
+        .map(|(&k, &o)| {
+            let dist = Array2::from_shape_fn((n_q, k), |(q, j)| flat_d[q * kk + o + j]);
+            let idx = Array2::from_shape_fn((n_q, k), |(q, j)| flat_i[q * kk + o + j]);
+            (dist, idx)
+        })
+        .collect();
     Ok(out)
 }
 
