@@ -12,8 +12,9 @@ use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
 const TRAIN_TILE: usize = 256;
-/// Largest number of query rows per tile.
-const QUERY_TILE: usize = 128;
+/// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles
+/// cut the GEMM's repacking but raise the peak memory, smaller ones the reverse).
+const QUERY_TILE: usize = 256;
 /// scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 const SKLEARN_CHUNK: usize = 256;
 /// Candidates compared against the heap root at once (the bits of one `u64` mask).
