@@ -408,6 +408,59 @@ fn reduce_row<T: Real>(
     let Some((big, small)) = heaps.split_last_mut() else {
         return;
     };
+    epilogue(vals, norms);
+    let mut j0 = 0usize;
+    let mut chunks = vals.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        if let Ok(v) = <&[T; LANES]>::try_from(chunk) {
+            push_masked(big, small, v, lt_mask(v, big.root()), ts + j0);
+        }
+        j0 += LANES;
+    }
+    push_rest(big, small, chunks.remainder(), ts + j0);
+}
+
+/// A query row's squared norm and the training tile's, for a GEMM row (see [`epilogue`]).
+type RowNorms<'a, T> = Option<(T, &'a [T])>;
+
+/// [`reduce_row`] on two rows at once, chunk by chunk: the two heaps are independent, so
+/// the out-of-order core overlaps one row's pushes (chains of dependent loads and
+/// compares) with the other's; each heap still sees its own candidates in index order.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn reduce_row_pair<T: Real>(
+    heaps: (&mut [KHeap<T>], &mut [KHeap<T>]),
+    vals: (&mut [T], &mut [T]),
+    ts: usize,
+    norms: (RowNorms<'_, T>, RowNorms<'_, T>),
+    lt_mask: impl Fn(&[T; LANES], T) -> u64,
+) {
+    let (Some((big_a, small_a)), Some((big_b, small_b))) =
+        (heaps.0.split_last_mut(), heaps.1.split_last_mut())
+    else {
+        return;
+    };
+    epilogue(vals.0, norms.0);
+    epilogue(vals.1, norms.1);
+    let mut j0 = 0usize;
+    let mut chunks_a = vals.0.chunks_exact(LANES);
+    let mut chunks_b = vals.1.chunks_exact(LANES);
+    for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
+        if let (Ok(va), Ok(vb)) = (<&[T; LANES]>::try_from(ca), <&[T; LANES]>::try_from(cb)) {
+            let (ma, mb) = (lt_mask(va, big_a.root()), lt_mask(vb, big_b.root()));
+            push_masked(big_a, small_a, va, ma, ts + j0);
+            push_masked(big_b, small_b, vb, mb, ts + j0);
+        }
+        j0 += LANES;
+    }
+    push_rest(big_a, small_a, chunks_a.remainder(), ts + j0);
+    push_rest(big_b, small_b, chunks_b.remainder(), ts + j0);
+}
+
+/// Adds the squared norms to a GEMM row (`-2 q.t`) and clips at 0; nothing for `None`.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn epilogue<T: Real>(vals: &mut [T], norms: Option<(T, &[T])>) {
     if let Some((qn, tn)) = norms {
         for (o, &t) in vals.iter_mut().zip(tn) {
             let v = (qn + *o) + t;
@@ -415,21 +468,30 @@ fn reduce_row<T: Real>(
             *o = if v > T::zero() { v } else { T::zero() };
         }
     }
-    let mut j0 = 0usize;
-    let mut chunks = vals.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        let Ok(v) = <&[T; LANES]>::try_from(chunk) else {
-            continue;
-        };
-        let mut mask = lt_mask(v, big.root());
-        while mask != 0 {
-            let l = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            push_all(big, small, v[l], ts + j0 + l);
-        }
-        j0 += LANES;
+}
+
+/// Offers the candidates of `chunk` whose bit is set in `mask` (training index `base + l`
+/// for bit `l`), in increasing index order.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn push_masked<T: Real>(
+    big: &mut KHeap<T>,
+    small: &mut [KHeap<T>],
+    chunk: &[T; LANES],
+    mut mask: u64,
+    base: usize,
+) {
+    while mask != 0 {
+        let l = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        push_all(big, small, chunk[l], base + l);
     }
-    let rest = chunks.remainder();
+}
+
+/// Offers the last (fewer than [`LANES`]) candidates of a row.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+fn push_rest<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], rest: &[T], base: usize) {
     let root = big.root();
     let mut mask = 0u64;
     for (l, &v) in rest.iter().enumerate() {
@@ -438,7 +500,7 @@ fn reduce_row<T: Real>(
     while mask != 0 {
         let l = mask.trailing_zeros() as usize;
         mask &= mask - 1;
-        push_all(big, small, rest[l], ts + j0 + l);
+        push_all(big, small, rest[l], base + l);
     }
 }
 
@@ -465,9 +527,31 @@ fn reduce_tile_body<T: Real>(
     norms: Option<(&[T], &[T])>,
     lt_mask: impl Fn(&[T; LANES], T) -> u64 + Copy,
 ) {
-    for (i, (h, row)) in heaps.iter_mut().zip(buf.chunks_exact_mut(tt)).enumerate() {
-        let n = norms.map(|(qn, tn)| (qn[i], tn));
-        reduce_row(h, row, ts, n, lt_mask);
+    let rows = heaps.len().min(buf.len() / tt.max(1));
+    let (heaps, buf) = (&mut heaps[..rows], &mut buf[..rows * tt]);
+    let norm = |i: usize| norms.map(|(qn, tn)| (qn[i], tn));
+    let mut pairs = heaps.chunks_exact_mut(2).zip(buf.chunks_exact_mut(2 * tt));
+    let mut i = 0usize;
+    for (h, b) in &mut pairs {
+        let (ha, hb) = h.split_at_mut(1);
+        let (ra, rb) = b.split_at_mut(tt);
+        reduce_row_pair(
+            (&mut ha[0], &mut hb[0]),
+            (ra, rb),
+            ts,
+            (norm(i), norm(i + 1)),
+            lt_mask,
+        );
+        i += 2;
+    }
+    if i < rows {
+        reduce_row(
+            &mut heaps[i],
+            &mut buf[i * tt..(i + 1) * tt],
+            ts,
+            norm(i),
+            lt_mask,
+        );
     }
 }
 
