@@ -37,6 +37,42 @@ SUPPORTED_METRICS = frozenset(
 )
 
 _FLOAT_DTYPES = [np.float64, np.float32]
+_NATIVE_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _plain_float_matrix(X: Any) -> npt.NDArray[Any] | None:
+    """Return what validating ``X`` gives when that cannot warn or fail, else None.
+
+    scikit-learn's ``check_array(X, order="C", dtype=_FLOAT_DTYPES)`` returns a non-empty
+    2-D NumPy array (not a subclass) of native float64 or float32 as it is, in C order
+    (the array itself when already C-contiguous, else a C-ordered copy), once it has found
+    all its values finite; that test is made as ``_assert_all_finite`` makes it first (a
+    finite sum), and any doubt returns None so that the full validation runs and raises
+    its own error. The estimators then skip the general validation, which costs more than
+    a small search.
+    """
+    if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _NATIVE_FLOATS:
+        return None
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        return None
+    config = get_config()
+    if config.get("array_api_dispatch", False):
+        return None
+    if not config.get("assume_finite", False):
+        with np.errstate(over="ignore"):
+            if not np.isfinite(X.sum()):
+                return None
+    return np.asarray(X, order="C")
+
+
+# Parameter sets already validated, per estimator class (see `_validate_params`).
+_VALID_PARAMS: dict[type, set[tuple[Any, ...]]] = {}
+_VALID_PARAMS_MAX = 256
+_CACHEABLE_TYPES = (int, float, str, bool, type(None), np.integer, np.floating)
+# Each estimator class's parameter names (`_get_param_names` reads the signature).
+_PARAM_NAMES: dict[type, list[str]] = {}
+# Whether each estimator class requires y (its target tags), looked up once.
+_REQUIRES_Y: dict[type, bool] = {}
 
 
 def _align_sparse_api(graph: Any) -> Any:
@@ -118,6 +154,33 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
 
     # --- fitting ---------------------------------------------------------------------------
 
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, remembered for sets of plain values.
+
+        Validating the constraints goes through ``get_params`` and ``inspect.signature``
+        and costs more than fitting a small data set. Its outcome depends only on the
+        values, so a set of plain (immutable, hashable) values that passed once passes
+        again; anything else (dicts, callables, NaN) is validated every time.
+        """
+        cls = type(self)
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = _PARAM_NAMES[cls] = cls._get_param_names()
+        values = tuple(getattr(self, name) for name in names)
+        key: tuple[Any, ...] | None = tuple(
+            (type(v), v) for v in values if isinstance(v, _CACHEABLE_TYPES)
+        )
+        if key is not None and len(key) != len(values):
+            key = None
+        if key is not None and any(isinstance(v, float) and v != v for _, v in key):
+            key = None
+        seen = _VALID_PARAMS.setdefault(cls, set())
+        if key is not None and key in seen:
+            return
+        super()._validate_params()
+        if key is not None and len(seen) < _VALID_PARAMS_MAX:
+            seen.add(key)
+
     def _check_algorithm_metric(self) -> None:
         """Reject metric/algorithm pairs scikit-learn rejects (same messages)."""
         if self.algorithm in ("kd_tree", "ball_tree") and self.metric != "precomputed":
@@ -176,8 +239,51 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
                 "or algorithm='brute' instead."
             )
 
+    def _fit_fast(self, X: Any, y: Any) -> bool:
+        """Fit without the general validation when its outcome is known in advance.
+
+        Applies to a plain float matrix (see `_is_plain_float_matrix`) with a non-empty
+        1-D integer ``y`` of the same length (or no ``y`` when none is needed), the
+        default metric handling and no precomputed distances: scikit-learn's
+        ``validate_data`` would return both unchanged (integer labels are always valid
+        classification targets). Sets exactly the attributes ``validate_data`` sets.
+        Returns False, having changed nothing, when the general path must run.
+        """
+        if self.metric == "precomputed":
+            return False
+        X = _plain_float_matrix(X)
+        if X is None:
+            return False
+        requires_y = self._requires_y()
+        if requires_y:
+            if (
+                type(y) is not np.ndarray
+                or y.ndim != 1
+                or y.dtype.kind not in "iu"
+                or y.shape[0] != X.shape[0]
+            ):
+                return False
+        # `_check_feature_names(reset=True)` on an array without column names.
+        if hasattr(self, "feature_names_in_"):
+            delattr(self, "feature_names_in_")
+        if requires_y:
+            self._fit_targets(y)
+        self.n_features_in_ = X.shape[1]
+        self._finish_fit(X)
+        return True
+
+    def _requires_y(self) -> bool:
+        cls = type(self)
+        cached = _REQUIRES_Y.get(cls)
+        if cached is None:
+            cached = bool(self.__sklearn_tags__().target_tags.required)
+            _REQUIRES_Y[cls] = cached
+        return cached
+
     def _fit(self, X: Any, y: Any = None) -> Any:
-        requires_y = self.__sklearn_tags__().target_tags.required
+        if self._fit_fast(X, y):
+            return self
+        requires_y = self._requires_y()
         if requires_y:
             X, y = validate_data(
                 self,
@@ -191,7 +297,10 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
             self._fit_targets(y)
         else:
             X = validate_data(self, X, accept_sparse=False, order="C", dtype=_FLOAT_DTYPES)
+        return self._finish_fit(X)
 
+    def _finish_fit(self, X: Any) -> Any:
+        """Everything `_fit` does after validating the data."""
         self._check_algorithm_metric()
         self._set_effective_metric()
 
@@ -237,6 +346,11 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
 
     def _validate_query(self, X: Any) -> npt.NDArray[Any]:
         """Validate query rows like scikit-learn, in the training data's float dtype."""
+        if self.metric != "precomputed" and not hasattr(self, "feature_names_in_"):
+            plain = _plain_float_matrix(X)
+            if plain is not None and plain.shape[1] == self.n_features_in_:
+                # What `validate_data(reset=False)` returns for it, without a warning.
+                return np.ascontiguousarray(plain, dtype=self._fit_X.dtype)
         X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
         if self.metric == "precomputed":
             X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
@@ -296,7 +410,9 @@ class _KNeighborsMixin:
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices of the nearest points in the population matrix.
         """
-        check_is_fitted(self)
+        if not hasattr(self, "_fit_method"):
+            # (A fit sets `_fit_method` and attributes ending in "_": then this passes.)
+            check_is_fitted(self)
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         elif n_neighbors <= 0:

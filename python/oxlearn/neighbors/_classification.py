@@ -23,6 +23,23 @@ from oxlearn.neighbors._base import (
 )
 
 
+def _unique_inverse(labels: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """``np.unique(labels, return_inverse=True)`` for a 1-D array, the same arrays.
+
+    Small non-negative integer labels (the usual class codes) are counted with
+    ``np.bincount`` instead of sorted, which costs a fraction of a small fit.
+    """
+    if labels.dtype.kind == "i" or (labels.dtype.kind == "u" and labels.dtype.itemsize < 8):
+        n = labels.shape[0]
+        if n and labels.min() >= 0 and labels.max() < 4 * n + 1024:
+            present = np.flatnonzero(np.bincount(labels))
+            lookup = np.zeros(present[-1] + 1, dtype=np.intp)
+            lookup[present] = np.arange(present.shape[0], dtype=np.intp)
+            return present.astype(labels.dtype), lookup[labels]
+    classes, inverse = np.unique(labels, return_inverse=True)
+    return classes, inverse
+
+
 class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
     """Classifier implementing the k-nearest neighbors vote.
 
@@ -185,12 +202,26 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
             y = y.reshape((-1, 1))
         else:
             self.outputs_2d_ = True
-        check_classification_targets(y)
+        # Integer labels of one output are always valid targets ("binary" or "multiclass"):
+        # only the warning of `check_classification_targets` can apply, checked below.
+        int_labels = y.shape[1] == 1 and y.dtype.kind in "iu"
+        if not int_labels:
+            check_classification_targets(y)
         classes = []
         self._y = np.empty(y.shape, dtype=np.intp)
         for k in range(self._y.shape[1]):
-            classes_k, self._y[:, k] = np.unique(y[:, k], return_inverse=True)
+            classes_k, self._y[:, k] = _unique_inverse(y[:, k])
             classes.append(classes_k)
+        if int_labels:
+            n_samples, n_classes = y.shape[0], classes[0].shape[0]
+            if n_classes > 2 and n_samples > 20 and n_classes > round(0.5 * n_samples):
+                warnings.warn(
+                    "The number of unique classes is greater than 50% of the number "
+                    "of samples. `y` could represent a regression problem, not a "
+                    "classification problem.",
+                    UserWarning,
+                    stacklevel=4,
+                )
         if not self.outputs_2d_:
             self.classes_ = classes[0]
             self._y = self._y.ravel()
@@ -229,7 +260,8 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         y : ndarray of shape (n_queries,) or (n_queries, n_outputs)
             Class labels for each data sample.
         """
-        check_is_fitted(self, "_fit_method")
+        if not hasattr(self, "_fit_method"):
+            check_is_fitted(self, "_fit_method")
         neigh_ind, weights = self._neighbors_and_weights(X)
         y2d, classes = self._encoded_targets()
         pred = _oxlearn.knn_classify(
@@ -264,7 +296,8 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
             The class probabilities of the input samples. Classes are ordered
             by lexicographic order.
         """
-        check_is_fitted(self, "_fit_method")
+        if not hasattr(self, "_fit_method"):
+            check_is_fitted(self, "_fit_method")
         neigh_ind, weights = self._neighbors_and_weights(X)
         y2d, classes = self._encoded_targets()
         probabilities: list[npt.NDArray[np.float64]] = _oxlearn.knn_classify_proba(

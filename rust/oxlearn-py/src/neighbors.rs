@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use oxlearn_core::neighbors::{self, Metric, vote};
 use oxlearn_core::{Real, Threads};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -16,8 +16,27 @@ use crate::errors::run_detached;
 
 type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
 
-fn to_isize(a: &Array2<usize>) -> Array2<isize> {
-    a.mapv(|v| v as isize)
+/// The indices as `isize` (numpy's intp). The standard library collects a mapped
+/// `vec::IntoIter` into the same allocation when the element layouts match, so this does
+/// not hold a second copy of the indices (peak memory).
+fn to_isize(a: Array2<usize>) -> PyResult<Array2<isize>> {
+    let dim = a.dim();
+    if !a.is_standard_layout() {
+        return Ok(a.mapv(|v| v as isize));
+    }
+    let (flat, offset) = a.into_raw_vec_and_offset();
+    let (start, n) = (offset.unwrap_or(0), dim.0 * dim.1);
+    let flat: Vec<isize> = if start == 0 && flat.len() == n {
+        flat.into_iter().map(|v| v as isize).collect()
+    } else {
+        flat.iter()
+            .skip(start)
+            .take(n)
+            .map(|&v| v as isize)
+            .collect()
+    };
+    Array2::from_shape_vec(dim, flat)
+        .map_err(|e| PyRuntimeError::new_err(format!("internal error in oxlearn: {e}")))
 }
 
 fn metric_from(name: &str, p: f64, w: Option<PyReadonlyArray1<'_, f64>>) -> PyResult<Metric> {
@@ -59,10 +78,9 @@ fn kneighbors<'py>(
     } else {
         return Err(dtype_error());
     };
-    Ok(out
-        .into_iter()
-        .map(|(d, i)| (d.into_pyarray(py), to_isize(&i).into_pyarray(py)))
-        .collect())
+    out.into_iter()
+        .map(|(d, i)| Ok((d.into_pyarray(py), to_isize(i)?.into_pyarray(py))))
+        .collect()
 }
 
 fn search<T: Real>(

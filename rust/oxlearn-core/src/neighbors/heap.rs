@@ -23,18 +23,58 @@ pub fn heap_push<T: Real>(values: &mut [T], indices: &mut [usize], val: T, val_i
 }
 
 /// The accepted path of [`heap_push`]: puts `val` at the root and sifts it down.
+///
+/// scikit-learn's loop, made branch-free: a sift stops at a data-dependent depth, so its
+/// branches are mispredicted about once per level, which made pushes the largest cost of
+/// the top-k reduction. Here every level of the heap is visited (`floor(log2(size))` of
+/// them); at each the child scikit-learn would pick is selected without a branch, moved up
+/// only while the sift is still going, and the sift stops for good at the first level
+/// where scikit-learn's loop breaks. The moves, and so the heap, are exactly those of
+/// [`sift_in_reference`] (the loop as scikit-learn writes it; the tests compare the two).
 #[inline]
 fn sift_in<T: Real>(values: &mut [T], indices: &mut [usize], val: T, val_idx: usize) {
+    let size = values.len().min(indices.len());
+    if size == 0 {
+        return;
+    }
+    let last = size - 1;
+    let depth = (usize::BITS - 1 - size.leading_zeros()) as usize;
+    let mut current = 0usize;
+    let mut going = true;
+    for _ in 0..depth {
+        let left = 2 * current + 1;
+        let right = left + 1;
+        let (l, r) = (left.min(last), right.min(last));
+        let (vl, vr) = (values[l], values[r]);
+        // scikit-learn: the left child when it is the only one or `values[left] >=
+        // values[right]`, else the right one; it moves up when `val` is below it.
+        let left_first = vl >= vr; // false for NaN, as in scikit-learn's `else` branch
+        let take_right = right < size && !left_first;
+        let child = if take_right { r } else { l };
+        let vc = if take_right { vr } else { vl };
+        going = going && left < size && val < vc;
+        let ic = indices[child];
+        let (vcur, icur) = (values[current], indices[current]);
+        values[current] = if going { vc } else { vcur };
+        indices[current] = if going { ic } else { icur };
+        current = if going { child } else { current };
+    }
+    values[current] = val;
+    indices[current] = val_idx;
+}
+
+/// scikit-learn's sift loop as written (`sklearn/utils/_heap.pyx`): the reference that
+/// [`sift_in`] reproduces.
+#[cfg(test)]
+fn sift_in_reference<T: Real>(values: &mut [T], indices: &mut [usize], val: T, val_idx: usize) {
     let size = values.len();
     let mut current = 0usize;
     loop {
         let left = 2 * current + 1;
         let right = left + 1;
-        // scikit-learn's branches, in its order: the child to move up, if any.
         let swap = if left >= size {
             None
         } else if right >= size || values[left] >= values[right] {
-            // (scikit-learn tests `values[left] > val` in the one-child case: the same.)
             (val < values[left]).then_some(left)
         } else {
             (val < values[right]).then_some(right)
@@ -236,6 +276,34 @@ mod tests {
         heap_push(&mut values, &mut indices, 0.2, 4);
         assert_eq!(values, vec![0.4, 0.2, 0.1]);
         assert_eq!(indices, vec![1, 4, 5]);
+    }
+
+    #[test]
+    fn branch_free_sift_equals_scikit_learns_loop() {
+        // Few distinct values (many ties), every heap size up to 40, long push sequences.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        for k in 1..=40 {
+            for levels in [3, 10, 1000] {
+                let mut a = (vec![f64::MAX; k], vec![0usize; k]);
+                let mut b = a.clone();
+                for i in 0..400 {
+                    let v = (next() % levels) as f64;
+                    if v < a.0[0] {
+                        sift_in(&mut a.0, &mut a.1, v, i);
+                    }
+                    if v < b.0[0] {
+                        sift_in_reference(&mut b.0, &mut b.1, v, i);
+                    }
+                    assert_eq!(a, b, "k={k}, levels={levels}, push {i}");
+                }
+            }
+        }
     }
 
     #[test]
