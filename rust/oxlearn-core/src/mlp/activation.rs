@@ -6,8 +6,36 @@
 //! operations in the same order), so results track it to the last bits where NumPy's own
 //! functions (`exp`, `tanh`) agree with Rust's.
 
+// The loop bodies are `#[inline(always)]` so that they are compiled again inside each
+// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// portable build).
+#![allow(clippy::inline_always)]
+
+use super::simd::multiversion;
 use crate::error::{CoreError, Result};
 use crate::real::Real;
+
+multiversion! {
+    /// [`Activation::bias_activate`] compiled for `level` (see [`super::simd`]).
+    pub fn hidden_bias_activate<T: Real>(act: Activation, z: &mut [T], bias: &[T])
+        => hidden_bias_activate_body
+}
+
+#[inline(always)]
+fn hidden_bias_activate_body<T: Real>(act: Activation, z: &mut [T], bias: &[T]) {
+    act.bias_activate(z, bias);
+}
+
+multiversion! {
+    /// [`Activation::backprop_rows`] compiled for `level` (see [`super::simd`]).
+    pub fn backprop_rows_at<T: Real>(act: Activation, a: &[T], delta: &mut [T], colsum: &mut [T])
+        => backprop_rows_body
+}
+
+#[inline(always)]
+fn backprop_rows_body<T: Real>(act: Activation, a: &[T], delta: &mut [T], colsum: &mut [T]) {
+    act.backprop_rows(a, delta, colsum);
+}
 
 /// Hidden-layer activation (`activation` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +97,7 @@ impl Activation {
     }
 
     /// `delta * f'(z)` written, as scikit-learn does, in terms of the activation `a = f(z)`.
-    #[inline]
+    #[inline(always)]
     pub fn derivative_times<T: Real>(self, a: T, delta: T) -> T {
         match self {
             Self::Identity => delta,
@@ -89,6 +117,7 @@ impl Activation {
     }
 
     /// `z[r, c] = f(z[r, c] + bias[c])` over a row-major block of width `bias.len()`.
+    #[inline(always)]
     pub fn bias_activate<T: Real>(self, z: &mut [T], bias: &[T]) {
         let w = bias.len();
         if w == 0 {
@@ -104,6 +133,7 @@ impl Activation {
 
     /// `delta[r, c] = delta[r, c] * f'(a[r, c])` and `colsum[c] = sum_r delta[r, c]`, summed
     /// row after row as NumPy's `sum(axis=0)` does on a C-contiguous array.
+    #[inline(always)]
     pub fn backprop_rows<T: Real>(self, a: &[T], delta: &mut [T], colsum: &mut [T]) {
         colsum.fill(T::zero());
         let w = colsum.len();
@@ -180,7 +210,7 @@ pub fn softmax_row<T: Real>(row: &mut [T]) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
     for row in z.chunks_exact_mut(bias.len()) {
         for (v, &b) in row.iter_mut().zip(bias) {
@@ -189,7 +219,7 @@ fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn map_rows<T: Real>(z: &mut [T], bias: &[T], f: impl Fn(T) -> T) {
     for row in z.chunks_exact_mut(bias.len()) {
         for (v, &b) in row.iter_mut().zip(bias) {

@@ -1,26 +1,174 @@
 //! Loss and gradient (scikit-learn's `_backprop` and `_compute_loss_grad`) on preallocated
 //! buffers.
 
+use std::borrow::Cow;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
-use super::forward::{bias_slice, layer_forward};
+use super::activation::backprop_rows_at;
+use super::chunk::{CHUNK_ROWS, MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, reduce, sum_squares};
+use super::forward::{bias_slice, forward_chunk};
+use super::simd::SimdLevel;
 use super::{NetSpec, check_params};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
 
+/// The buffers of one row chunk (see [`super::chunk`]).
+#[derive(Debug, Clone)]
+struct Chunk<T> {
+    /// `acts[l]` holds layer `l + 1`'s activations, `(len, units[l + 1])` row-major.
+    acts: Vec<Vec<T>>,
+    /// `deltas[l]`: gradient of the loss w.r.t. layer `l + 1`'s pre-activations.
+    deltas: Vec<Vec<T>>,
+    /// This chunk's `activations[l].T @ deltas[l]`.
+    coef_grads: Vec<Vec<T>>,
+    /// This chunk's column sums of `deltas[l]`.
+    int_grads: Vec<Vec<T>>,
+    /// This chunk's [`super::Loss::sum`].
+    loss: f64,
+}
+
+impl<T: Real> Chunk<T> {
+    fn new(units: &[usize], len: usize, grads: bool) -> Self {
+        let per_layer = |on: bool| -> Vec<Vec<T>> {
+            units[1..]
+                .iter()
+                .map(|&w| vec![T::zero(); if on { len * w } else { 0 }])
+                .collect()
+        };
+        Self {
+            acts: per_layer(true),
+            deltas: per_layer(grads),
+            coef_grads: units
+                .windows(2)
+                .map(|w| vec![T::zero(); if grads { w[0] * w[1] } else { 0 }])
+                .collect(),
+            int_grads: per_layer(false)
+                .into_iter()
+                .zip(&units[1..])
+                .map(|(_, &w)| vec![T::zero(); if grads { w } else { 0 }])
+                .collect(),
+            loss: 0.0,
+        }
+    }
+
+    /// Forward and backward passes of the chunk's rows on the calling thread: the data
+    /// term of the loss (a [`super::Loss::sum`]) and the unscaled gradients.
+    fn backprop(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        y: &[T],
+        sw: Option<&[T]>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        level: SimdLevel,
+        gemm_threads: Threads,
+    ) {
+        let units = &spec.units;
+        let rows = x.nrows();
+        let layers = coefs.len();
+        let last = layers - 1;
+        let n_out = units[layers];
+        forward_chunk(
+            x,
+            coefs,
+            intercepts,
+            units,
+            spec.activation,
+            spec.out_activation,
+            &mut self.acts,
+            level,
+            gemm_threads,
+        );
+        let out = &self.acts[last][..rows * n_out];
+        self.loss = spec.loss.sum(out, y, n_out, sw);
+
+        // delta[last] = (activations[-1] - y) * sample_weight, with its column sums.
+        {
+            let delta = &mut self.deltas[last][..rows * n_out];
+            let colsum = &mut self.int_grads[last];
+            colsum.fill(T::zero());
+            for r in 0..rows {
+                let o = r * n_out;
+                for c in 0..n_out {
+                    let mut d = out[o + c] - y[o + c];
+                    if let Some(w) = sw {
+                        d *= w[r];
+                    }
+                    delta[o + c] = d;
+                    colsum[c] += d;
+                }
+            }
+        }
+        self.coef_grad(last, x, units, rows, gemm_threads);
+
+        for i in (1..=last).rev() {
+            let (lo, hi) = self.deltas.split_at_mut(i);
+            let w_in = units[i];
+            let w_out = units[i + 1];
+            let d_next = ArrayView2::from_shape((rows, w_out), &hi[0][..rows * w_out])
+                .expect("delta buffer holds rows * width values");
+            let d_prev = &mut lo[i - 1][..rows * w_in];
+            gemm(
+                T::one(),
+                d_next,
+                coefs[i].t(),
+                T::zero(),
+                ArrayViewMut2::from_shape((rows, w_in), &mut *d_prev)
+                    .expect("delta buffer holds rows * width values"),
+                gemm_threads,
+            );
+            let colsum = &mut self.int_grads[i - 1];
+            let a = &self.acts[i - 1][..rows * w_in];
+            let act = spec.activation;
+            backprop_rows_at(level, act, a, d_prev, colsum);
+            self.coef_grad(i - 1, x, units, rows, gemm_threads);
+        }
+    }
+
+    /// `coef_grads[l] = activations[l].T @ deltas[l]` for this chunk.
+    fn coef_grad(
+        &mut self,
+        l: usize,
+        x: ArrayView2<'_, T>,
+        units: &[usize],
+        rows: usize,
+        gemm_threads: Threads,
+    ) {
+        let w_in = units[l];
+        let w_out = units[l + 1];
+        let input = if l == 0 {
+            x.view()
+        } else {
+            ArrayView2::from_shape((rows, w_in), &self.acts[l - 1][..rows * w_in])
+                .expect("activation buffer holds rows * width values")
+        };
+        let delta = ArrayView2::from_shape((rows, w_out), &self.deltas[l][..rows * w_out])
+            .expect("delta buffer holds rows * width values");
+        let g = ArrayViewMut2::from_shape((w_in, w_out), &mut self.coef_grads[l][..])
+            .expect("gradient buffer holds units[l] * units[l + 1] values");
+        gemm(T::one(), input.t(), delta, T::zero(), g, gemm_threads);
+    }
+}
+
 /// Every buffer one loss-and-gradient evaluation needs, for batches of up to `cap` rows.
 ///
-/// Allocated once per fit; batches use the leading rows.
+/// Allocated once per fit; batches use the leading rows. A batch is cut into the fixed row
+/// chunks of [`super::chunk`], which run in parallel with their own buffers; the gradients
+/// are then summed chunk after chunk, so results never depend on the thread count.
 #[derive(Debug, Clone)]
 pub struct Workspace<T> {
     units: Vec<usize>,
     cap: usize,
-    /// `acts[l]` holds layer `l + 1`'s activations, `(cap, units[l + 1])` row-major.
-    acts: Vec<Vec<T>>,
-    /// `deltas[l]`: gradient of the loss w.r.t. layer `l + 1`'s pre-activations.
-    deltas: Vec<Vec<T>>,
+    chunks: Vec<Chunk<T>>,
+    /// The output-layer activations of the last [`Workspace::forward`], row-major.
+    out: Vec<T>,
+    level: SimdLevel,
+    /// One chunk for the whole batch, GEMMs parallel inside (see [`Workspace::whole_batch`]).
+    whole: bool,
     /// Gradient of each coefficient matrix (scikit-learn's `coef_grads`).
     pub coef_grads: Vec<Array2<T>>,
     /// Gradient of each intercept vector (scikit-learn's `intercept_grads`).
@@ -30,24 +178,53 @@ pub struct Workspace<T> {
 impl<T: Real> Workspace<T> {
     /// Buffers for a network with layer widths `units` and batches of up to `cap` rows.
     pub fn new(units: &[usize], cap: usize) -> Self {
-        let acts = units[1..]
-            .iter()
-            .map(|&w| vec![T::zero(); cap * w])
-            .collect();
-        let deltas = units[1..]
-            .iter()
-            .map(|&w| vec![T::zero(); cap * w])
-            .collect();
+        Self::build(units, cap, true, false)
+    }
+
+    /// Buffers for full-batch evaluations (L-BFGS) that keep the original summation order:
+    /// one chunk (the GEMMs, parallel inside, sum over all rows) and a sequential L2 sum.
+    /// L-BFGS amplifies last-bit differences of the loss and gradient over hundreds of
+    /// iterations, and this order is the one whose results track scikit-learn's.
+    pub fn whole_batch(units: &[usize], cap: usize) -> Self {
+        Self::build(units, cap, true, true)
+    }
+
+    /// Buffers for [`Workspace::forward`] only (no gradient buffers).
+    pub fn forward_only(units: &[usize], cap: usize) -> Self {
+        Self::build(units, cap, false, false)
+    }
+
+    fn build(units: &[usize], cap: usize, grads: bool, whole: bool) -> Self {
+        let cap = cap.max(1);
+        let (live, len) = if whole {
+            (1, cap)
+        } else {
+            (
+                cap.div_ceil(CHUNK_ROWS).min(MAX_LIVE_CHUNKS),
+                cap.min(CHUNK_ROWS),
+            )
+        };
+        let chunks = (0..live).map(|_| Chunk::new(units, len, grads)).collect();
+        let n_out = units[units.len() - 1];
         let coef_grads = units
             .windows(2)
-            .map(|w| Array2::zeros((w[0], w[1])))
+            .map(|w| Array2::zeros(if grads { (w[0], w[1]) } else { (0, 0) }))
             .collect();
-        let intercept_grads = units[1..].iter().map(|&w| Array1::zeros(w)).collect();
+        let intercept_grads = units[1..]
+            .iter()
+            .map(|&w| Array1::zeros(if grads { w } else { 0 }))
+            .collect();
         Self {
             units: units.to_vec(),
             cap,
-            acts,
-            deltas,
+            chunks,
+            out: if grads {
+                Vec::new()
+            } else {
+                vec![T::zero(); cap * n_out]
+            },
+            level: SimdLevel::detected(),
+            whole,
             coef_grads,
             intercept_grads,
         }
@@ -58,13 +235,13 @@ impl<T: Real> Workspace<T> {
         self.cap
     }
 
-    /// The output-layer activations of the last forward pass over `rows` rows.
+    /// The output-layer activations of the last [`Workspace::forward`] over `rows` rows.
     pub fn output(&self, rows: usize) -> &[T] {
-        let l = self.units.len() - 1;
-        &self.acts[l - 1][..rows * self.units[l]]
+        let n_out = self.units[self.units.len() - 1];
+        &self.out[..rows * n_out]
     }
 
-    /// Forward pass over the rows of `x` into the activation buffers.
+    /// Forward pass over the rows of `x`; read the result with [`Workspace::output`].
     pub fn forward(
         &mut self,
         x: ArrayView2<'_, T>,
@@ -74,25 +251,42 @@ impl<T: Real> Workspace<T> {
         threads: Threads,
     ) {
         let rows = x.nrows();
+        let n_out = self.units[self.units.len() - 1];
+        if self.out.len() < rows * n_out {
+            self.out.resize(rows * n_out, T::zero());
+        }
+        let len = chunk_len(rows);
+        let n_chunks = rows.div_ceil(len);
+        let level = self.level;
+        let units = &self.units;
         let layers = coefs.len();
-        for i in 0..layers {
-            let (done, rest) = self.acts.split_at_mut(i);
-            let input = if i == 0 {
-                x.view()
-            } else {
-                ArrayView2::from_shape((rows, self.units[i]), &done[i - 1][..rows * self.units[i]])
-                    .expect("activation buffer holds rows * width values")
-            };
-            layer_forward(
-                input,
-                coefs[i].view(),
-                intercepts[i],
-                &mut rest[0],
-                i + 1 == layers,
-                spec.activation,
-                spec.out_activation,
-                threads,
-            );
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let base = wave_start * len;
+            let out_rows = ((wave_start + wave) * len).min(rows) - base;
+            let mut items: Vec<(&mut Chunk<T>, &mut [T])> = self.chunks[..wave]
+                .iter_mut()
+                .zip(self.out[base * n_out..(base + out_rows) * n_out].chunks_mut(len * n_out))
+                .collect();
+            for_each_chunk(threads, &mut items, |i, (chunk, dst)| {
+                let start = base + i * len;
+                let r = dst.len() / n_out;
+                let xc = x.slice(ndarray::s![start..start + r, ..]);
+                forward_chunk(
+                    xc,
+                    coefs,
+                    intercepts,
+                    units,
+                    spec.activation,
+                    spec.out_activation,
+                    &mut chunk.acts,
+                    level,
+                    Threads::Single,
+                );
+                dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
+            });
+            wave_start += wave;
         }
     }
 
@@ -113,110 +307,85 @@ impl<T: Real> Workspace<T> {
     ) -> f64 {
         let rows = x.nrows();
         let layers = coefs.len();
-        let last = layers - 1;
         let n_out = self.units[layers];
-        self.forward(x, coefs, intercepts, spec, threads);
-
-        let out = &self.acts[last][..rows * n_out];
-        let mut loss = spec.loss.value(out, y, n_out, sw);
-        let mut values = 0.0_f64;
-        for c in coefs {
-            values += c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>();
-        }
+        let level = self.level;
         let sw_sum_f64 = match sw {
             Some(w) => w.iter().map(|&v| v.to_f64_lossless()).sum::<f64>(),
             None => rows as f64,
         };
-        loss += (0.5 * alpha) * values / sw_sum_f64;
         let sw_sum = T::from_f64_lossy(sw_sum_f64);
         let alpha_t = T::from_f64_lossy(alpha);
+        let coef_slices: Vec<Cow<'_, [T]>> = coefs
+            .iter()
+            .map(|c| match c.as_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(c.iter().copied().collect()),
+            })
+            .collect();
 
-        // delta[last] = (activations[-1] - y) * sample_weight, with its column sums.
-        {
-            let delta = &mut self.deltas[last][..rows * n_out];
-            let colsum = self.intercept_grads[last]
-                .as_slice_mut()
-                .expect("owned gradient vector is contiguous");
-            colsum.fill(T::zero());
-            for r in 0..rows {
-                let o = r * n_out;
-                for c in 0..n_out {
-                    let mut d = out[o + c] - y[o + c];
-                    if let Some(w) = sw {
-                        d *= w[r];
+        let (len, gemm_threads) = if self.whole {
+            (rows.max(1), threads)
+        } else {
+            (chunk_len(rows), Threads::Single)
+        };
+        let n_chunks = rows.div_ceil(len);
+        let mut total = 0.0_f64;
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let chunks = &mut self.chunks[..wave];
+            for_each_chunk(threads, chunks, |i, chunk| {
+                let start = (wave_start + i) * len;
+                let end = (start + len).min(rows);
+                chunk.backprop(
+                    x.slice(ndarray::s![start..end, ..]),
+                    &y[start * n_out..end * n_out],
+                    sw.map(|w| &w[start..end]),
+                    coefs,
+                    intercepts,
+                    spec,
+                    level,
+                    gemm_threads,
+                );
+            });
+            let keep = wave_start > 0;
+            let done = wave_start + wave == n_chunks;
+            for c in chunks.iter() {
+                total += c.loss;
+            }
+            #[allow(clippy::needless_range_loop)] // l indexes four parallel lists
+            for l in 0..layers {
+                let parts: Vec<&[T]> = chunks.iter().map(|c| &c.coef_grads[l][..]).collect();
+                let dst = self.coef_grads[l]
+                    .as_slice_mut()
+                    .expect("owned gradient is contiguous");
+                let finish = done.then(|| (&coef_slices[l][..], alpha_t, sw_sum));
+                reduce(level, threads, dst, &parts, keep, finish);
+                let parts: Vec<&[T]> = chunks.iter().map(|c| &c.int_grads[l][..]).collect();
+                let dst = self.intercept_grads[l]
+                    .as_slice_mut()
+                    .expect("owned gradient is contiguous");
+                reduce(level, Threads::Single, dst, &parts, keep, None);
+                if done {
+                    for v in dst.iter_mut() {
+                        *v /= sw_sum;
                     }
-                    delta[o + c] = d;
-                    colsum[c] += d;
                 }
             }
+            wave_start += wave;
         }
-        self.layer_grads(last, x, coefs, rows, sw_sum, alpha_t, threads);
 
-        for i in (1..=last).rev() {
-            let (lo, hi) = self.deltas.split_at_mut(i);
-            let w_in = self.units[i];
-            let w_out = self.units[i + 1];
-            let d_next = ArrayView2::from_shape((rows, w_out), &hi[0][..rows * w_out])
-                .expect("delta buffer holds rows * width values");
-            let d_prev = &mut lo[i - 1][..rows * w_in];
-            gemm(
-                T::one(),
-                d_next,
-                coefs[i].t(),
-                T::zero(),
-                ArrayViewMut2::from_shape((rows, w_in), &mut *d_prev)
-                    .expect("delta buffer holds rows * width values"),
-                threads,
-            );
-            let colsum = self.intercept_grads[i - 1]
-                .as_slice_mut()
-                .expect("owned gradient vector is contiguous");
-            spec.activation
-                .backprop_rows(&self.acts[i - 1][..rows * w_in], d_prev, colsum);
-            self.layer_grads(i - 1, x, coefs, rows, sw_sum, alpha_t, threads);
-        }
-        loss
-    }
-
-    /// `coef_grads[l] = (activations[l].T @ deltas[l] + alpha * coefs[l]) / sw_sum` and
-    /// `intercept_grads[l] /= sw_sum` (the column sums are already there).
-    fn layer_grads(
-        &mut self,
-        l: usize,
-        x: ArrayView2<'_, T>,
-        coefs: &[ArrayView2<'_, T>],
-        rows: usize,
-        sw_sum: T,
-        alpha: T,
-        threads: Threads,
-    ) {
-        let w_out = self.units[l + 1];
-        let input = if l == 0 {
-            x.view()
+        let mut loss = spec.loss.finish(total, sw_sum_f64, n_out);
+        let values: f64 = if self.whole {
+            coef_slices
+                .iter()
+                .map(|c| c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>())
+                .sum()
         } else {
-            ArrayView2::from_shape(
-                (rows, self.units[l]),
-                &self.acts[l - 1][..rows * self.units[l]],
-            )
-            .expect("activation buffer holds rows * width values")
+            coef_slices.iter().map(|c| sum_squares(level, c)).sum()
         };
-        let delta = ArrayView2::from_shape((rows, w_out), &self.deltas[l][..rows * w_out])
-            .expect("delta buffer holds rows * width values");
-        let g = &mut self.coef_grads[l];
-        gemm(T::one(), input.t(), delta, T::zero(), g.view_mut(), threads);
-        let coef = &coefs[l];
-        if let (Some(gs), Some(ws)) = (g.as_slice_mut(), coef.as_slice()) {
-            for (gv, &wv) in gs.iter_mut().zip(ws) {
-                *gv = (*gv + alpha * wv) / sw_sum;
-            }
-        } else {
-            ndarray::Zip::from(g.view_mut())
-                .and(coef)
-                .for_each(|gv, &wv| *gv = (*gv + alpha * wv) / sw_sum);
-        }
-        for v in &mut self.intercept_grads[l] {
-            *v /= sw_sum;
-        }
+        loss += (0.5 * alpha) * values / sw_sum_f64;
+        loss
     }
 }
 
@@ -314,7 +483,7 @@ pub fn loss_grad_packed<T: Real>(
     let bias: Vec<_> = intercepts.iter().map(bias_slice).collect();
     let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
     threads.install(|| {
-        let mut ws = Workspace::new(units, x.nrows());
+        let mut ws = Workspace::whole_batch(units, x.nrows());
         let loss = ws.backprop(
             x,
             y_s,

@@ -6,8 +6,49 @@
 //! learning rate is a float64 scalar, so (as in NumPy) each update `-lr * m / (sqrt(v) + eps)`
 //! is computed in float64 and rounded once when added to a float32 parameter.
 
+// The loop bodies are `#[inline(always)]` so that they are compiled again inside each
+// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// portable build).
+#![allow(clippy::inline_always)]
+
+use rayon::prelude::*;
+
+use super::simd::{SimdLevel, multiversion};
 use crate::error::{CoreError, Result};
+use crate::parallel::Threads;
 use crate::real::Real;
+
+/// Parameters per parallel task of an update (element-wise, so the split changes nothing).
+const PAR_BLOCK: usize = 8192;
+
+/// Runs `f` over matching blocks of a parameter, its gradient and two state slices, in
+/// parallel on the installed pool when `threads` allows and the parameter is large.
+fn par_blocks<T: Real>(
+    threads: Threads,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    f: impl Fn(&mut [T], &[T], &mut [T], &mut [T]) + Sync + Send,
+) {
+    if threads.count() > 1 && p.len() > PAR_BLOCK {
+        // Empty state (plain SGD has no second list) is split into empty blocks.
+        let mb = if m.is_empty() { 1 } else { PAR_BLOCK };
+        let vb = if v.is_empty() { 1 } else { PAR_BLOCK };
+        let n_blocks = p.len().div_ceil(PAR_BLOCK);
+        let mut m_blocks: Vec<&mut [T]> = m.chunks_mut(mb).collect();
+        let mut v_blocks: Vec<&mut [T]> = v.chunks_mut(vb).collect();
+        m_blocks.resize_with(n_blocks, || &mut []);
+        v_blocks.resize_with(n_blocks, || &mut []);
+        p.par_chunks_mut(PAR_BLOCK)
+            .zip(g.par_chunks(PAR_BLOCK))
+            .zip(m_blocks.into_par_iter())
+            .zip(v_blocks.into_par_iter())
+            .for_each(|(((pb, gb), mb), vb)| f(pb, gb, mb, vb));
+    } else {
+        f(p, g, m, v);
+    }
+}
 
 /// SGD learning-rate schedule (`learning_rate` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +134,20 @@ impl Optimizer {
         first: &mut [&mut [T]],
         second: &mut [&mut [T]],
     ) {
+        self.update_par(params, grads, first, second, Threads::Single);
+    }
+
+    /// [`Optimizer::update`] split over `threads` (call it inside [`Threads::install`]);
+    /// the update is element-wise, so the bits do not depend on the thread count.
+    pub fn update_par<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grads: &[&[T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        threads: Threads,
+    ) {
+        let level = SimdLevel::detected();
         match self {
             Self::Sgd {
                 lr,
@@ -102,8 +157,11 @@ impl Optimizer {
             } => {
                 let mu = T::from_f64_lossy(*momentum);
                 let lr = T::from_f64_lossy(*lr);
+                let nesterov = *nesterov;
                 for ((p, g), v) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
-                    sgd_step(p, g, v, mu, lr, *nesterov);
+                    par_blocks(threads, p, g, v, &mut [], |p, g, v, _| {
+                        sgd_step_at(level, p, g, v, mu, lr, nesterov);
+                    });
                 }
             }
             Self::Adam {
@@ -131,7 +189,9 @@ impl Optimizer {
                     .zip(first.iter_mut())
                     .zip(second.iter_mut())
                 {
-                    adam_step(p, g, m, v, &c);
+                    par_blocks(threads, p, g, m, v, |p, g, m, v| {
+                        adam_step_at(level, p, g, m, v, &c);
+                    });
                 }
             }
         }
@@ -173,7 +233,7 @@ impl Optimizer {
 }
 
 /// `v = momentum * v - lr * g; p += (momentum * v - lr * g if nesterov else v)`.
-#[inline]
+#[inline(always)]
 pub fn sgd_step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], mu: T, lr: T, nesterov: bool) {
     for ((pv, &gv), vv) in p.iter_mut().zip(g).zip(v.iter_mut()) {
         let nv = mu * *vv - lr * gv;
@@ -200,7 +260,7 @@ pub struct AdamConsts<T> {
 }
 
 /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
-#[inline]
+#[inline(always)]
 pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
     for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let nm = c.b1 * *mv + c.omb1 * gv;
@@ -210,4 +270,27 @@ pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Ad
         let upd = (c.neg_lr * nm.to_f64_lossless()) / (nv.sqrt() + c.eps).to_f64_lossless();
         *pv = T::from_f64_lossy(pv.to_f64_lossless() + upd);
     }
+}
+
+multiversion! {
+    /// [`adam_step`] compiled for `level` (see [`super::simd`]).
+    pub fn adam_step_at<T: Real>(
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        c: &AdamConsts<T>,
+    ) => adam_step
+}
+
+multiversion! {
+    /// [`sgd_step`] compiled for `level` (see [`super::simd`]).
+    pub fn sgd_step_at<T: Real>(
+        p: &mut [T],
+        g: &[T],
+        v: &mut [T],
+        mu: T,
+        lr: T,
+        nesterov: bool,
+    ) => sgd_step
 }

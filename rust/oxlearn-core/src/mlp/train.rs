@@ -278,7 +278,7 @@ pub fn fit_stochastic<T: Real>(
 
     threads.install(|| {
         let mut ws = Workspace::<T>::new(units, batch);
-        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::new(units, nv));
+        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
         let mut xb = vec![T::zero(); batch * d];
         let mut yb = vec![T::zero(); batch * k];
         let mut swb = vec![T::zero(); if data.sw.is_some() { batch } else { 0 }];
@@ -337,7 +337,9 @@ pub fn fit_stochastic<T: Real>(
                             .map(|g| g.as_slice().expect("owned gradient is contiguous")),
                     )
                     .collect();
-                state.optimizer.update(params, &grads, first, second);
+                state
+                    .optimizer
+                    .update_par(params, &grads, first, second, threads);
                 start = end;
             }
             summary.n_iter += 1;
