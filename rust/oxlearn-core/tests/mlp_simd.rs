@@ -2,7 +2,9 @@
 //! bits (`oxlearn_core::mlp::simd`), and the chunked passes give the same bits for any thread
 //! count.
 
-use oxlearn_core::mlp::activation::{backprop_rows_at, hidden_bias_activate};
+use oxlearn_core::mlp::activation::{
+    backprop_rows_at, exp_f64, hidden_bias_activate, softmax_block, softmax_row,
+};
 use oxlearn_core::mlp::chunk::{reduce, sum_squares};
 use oxlearn_core::mlp::optim::{AdamConsts, adam_step_at, sgd_step_at};
 use oxlearn_core::mlp::simd::SimdLevel;
@@ -62,6 +64,9 @@ fn check_levels<T: Real>() {
             out.extend(bits(&d));
             out.extend(bits(&colsum));
         }
+        let mut z = z0.clone();
+        softmax_block(level, &mut z, &bias);
+        out.extend(bits(&z));
         let refs: Vec<&[T]> = parts.iter().map(Vec::as_slice).collect();
         for threads in [Threads::Single, Threads::Pool(2), Threads::Pool(3)] {
             let mut dst = vec![T::zero(); 20_011];
@@ -137,4 +142,60 @@ fn chunked_forward_is_thread_count_independent() {
     let one = run(Threads::Single);
     assert_eq!(one, run(Threads::Pool(2)));
     assert_eq!(one, run(Threads::Pool(3)));
+}
+
+#[test]
+fn exp_is_within_two_ulp_of_libm() {
+    let mut rng = Pcg64::seed_from_u64(11);
+    let mut xs: Vec<f64> = (0..200_000)
+        .map(|_| rng.random_range(-745.0..709.7))
+        .collect();
+    xs.extend((0..20_000).map(|_| rng.random_range(-40.0..1.0)));
+    xs.extend([
+        0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 709.78, -708.4, -744.0, -745.1,
+    ]);
+    for &x in &xs {
+        let (got, want) = (exp_f64(x), x.exp());
+        let ulp = if want == 0.0 {
+            f64::from_bits(1)
+        } else {
+            (f64::from_bits(want.to_bits() + 1) - want).max(f64::from_bits(1))
+        };
+        assert!(
+            (got - want).abs() <= 2.0 * ulp,
+            "exp({x}) = {got}, libm {want}"
+        );
+    }
+    assert!(exp_f64(f64::NAN).is_nan());
+    assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
+    assert_eq!(exp_f64(-800.0), 0.0);
+    assert_eq!(exp_f64(f64::INFINITY), f64::INFINITY);
+    assert_eq!(exp_f64(710.0), f64::INFINITY);
+}
+
+#[test]
+fn softmax_block_matches_row_softmax() {
+    let mut rng = Pcg64::seed_from_u64(5);
+    let (rows, w) = (50, 10);
+    let z0 = data::<f64>(&mut rng, rows * w);
+    let bias = data::<f64>(&mut rng, w);
+    let mut a: Vec<f64> = z0
+        .iter()
+        .zip(bias.iter().cycle())
+        .map(|(z, b)| z + b)
+        .collect();
+    for row in a.chunks_exact_mut(w) {
+        softmax_row(row);
+    }
+    let mut b = z0.clone();
+    softmax_block(SimdLevel::detected(), &mut b, &bias);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-15 * x.abs().max(1e-300), "{x} vs {y}");
+    }
+    // A NaN in a row makes the whole row NaN, as np.max and np.exp do.
+    let mut c = z0.clone();
+    c[3] = f64::NAN;
+    softmax_block(SimdLevel::detected(), &mut c, &bias);
+    assert!(c[..w].iter().all(|v| v.is_nan()));
+    assert!(c[w..].iter().all(|v| v.is_finite()));
 }

@@ -11,7 +11,7 @@
 // portable build).
 #![allow(clippy::inline_always)]
 
-use super::simd::multiversion;
+use super::simd::{SimdLevel, multiversion};
 use crate::error::{CoreError, Result};
 use crate::real::Real;
 
@@ -174,14 +174,93 @@ impl OutActivation {
             Self::Identity => add_bias(z, bias),
             Self::Logistic => map_rows(z, bias, expit),
             Self::Exp => map_rows(z, bias, T::exp),
-            Self::Softmax => {
-                add_bias(z, bias);
-                for row in z.chunks_exact_mut(w) {
-                    softmax_row(row);
-                }
-            }
+            Self::Softmax => softmax_block(SimdLevel::detected(), z, bias),
         }
     }
+}
+
+multiversion! {
+    /// `z = softmax(z + bias)` row by row over a row-major block of width `bias.len()`
+    /// (scikit-learn's `inplace_softmax`: max-subtracted, then normalised), with the
+    /// exponentials from [`exp_f64`] in one vectorised pass; compiled for `level`.
+    pub fn softmax_block<T: Real>(z: &mut [T], bias: &[T]) => softmax_block_body
+}
+
+#[inline(always)]
+fn softmax_block_body<T: Real>(z: &mut [T], bias: &[T]) {
+    let w = bias.len();
+    if w == 0 {
+        return;
+    }
+    add_bias(z, bias);
+    for row in z.chunks_exact_mut(w) {
+        let mut max = T::neg_infinity();
+        for &v in row.iter() {
+            // np.max propagates NaN.
+            if v > max || v.is_nan() {
+                max = v;
+            }
+        }
+        for v in row.iter_mut() {
+            *v -= max;
+        }
+    }
+    for v in z.iter_mut() {
+        *v = T::from_f64_lossy(exp_f64(v.to_f64_lossless()));
+    }
+    for row in z.chunks_exact_mut(w) {
+        let mut sum = T::zero();
+        for &v in row.iter() {
+            sum += v;
+        }
+        for v in row.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// `e^x` in branch-free arithmetic the compiler vectorises (libm's `exp` is one call per
+/// value, and the softmax's exponentials were a fifth of a small network's training step).
+///
+/// Cody-Waite reduction `x = n ln2 + r`, `|r| <= ln2 / 2`, with fdlibm's split of `ln2`, a
+/// degree-13 Taylor polynomial for `e^r` (truncation error below 1e-17) and `2^n` applied as
+/// two exact power-of-two factors so that subnormal results and overflow come out right.
+/// Within 2 ulp of the correctly rounded value; `exp(NaN)` is NaN, `exp(-inf)` is 0 and
+/// `exp(inf)` is inf.
+#[inline(always)]
+pub fn exp_f64(x: f64) -> f64 {
+    // fdlibm's ln2_hi (low 32 bits zero, so n * LN2_HI is exact) and ln2_lo.
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    // 1.5 * 2^52: adding and subtracting it rounds to the nearest integer.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    // Clamped so that n stays within [-1077, 1025] (NaN passes through the comparisons).
+    let x = x.clamp(-746.0, 710.0);
+    let t = x * LOG2E + SHIFT;
+    let nf = t - SHIFT;
+    let n = (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
+    let r = (x - nf * LN2_HI) - nf * LN2_LO;
+    let mut p = 1.0 / 6_227_020_800.0;
+    p = p * r + 1.0 / 479_001_600.0;
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n as 2^n1 * 2^n2 with both exponents normal.
+    let n1 = n >> 1;
+    let n2 = n - n1;
+    let s1 = f64::from_bits(((n1 + 1023) as u64) << 52);
+    let s2 = f64::from_bits(((n2 + 1023) as u64) << 52);
+    p * s1 * s2
 }
 
 /// scipy's `expit`: `1 / (1 + exp(-x))`.

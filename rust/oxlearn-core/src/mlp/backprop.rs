@@ -6,8 +6,11 @@ use std::borrow::Cow;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 use super::activation::backprop_rows_at;
-use super::chunk::{CHUNK_ROWS, MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, reduce, sum_squares};
+use super::chunk::{
+    CHUNK_ROWS, MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, reduce, sum_squares,
+};
 use super::forward::{bias_slice, forward_chunk};
+use super::optim::Optimizer;
 use super::simd::SimdLevel;
 use super::{NetSpec, check_params};
 use crate::error::{CoreError, Result};
@@ -28,6 +31,10 @@ struct Chunk<T> {
     int_grads: Vec<Vec<T>>,
     /// This chunk's [`super::Loss::sum`].
     loss: f64,
+    /// The chunk's gathered input rows, targets and weights (shuffled training batches).
+    xb: Vec<T>,
+    yb: Vec<T>,
+    swb: Vec<T>,
 }
 
 impl<T: Real> Chunk<T> {
@@ -51,6 +58,9 @@ impl<T: Real> Chunk<T> {
                 .map(|(_, &w)| vec![T::zero(); if grads { w } else { 0 }])
                 .collect(),
             loss: 0.0,
+            xb: Vec::new(),
+            yb: Vec::new(),
+            swb: Vec::new(),
         }
     }
 
@@ -154,6 +164,24 @@ impl<T: Real> Chunk<T> {
     }
 }
 
+/// Where a batch's rows come from.
+#[derive(Clone, Copy)]
+enum Src<'a, T> {
+    /// Contiguous rows.
+    Rows {
+        x: ArrayView2<'a, T>,
+        y: &'a [T],
+        sw: Option<&'a [T]>,
+    },
+    /// Rows `idx` of row-major `x` (`units[0]` wide) and `y`, gathered by each chunk.
+    Gather {
+        x: &'a [T],
+        y: &'a [T],
+        sw: Option<&'a [T]>,
+        idx: &'a [usize],
+    },
+}
+
 /// Every buffer one loss-and-gradient evaluation needs, for batches of up to `cap` rows.
 ///
 /// Allocated once per fit; batches use the leading rows. A batch is cut into the fixed row
@@ -169,6 +197,9 @@ pub struct Workspace<T> {
     level: SimdLevel,
     /// One chunk for the whole batch, GEMMs parallel inside (see [`Workspace::whole_batch`]).
     whole: bool,
+    /// Set by the deferred evaluations: the per-chunk gradients of this many chunks wait
+    /// for [`Workspace::update_params`], with the L2 factor and the divisor.
+    pending: Option<(usize, T, T)>,
     /// Gradient of each coefficient matrix (scikit-learn's `coef_grads`).
     pub coef_grads: Vec<Array2<T>>,
     /// Gradient of each intercept vector (scikit-learn's `intercept_grads`).
@@ -225,6 +256,7 @@ impl<T: Real> Workspace<T> {
             },
             level: SimdLevel::detected(),
             whole,
+            pending: None,
             coef_grads,
             intercept_grads,
         }
@@ -305,14 +337,108 @@ impl<T: Real> Workspace<T> {
         alpha: f64,
         threads: Threads,
     ) -> f64 {
-        let rows = x.nrows();
+        self.run(
+            Src::Rows { x, y, sw },
+            coefs,
+            intercepts,
+            spec,
+            alpha,
+            threads,
+            false,
+        )
+    }
+
+    /// [`Workspace::backprop`] for a training step: the batch is rows `idx` of row-major `x`
+    /// and `y` (and `sw`), which each chunk gathers itself, and the gradients are left for
+    /// [`Workspace::update_params`] to sum inside the optimizer's pass (unless the batch
+    /// needs more chunks than stay alive at once, when they are summed here).
+    pub fn backprop_deferred(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        sw: Option<&[T]>,
+        idx: &[usize],
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        alpha: f64,
+        threads: Threads,
+    ) -> f64 {
+        self.run(
+            Src::Gather { x, y, sw, idx },
+            coefs,
+            intercepts,
+            spec,
+            alpha,
+            threads,
+            true,
+        )
+    }
+
+    /// One optimizer step with the gradients of the last evaluation: summed block by block
+    /// in the update's own pass after [`Workspace::backprop_deferred`], or read from
+    /// [`Workspace::coef_grads`]/[`Workspace::intercept_grads`] otherwise.
+    pub fn update_params(
+        &mut self,
+        optimizer: &mut Optimizer,
+        params: &mut [&mut [T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        threads: Threads,
+    ) {
+        let layers = self.units.len() - 1;
+        let level = self.level;
+        if let Some((n, alpha, div)) = self.pending.take() {
+            let chunks = &self.chunks[..n];
+            let parts: Vec<Vec<&[T]>> = (0..layers)
+                .map(|l| chunks.iter().map(|c| &c.coef_grads[l][..]).collect())
+                .chain((0..layers).map(|l| chunks.iter().map(|c| &c.int_grads[l][..]).collect()))
+                .collect();
+            let grad = |i: usize, off: usize, p: &[T], dst: &mut [T]| {
+                let w = (i < layers).then_some(p);
+                grad_block_at(level, dst, &parts[i], off, w, alpha, div);
+            };
+            optimizer.update_with(params, &grad, first, second, threads);
+        } else {
+            let grads: Vec<&[T]> = self
+                .coef_grads
+                .iter()
+                .map(|g| g.as_slice().expect("owned gradient is contiguous"))
+                .chain(
+                    self.intercept_grads
+                        .iter()
+                        .map(|g| g.as_slice().expect("owned gradient is contiguous")),
+                )
+                .collect();
+            optimizer.update_par(params, &grads, first, second, threads);
+        }
+    }
+
+    fn run(
+        &mut self,
+        src: Src<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        alpha: f64,
+        threads: Threads,
+        defer: bool,
+    ) -> f64 {
         let layers = coefs.len();
+        let d = self.units[0];
         let n_out = self.units[layers];
         let level = self.level;
-        let sw_sum_f64 = match sw {
-            Some(w) => w.iter().map(|&v| v.to_f64_lossless()).sum::<f64>(),
-            None => rows as f64,
+        let (rows, sw_sum_f64) = match src {
+            Src::Rows { x, sw, .. } => (
+                x.nrows(),
+                sw.map(|w| w.iter().map(|&v| v.to_f64_lossless()).sum::<f64>()),
+            ),
+            Src::Gather { sw, idx, .. } => (
+                idx.len(),
+                sw.map(|w| idx.iter().map(|&i| w[i].to_f64_lossless()).sum::<f64>()),
+            ),
         };
+        let sw_sum_f64 = sw_sum_f64.unwrap_or(rows as f64);
         let sw_sum = T::from_f64_lossy(sw_sum_f64);
         let alpha_t = T::from_f64_lossy(alpha);
         let coef_slices: Vec<Cow<'_, [T]>> = coefs
@@ -329,6 +455,8 @@ impl<T: Real> Workspace<T> {
             (chunk_len(rows), Threads::Single)
         };
         let n_chunks = rows.div_ceil(len);
+        let defer = defer && n_chunks <= self.chunks.len();
+        self.pending = None;
         let mut total = 0.0_f64;
         let mut wave_start = 0;
         while wave_start < n_chunks {
@@ -337,38 +465,76 @@ impl<T: Real> Workspace<T> {
             for_each_chunk(threads, chunks, |i, chunk| {
                 let start = (wave_start + i) * len;
                 let end = (start + len).min(rows);
-                chunk.backprop(
-                    x.slice(ndarray::s![start..end, ..]),
-                    &y[start * n_out..end * n_out],
-                    sw.map(|w| &w[start..end]),
-                    coefs,
-                    intercepts,
-                    spec,
-                    level,
-                    gemm_threads,
-                );
+                let r = end - start;
+                match src {
+                    Src::Rows { x, y, sw } => chunk.backprop(
+                        x.slice(ndarray::s![start..end, ..]),
+                        &y[start * n_out..end * n_out],
+                        sw.map(|w| &w[start..end]),
+                        coefs,
+                        intercepts,
+                        spec,
+                        level,
+                        gemm_threads,
+                    ),
+                    Src::Gather { x, y, sw, idx } => {
+                        let mut xb = std::mem::take(&mut chunk.xb);
+                        let mut yb = std::mem::take(&mut chunk.yb);
+                        let mut swb = std::mem::take(&mut chunk.swb);
+                        xb.resize(r * d, T::zero());
+                        yb.resize(r * n_out, T::zero());
+                        for (j, &row) in idx[start..end].iter().enumerate() {
+                            xb[j * d..(j + 1) * d].copy_from_slice(&x[row * d..(row + 1) * d]);
+                            yb[j * n_out..(j + 1) * n_out]
+                                .copy_from_slice(&y[row * n_out..(row + 1) * n_out]);
+                        }
+                        if let Some(w) = sw {
+                            swb.clear();
+                            swb.extend(idx[start..end].iter().map(|&row| w[row]));
+                        }
+                        let xv = ArrayView2::from_shape((r, d), &xb[..r * d])
+                            .expect("gathered rows hold rows * n_features values");
+                        chunk.backprop(
+                            xv,
+                            &yb[..r * n_out],
+                            sw.map(|_| &swb[..r]),
+                            coefs,
+                            intercepts,
+                            spec,
+                            level,
+                            gemm_threads,
+                        );
+                        chunk.xb = xb;
+                        chunk.yb = yb;
+                        chunk.swb = swb;
+                    }
+                }
             });
-            let keep = wave_start > 0;
-            let done = wave_start + wave == n_chunks;
             for c in chunks.iter() {
                 total += c.loss;
             }
-            #[allow(clippy::needless_range_loop)] // l indexes four parallel lists
-            for l in 0..layers {
-                let parts: Vec<&[T]> = chunks.iter().map(|c| &c.coef_grads[l][..]).collect();
-                let dst = self.coef_grads[l]
-                    .as_slice_mut()
-                    .expect("owned gradient is contiguous");
-                let finish = done.then(|| (&coef_slices[l][..], alpha_t, sw_sum));
-                reduce(level, threads, dst, &parts, keep, finish);
-                let parts: Vec<&[T]> = chunks.iter().map(|c| &c.int_grads[l][..]).collect();
-                let dst = self.intercept_grads[l]
-                    .as_slice_mut()
-                    .expect("owned gradient is contiguous");
-                reduce(level, Threads::Single, dst, &parts, keep, None);
-                if done {
-                    for v in dst.iter_mut() {
-                        *v /= sw_sum;
+            if defer {
+                self.pending = Some((wave, alpha_t, sw_sum));
+            } else {
+                let keep = wave_start > 0;
+                let done = wave_start + wave == n_chunks;
+                #[allow(clippy::needless_range_loop)] // l indexes four parallel lists
+                for l in 0..layers {
+                    let parts: Vec<&[T]> = chunks.iter().map(|c| &c.coef_grads[l][..]).collect();
+                    let dst = self.coef_grads[l]
+                        .as_slice_mut()
+                        .expect("owned gradient is contiguous");
+                    let finish = done.then(|| (&coef_slices[l][..], alpha_t, sw_sum));
+                    reduce(level, threads, dst, &parts, keep, finish);
+                    let parts: Vec<&[T]> = chunks.iter().map(|c| &c.int_grads[l][..]).collect();
+                    let dst = self.intercept_grads[l]
+                        .as_slice_mut()
+                        .expect("owned gradient is contiguous");
+                    reduce(level, Threads::Single, dst, &parts, keep, None);
+                    if done {
+                        for v in dst.iter_mut() {
+                            *v /= sw_sum;
+                        }
                     }
                 }
             }

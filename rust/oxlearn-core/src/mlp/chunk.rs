@@ -144,6 +144,57 @@ multiversion! {
     pub fn sum_squares<T: Real>(values: &[T]) -> f64 => sum_squares_block
 }
 
+/// One block of a final gradient: `dst = ((parts[0] + parts[1] + ...) + alpha * w) / div`
+/// over `parts[..][off..off + dst.len()]`, or `dst = (parts[0] + ...) / div` without `w`: the
+/// same operations, in the same order, as [`reduce`] followed by its finish (or by the
+/// division of the intercept gradients).
+#[inline(always)]
+fn grad_block<T: Real>(
+    dst: &mut [T],
+    parts: &[&[T]],
+    off: usize,
+    w: Option<&[T]>,
+    alpha: T,
+    div: T,
+) {
+    let n = dst.len();
+    match parts.split_first() {
+        Some((first, rest)) => {
+            dst.copy_from_slice(&first[off..off + n]);
+            for p in rest {
+                for (d, &v) in dst.iter_mut().zip(&p[off..off + n]) {
+                    *d += v;
+                }
+            }
+        }
+        None => dst.fill(T::zero()),
+    }
+    match w {
+        Some(w) => {
+            for (d, &wv) in dst.iter_mut().zip(w) {
+                *d = (*d + alpha * wv) / div;
+            }
+        }
+        None => {
+            for d in dst.iter_mut() {
+                *d /= div;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`grad_block`] compiled for `level`.
+    pub fn grad_block_at<T: Real>(
+        dst: &mut [T],
+        parts: &[&[T]],
+        off: usize,
+        w: Option<&[T]>,
+        alpha: T,
+        div: T,
+    ) => grad_block
+}
+
 multiversion! {
     /// [`reduce_block`] compiled for `level`.
     fn reduce_block_at<T: Real>(

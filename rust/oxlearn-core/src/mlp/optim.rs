@@ -18,36 +18,19 @@ use crate::error::{CoreError, Result};
 use crate::parallel::Threads;
 use crate::real::Real;
 
-/// Parameters per parallel task of an update (element-wise, so the split changes nothing).
-const PAR_BLOCK: usize = 8192;
+/// Parameters per task of an update (element-wise, so the split changes nothing).
+const PAR_BLOCK: usize = 4096;
 
-/// Runs `f` over matching blocks of a parameter, its gradient and two state slices, in
-/// parallel on the installed pool when `threads` allows and the parameter is large.
-fn par_blocks<T: Real>(
-    threads: Threads,
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-    f: impl Fn(&mut [T], &[T], &mut [T], &mut [T]) + Sync + Send,
-) {
-    if threads.count() > 1 && p.len() > PAR_BLOCK {
-        // Empty state (plain SGD has no second list) is split into empty blocks.
-        let mb = if m.is_empty() { 1 } else { PAR_BLOCK };
-        let vb = if v.is_empty() { 1 } else { PAR_BLOCK };
-        let n_blocks = p.len().div_ceil(PAR_BLOCK);
-        let mut m_blocks: Vec<&mut [T]> = m.chunks_mut(mb).collect();
-        let mut v_blocks: Vec<&mut [T]> = v.chunks_mut(vb).collect();
-        m_blocks.resize_with(n_blocks, || &mut []);
-        v_blocks.resize_with(n_blocks, || &mut []);
-        p.par_chunks_mut(PAR_BLOCK)
-            .zip(g.par_chunks(PAR_BLOCK))
-            .zip(m_blocks.into_par_iter())
-            .zip(v_blocks.into_par_iter())
-            .for_each(|(((pb, gb), mb), vb)| f(pb, gb, mb, vb));
-    } else {
-        f(p, g, m, v);
-    }
+/// Writes the gradient of one block of a parameter: `(array, offset, current values, out)`.
+pub type GradFn<'a, T> = dyn Fn(usize, usize, &[T], &mut [T]) + Sync + 'a;
+
+/// One block of an update: (array index, offset, parameter, first state, second state).
+type Task<'a, T> = (usize, usize, &'a mut [T], &'a mut [T], &'a mut [T]);
+
+/// The per-step constants of either optimizer.
+enum Step<T> {
+    Sgd { mu: T, lr: T, nesterov: bool },
+    Adam(AdamConsts<T>),
 }
 
 /// SGD learning-rate schedule (`learning_rate` parameter).
@@ -147,23 +130,37 @@ impl Optimizer {
         second: &mut [&mut [T]],
         threads: Threads,
     ) {
+        let grads_of = |i: usize, off: usize, _p: &[T], dst: &mut [T]| {
+            dst.copy_from_slice(&grads[i][off..off + dst.len()]);
+        };
+        self.update_with(params, &grads_of, first, second, threads);
+    }
+
+    /// The update with gradients produced block by block: `grad(i, offset, p, dst)` writes
+    /// the gradient of `params[i][offset..offset + dst.len()]` (whose current values are `p`)
+    /// into `dst`. The training loop uses it to sum the per-chunk gradients in the same pass
+    /// as the update. Blocks are fixed and element-wise, so the bits do not depend on the
+    /// thread count.
+    pub fn update_with<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grad: &GradFn<'_, T>,
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        threads: Threads,
+    ) {
         let level = SimdLevel::detected();
-        match self {
+        let step: Step<T> = match self {
             Self::Sgd {
                 lr,
                 momentum,
                 nesterov,
                 ..
-            } => {
-                let mu = T::from_f64_lossy(*momentum);
-                let lr = T::from_f64_lossy(*lr);
-                let nesterov = *nesterov;
-                for ((p, g), v) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
-                    par_blocks(threads, p, g, v, &mut [], |p, g, v, _| {
-                        sgd_step_at(level, p, g, v, mu, lr, nesterov);
-                    });
-                }
-            }
+            } => Step::Sgd {
+                mu: T::from_f64_lossy(*momentum),
+                lr: T::from_f64_lossy(*lr),
+                nesterov: *nesterov,
+            },
             Self::Adam {
                 lr_init,
                 lr,
@@ -175,25 +172,46 @@ impl Optimizer {
                 *t += 1;
                 let tf = *t as f64;
                 *lr = *lr_init * (1.0 - beta_2.powf(tf)).sqrt() / (1.0 - beta_1.powf(tf));
-                let c = AdamConsts {
+                Step::Adam(AdamConsts {
                     b1: T::from_f64_lossy(*beta_1),
                     omb1: T::from_f64_lossy(1.0 - *beta_1),
                     b2: T::from_f64_lossy(*beta_2),
                     omb2: T::from_f64_lossy(1.0 - *beta_2),
                     eps: T::from_f64_lossy(*epsilon),
                     neg_lr: -*lr,
-                };
-                for (((p, g), m), v) in params
-                    .iter_mut()
-                    .zip(grads)
-                    .zip(first.iter_mut())
-                    .zip(second.iter_mut())
-                {
-                    par_blocks(threads, p, g, m, v, |p, g, m, v| {
-                        adam_step_at(level, p, g, m, v, &c);
-                    });
-                }
+                })
             }
+        };
+        // Fixed blocks of every parameter array: (array, offset, param, first, second).
+        let mut tasks: Vec<Task<'_, T>> = Vec::new();
+        let n = params.len();
+        // Plain SGD has no second list: its blocks get empty slices.
+        let mut second_iter = second.iter_mut();
+        for (i, (p, f)) in params.iter_mut().zip(first.iter_mut()).enumerate() {
+            let s: &mut [T] = second_iter.next().map_or(&mut [], |s| &mut s[..]);
+            let mut s_blocks = s.chunks_mut(PAR_BLOCK);
+            for (b, (pb, fb)) in p
+                .chunks_mut(PAR_BLOCK)
+                .zip(f.chunks_mut(PAR_BLOCK))
+                .enumerate()
+            {
+                let sb = s_blocks.next().unwrap_or(&mut []);
+                tasks.push((i, b * PAR_BLOCK, pb, fb, sb));
+            }
+        }
+        debug_assert!(tasks.iter().all(|t| t.0 < n));
+        let run = |(i, off, p, f, s): Task<'_, T>| {
+            let mut g = vec![T::zero(); p.len()];
+            grad(i, off, p, &mut g);
+            match &step {
+                Step::Sgd { mu, lr, nesterov } => sgd_step_at(level, p, &g, f, *mu, *lr, *nesterov),
+                Step::Adam(c) => adam_step_at(level, p, &g, f, s, c),
+            }
+        };
+        if threads.count() > 1 && tasks.len() > 1 {
+            tasks.into_par_iter().with_max_len(1).for_each(run);
+        } else {
+            tasks.into_iter().for_each(run);
         }
     }
 
