@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 use super::activation::backprop_rows_at;
 use super::chunk::{
-    CHUNK_ROWS, MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, reduce, sum_squares,
+    MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
 };
 use super::forward::{bias_slice, forward_chunk};
 use super::optim::Optimizer;
@@ -227,12 +227,13 @@ impl<T: Real> Workspace<T> {
 
     fn build(units: &[usize], cap: usize, grads: bool, whole: bool) -> Self {
         let cap = cap.max(1);
+        let max_rows = max_chunk_rows(units);
         let (live, len) = if whole {
             (1, cap)
         } else {
             (
-                cap.div_ceil(CHUNK_ROWS).min(MAX_LIVE_CHUNKS),
-                cap.min(CHUNK_ROWS),
+                cap.div_ceil(max_rows).min(MAX_LIVE_CHUNKS),
+                cap.min(max_rows),
             )
         };
         let chunks = (0..live).map(|_| Chunk::new(units, len, grads)).collect();
@@ -287,7 +288,7 @@ impl<T: Real> Workspace<T> {
         if self.out.len() < rows * n_out {
             self.out.resize(rows * n_out, T::zero());
         }
-        let len = chunk_len(rows);
+        let len = chunk_len(rows, max_chunk_rows(&self.units));
         let n_chunks = rows.div_ceil(len);
         let level = self.level;
         let units = &self.units;
@@ -452,7 +453,10 @@ impl<T: Real> Workspace<T> {
         let (len, gemm_threads) = if self.whole {
             (rows.max(1), threads)
         } else {
-            (chunk_len(rows), Threads::Single)
+            (
+                chunk_len(rows, max_chunk_rows(&self.units)),
+                Threads::Single,
+            )
         };
         let n_chunks = rows.div_ceil(len);
         let defer = defer && n_chunks <= self.chunks.len();

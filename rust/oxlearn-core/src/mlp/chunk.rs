@@ -20,8 +20,14 @@ use super::simd::{SimdLevel, multiversion};
 use crate::parallel::Threads;
 use crate::real::Real;
 
-/// The most rows one chunk holds.
+/// The most rows one chunk holds in a network of at least [`MIN_CHUNK_MACS`] / 128
+/// multiply-adds per row.
 pub const CHUNK_ROWS: usize = 128;
+
+/// A chunk holds at least this many forward multiply-adds (`rows * sum(units[i] *
+/// units[i + 1])`): a chunk of a small network is tens of microseconds of work, which
+/// waking a second thread and the extra GEMM calls would cost again.
+pub const MIN_CHUNK_MACS: usize = 1 << 19;
 
 /// Chunks whose buffers are alive at once; more chunks are processed in waves of this many
 /// (the reduction order, chunk after chunk, does not change).
@@ -30,13 +36,22 @@ pub const MAX_LIVE_CHUNKS: usize = 16;
 /// Elements per parallel task of an element-wise pass over parameters.
 const PAR_BLOCK: usize = 8192;
 
-/// Rows of every chunk of a `rows`-row batch but the last (which may be shorter):
-/// `ceil(rows / ceil(rows / CHUNK_ROWS))`, so a 200-row batch is two chunks of 100.
-pub fn chunk_len(rows: usize) -> usize {
-    if rows <= CHUNK_ROWS {
+/// The most rows one chunk of a network with layer widths `units` holds: [`CHUNK_ROWS`],
+/// or more for small networks (see [`MIN_CHUNK_MACS`]). Depends on the shapes only.
+pub fn max_chunk_rows(units: &[usize]) -> usize {
+    let per_row: usize = units.windows(2).map(|w| w[0] * w[1]).sum();
+    (MIN_CHUNK_MACS / per_row.max(1)).max(CHUNK_ROWS)
+}
+
+/// Rows of every chunk of a `rows`-row batch but the last (which may be shorter), for
+/// chunks of at most `max` rows: `ceil(rows / ceil(rows / max))`, so a 200-row batch is
+/// two chunks of 100 when `max` is 128.
+pub fn chunk_len(rows: usize, max: usize) -> usize {
+    let max = max.max(1);
+    if rows <= max {
         rows.max(1)
     } else {
-        rows.div_ceil(rows.div_ceil(CHUNK_ROWS))
+        rows.div_ceil(rows.div_ceil(max))
     }
 }
 
@@ -207,17 +222,22 @@ multiversion! {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHUNK_ROWS, chunk_len};
+    use super::{CHUNK_ROWS, chunk_len, max_chunk_rows};
 
     #[test]
     fn chunks_cover_rows_and_stay_small() {
-        for rows in 1..2000 {
-            let len = chunk_len(rows);
-            assert!(len >= 1 && len <= CHUNK_ROWS.max(1), "{rows}: {len}");
-            assert!(rows.div_ceil(len) <= rows.div_ceil(CHUNK_ROWS), "{rows}");
+        for max in [1, 7, CHUNK_ROWS, 442] {
+            for rows in 1..2000 {
+                let len = chunk_len(rows, max);
+                assert!(len >= 1 && len <= max, "{rows}: {len}");
+                assert!(rows.div_ceil(len) <= rows.div_ceil(max), "{rows}");
+            }
         }
-        assert_eq!(chunk_len(200), 100);
-        assert_eq!(chunk_len(147), 74);
-        assert_eq!(chunk_len(128), 128);
+        assert_eq!(chunk_len(200, CHUNK_ROWS), 100);
+        assert_eq!(chunk_len(147, CHUNK_ROWS), 74);
+        assert_eq!(chunk_len(128, CHUNK_ROWS), 128);
+        assert_eq!(max_chunk_rows(&[64, 256, 10]), CHUNK_ROWS);
+        assert_eq!(max_chunk_rows(&[64, 128, 128, 128, 10]), CHUNK_ROWS);
+        assert!(max_chunk_rows(&[64, 16, 10]) >= 200);
     }
 }

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::activation::hidden_bias_activate;
-use super::chunk::chunk_len;
+use super::chunk::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::{Activation, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result};
@@ -115,7 +115,7 @@ pub fn forward_predict<T: Real>(
     }
     let bias: Vec<_> = intercepts.iter().map(bias_slice).collect();
     let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
-    let len = chunk_len(n);
+    let len = chunk_len(n, max_chunk_rows(&units));
     let level = SimdLevel::detected();
     let out_s = out
         .as_slice_mut()

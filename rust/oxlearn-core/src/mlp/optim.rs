@@ -21,6 +21,9 @@ use crate::real::Real;
 /// Parameters per task of an update (element-wise, so the split changes nothing).
 const PAR_BLOCK: usize = 4096;
 
+/// Parameters below which an update runs on the calling thread.
+const PAR_MIN: usize = 16_384;
+
 /// Writes the gradient of one block of a parameter: `(array, offset, current values, out)`.
 pub type GradFn<'a, T> = dyn Fn(usize, usize, &[T], &mut [T]) + Sync + 'a;
 
@@ -208,7 +211,9 @@ impl Optimizer {
                 Step::Adam(c) => adam_step_at(level, p, &g, f, s, c),
             }
         };
-        if threads.count() > 1 && tasks.len() > 1 {
+        // Below PAR_MIN parameters the update is a few microseconds: not worth a wake-up.
+        let total: usize = tasks.iter().map(|t| t.2.len()).sum();
+        if threads.count() > 1 && tasks.len() > 1 && total >= PAR_MIN {
             tasks.into_par_iter().with_max_len(1).for_each(run);
         } else {
             tasks.into_iter().for_each(run);
