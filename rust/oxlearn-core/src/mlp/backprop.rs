@@ -9,7 +9,7 @@ use super::activation::backprop_rows_at;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
 };
-use super::forward::{bias_slice, forward_chunk};
+use super::forward::{bias_slice, forward_chunk, product_rows};
 use super::optim::Optimizer;
 use super::simd::SimdLevel;
 use super::{NetSpec, check_params};
@@ -35,6 +35,8 @@ struct Chunk<T> {
     xb: Vec<T>,
     yb: Vec<T>,
     swb: Vec<T>,
+    /// Part of a whole-batch workspace: GEMMs keep their plain orientation.
+    whole: bool,
 }
 
 impl<T: Real> Chunk<T> {
@@ -61,6 +63,7 @@ impl<T: Real> Chunk<T> {
             xb: Vec::new(),
             yb: Vec::new(),
             swb: Vec::new(),
+            whole: false,
         }
     }
 
@@ -92,6 +95,7 @@ impl<T: Real> Chunk<T> {
             &mut self.acts,
             level,
             gemm_threads,
+            !self.whole,
         );
         let out = &self.acts[last][..rows * n_out];
         self.loss = spec.loss.sum(out, y, n_out, sw);
@@ -158,9 +162,13 @@ impl<T: Real> Chunk<T> {
         };
         let delta = ArrayView2::from_shape((rows, w_out), &self.deltas[l][..rows * w_out])
             .expect("delta buffer holds rows * width values");
-        let g = ArrayViewMut2::from_shape((w_in, w_out), &mut self.coef_grads[l][..])
-            .expect("gradient buffer holds units[l] * units[l + 1] values");
-        gemm(T::one(), input.t(), delta, T::zero(), g, gemm_threads);
+        product_rows(
+            input.t(),
+            delta,
+            &mut self.coef_grads[l][..],
+            gemm_threads,
+            !self.whole,
+        );
     }
 }
 
@@ -236,7 +244,12 @@ impl<T: Real> Workspace<T> {
                 cap.min(max_rows),
             )
         };
-        let chunks = (0..live).map(|_| Chunk::new(units, len, grads)).collect();
+        let chunks = (0..live)
+            .map(|_| Chunk {
+                whole,
+                ..Chunk::new(units, len, grads)
+            })
+            .collect();
         let n_out = units[units.len() - 1];
         let coef_grads = units
             .windows(2)
@@ -316,6 +329,7 @@ impl<T: Real> Workspace<T> {
                     &mut chunk.acts,
                     level,
                     Threads::Single,
+                    true,
                 );
                 dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
             });

@@ -22,6 +22,45 @@ pub(crate) fn bias_slice<'a, T: Real>(b: &'a ArrayView1<'_, T>) -> Cow<'a, [T]> 
     }
 }
 
+/// Products with fewer output columns than this (and more rows) go through a column-major
+/// buffer.
+const NARROW: usize = 16;
+
+/// `out = a @ b` with `out` row-major `(a.nrows(), b.ncols())`; `reorient: false` keeps
+/// the plain call (L-BFGS's full-batch products keep their original bits).
+///
+/// The `gemm` crate computes a row-major product as its transpose, which makes a narrow
+/// output (the 10 classes of the last layer, and that layer's weight gradient) the
+/// vector-lane dimension: 10 of 16 `f32` lanes, one register row per micro-kernel, three times
+/// slower per flop than the rest of a training step. So a narrow product is written
+/// column-major (its rows become the lanes) and transposed into `out`.
+pub(crate) fn product_rows<T: Real>(
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    out: &mut [T],
+    threads: Threads,
+    reorient: bool,
+) {
+    let (m, n) = (a.nrows(), b.ncols());
+    let out = &mut out[..m * n];
+    if reorient && n < NARROW && m > n {
+        let mut cm = vec![T::zero(); m * n];
+        let view = ArrayViewMut2::from_shape((n, m), &mut cm[..])
+            .expect("buffer holds rows * columns values")
+            .reversed_axes();
+        gemm(T::one(), a, b, T::zero(), view, threads);
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = cm[j * m + i];
+            }
+        }
+    } else {
+        let view =
+            ArrayViewMut2::from_shape((m, n), out).expect("buffer holds rows * columns values");
+        gemm(T::one(), a, b, T::zero(), view, threads);
+    }
+}
+
 /// One layer: `out = f(input @ coef + bias)`; `out` is a row-major
 /// `(rows, coef.ncols())` buffer (or longer: the leading rows are used).
 pub(crate) fn layer_forward<T: Real>(
@@ -34,13 +73,12 @@ pub(crate) fn layer_forward<T: Real>(
     out_act: OutActivation,
     level: SimdLevel,
     gemm_threads: Threads,
+    reorient: bool,
 ) {
     let rows = input.nrows();
     let w = coef.ncols();
     let z = &mut out[..rows * w];
-    let out_view =
-        ArrayViewMut2::from_shape((rows, w), &mut *z).expect("layer buffer holds rows * width");
-    gemm(T::one(), input, coef, T::zero(), out_view, gemm_threads);
+    product_rows(input, coef, z, gemm_threads, reorient);
     if last {
         out_act.bias_activate(z, bias);
     } else {
@@ -60,6 +98,7 @@ pub(crate) fn forward_chunk<T: Real>(
     acts: &mut [Vec<T>],
     level: SimdLevel,
     gemm_threads: Threads,
+    reorient: bool,
 ) {
     let rows = x.nrows();
     let layers = coefs.len();
@@ -81,6 +120,7 @@ pub(crate) fn forward_chunk<T: Real>(
             out_activation,
             level,
             gemm_threads,
+            reorient,
         );
     }
 }
@@ -135,6 +175,7 @@ pub fn forward_predict<T: Real>(
             scratch,
             level,
             Threads::Single,
+            true,
         );
         dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
     };

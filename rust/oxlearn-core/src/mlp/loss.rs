@@ -94,6 +94,25 @@ impl Loss {
             }
         };
         let mut total = 0.0_f64;
+        if self == Self::LogLoss && width > 1 {
+            // Categorical targets are mostly zeros, whose terms are -0.0 (xlogy(0, p) = 0)
+            // unless p is NaN: skip them (adding -0.0 to a sum >= 0 changes no bit).
+            for r in 0..rows {
+                let prow = &p[r * width..(r + 1) * width];
+                let yrow = &y[r * width..(r + 1) * width];
+                let mut s = 0.0_f64;
+                for (&pv, &yv) in prow.iter().zip(yrow) {
+                    if yv != T::zero() || pv.is_nan() {
+                        s += term(pv, yv);
+                    }
+                }
+                match sw {
+                    Some(w) => total += w[r].to_f64_lossless() * s,
+                    None => total += s,
+                }
+            }
+            return total;
+        }
         for r in 0..rows {
             let prow = &p[r * width..(r + 1) * width];
             let yrow = &y[r * width..(r + 1) * width];

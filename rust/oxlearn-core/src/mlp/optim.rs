@@ -21,6 +21,9 @@ use crate::real::Real;
 /// Parameters per task of an update (element-wise, so the split changes nothing).
 const PAR_BLOCK: usize = 4096;
 
+/// Parameters whose gradient one update step holds at a time.
+const SUB: usize = 512;
+
 /// Parameters below which an update runs on the calling thread.
 const PAR_MIN: usize = 16_384;
 
@@ -204,11 +207,21 @@ impl Optimizer {
         }
         debug_assert!(tasks.iter().all(|t| t.0 < n));
         let run = |(i, off, p, f, s): Task<'_, T>| {
-            let mut g = vec![T::zero(); p.len()];
-            grad(i, off, p, &mut g);
-            match &step {
-                Step::Sgd { mu, lr, nesterov } => sgd_step_at(level, p, &g, f, *mu, *lr, *nesterov),
-                Step::Adam(c) => adam_step_at(level, p, &g, f, s, c),
+            // The gradient of SUB parameters at a time, in a buffer that stays in L1.
+            let mut buf = [T::zero(); SUB];
+            let mut o = 0;
+            while o < p.len() {
+                let n = SUB.min(p.len() - o);
+                let g = &mut buf[..n];
+                let (pb, fb) = (&mut p[o..o + n], &mut f[o..o + n]);
+                grad(i, off + o, pb, g);
+                match &step {
+                    Step::Sgd { mu, lr, nesterov } => {
+                        sgd_step_at(level, pb, g, fb, *mu, *lr, *nesterov);
+                    }
+                    Step::Adam(c) => adam_step_at(level, pb, g, fb, &mut s[o..o + n], c),
+                }
+                o += n;
             }
         };
         // Below PAR_MIN parameters the update is a few microseconds: not worth a wake-up.
