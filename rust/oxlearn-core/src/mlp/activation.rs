@@ -186,6 +186,9 @@ multiversion! {
     pub fn softmax_block<T: Real>(z: &mut [T], bias: &[T]) => softmax_block_body
 }
 
+/// Values per group of rows whose softmax divisions run as one flat pass.
+const SOFTMAX_GROUP: usize = 256;
+
 #[inline(always)]
 fn softmax_block_body<T: Real>(z: &mut [T], bias: &[T]) {
     let w = bias.len();
@@ -208,13 +211,31 @@ fn softmax_block_body<T: Real>(z: &mut [T], bias: &[T]) {
     for v in z.iter_mut() {
         *v = T::from_f64_lossy(exp_f64(v.to_f64_lossless()));
     }
-    for row in z.chunks_exact_mut(w) {
-        let mut sum = T::zero();
-        for &v in row.iter() {
-            sum += v;
+    // Row sums (left to right), then the divisions as one flat pass over groups of rows
+    // against a buffer of repeated sums: a 10-wide row alone does not vectorise.
+    if w > SOFTMAX_GROUP {
+        for row in z.chunks_exact_mut(w) {
+            let mut sum = T::zero();
+            for &v in row.iter() {
+                sum += v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
         }
-        for v in row.iter_mut() {
-            *v /= sum;
+        return;
+    }
+    let mut div = [T::zero(); SOFTMAX_GROUP];
+    for group in z.chunks_mut(SOFTMAX_GROUP / w * w) {
+        for (row, d) in group.chunks_exact(w).zip(div.chunks_exact_mut(w)) {
+            let mut sum = T::zero();
+            for &v in row {
+                sum += v;
+            }
+            d.fill(sum);
+        }
+        for (v, &d) in group.iter_mut().zip(&div) {
+            *v /= d;
         }
     }
 }
