@@ -4,7 +4,9 @@
 //! the training dtype (float32 or float64, dispatched once from `X`) and is C-contiguous;
 //! anything else is a `TypeError`. Arrays are borrowed before the GIL is released.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use ndarray::{ArrayView1, ArrayView2};
 use numpy::{
@@ -331,6 +333,9 @@ fn slice_of1<'a, T: Real + Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<
         .map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
+/// How often the calling thread runs signal handlers while a fit without callback trains.
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
 /// Everything of `mlp_fit_stochastic` that is not an array.
 struct FitArgs {
     cfg: TrainConfig,
@@ -339,8 +344,10 @@ struct FitArgs {
 }
 
 /// Runs the core loop on a helper thread while this (the calling, normally main) thread
-/// services the epoch-end hook: it re-takes the GIL, runs pending signal handlers (only the
-/// main thread can) and calls the Python callback, then tells the loop to go on or stop.
+/// re-takes the GIL to run pending signal handlers (only the main thread can). With a
+/// Python callback it services every epoch-end hook (signals, then the callback, then go on
+/// or stop); without one it polls the signals every `SIGNAL_POLL` and the loop only reads a
+/// stop flag at each epoch end.
 fn fit_typed<'py, T: Real + Element>(
     py: Python<'py>,
     arrays: &FitArrays<'_, 'py>,
@@ -397,6 +404,50 @@ fn fit_typed<'py, T: Real + Element>(
     let threads = args.threads;
 
     let summary: TrainSummary = run_detached(py, || {
+        if callback.is_none() {
+            // No per-epoch callback: the loop never waits for this thread. This thread wakes
+            // every SIGNAL_POLL to run pending signal handlers and raises a flag the epoch
+            // hook reads (a per-epoch hand-off cost two thread wake-ups per epoch, several
+            // percent of a small network's fit). A Ctrl-C stops training after the epoch
+            // in which the flag is seen.
+            let stop = AtomicBool::new(false);
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            return std::thread::scope(|s| {
+                let stop = &stop;
+                let worker = s.spawn(move || {
+                    let mut hook = |_: usize, _: f64, _: Option<f64>| {
+                        if stop.load(Ordering::Relaxed) {
+                            EpochControl::Interrupt
+                        } else {
+                            EpochControl::Continue
+                        }
+                    };
+                    let result = mlp::fit_stochastic(
+                        data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads,
+                        &mut hook,
+                    );
+                    drop(done_tx);
+                    result
+                });
+                while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(SIGNAL_POLL) {
+                    if stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    Python::attach(|py| {
+                        if let Err(e) = py.check_signals() {
+                            if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                                callback_error = Some(e);
+                            }
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    });
+                }
+                match worker.join() {
+                    Ok(result) => result,
+                    Err(payload) => std::panic::resume_unwind(payload),
+                }
+            });
+        }
         let (ev_tx, ev_rx) = mpsc::channel::<(usize, f64, Option<f64>)>();
         let (ctl_tx, ctl_rx) = mpsc::channel::<EpochControl>();
         std::thread::scope(|s| {

@@ -1,26 +1,213 @@
 //! Loss and gradient (scikit-learn's `_backprop` and `_compute_loss_grad`) on preallocated
 //! buffers.
 
+use std::borrow::Cow;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
-use super::forward::{bias_slice, layer_forward};
+use super::activation::backprop_rows_at;
+use super::chunk::{
+    MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
+};
+use super::forward::{bias_slice, forward_chunk, product_rows};
+use super::optim::Optimizer;
+use super::simd::SimdLevel;
 use super::{NetSpec, check_params};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
 
+/// The buffers of one row chunk (see [`super::chunk`]).
+#[derive(Debug, Clone)]
+struct Chunk<T> {
+    /// `acts[l]` holds layer `l + 1`'s activations, `(len, units[l + 1])` row-major.
+    acts: Vec<Vec<T>>,
+    /// `deltas[l]`: gradient of the loss w.r.t. layer `l + 1`'s pre-activations.
+    deltas: Vec<Vec<T>>,
+    /// This chunk's `activations[l].T @ deltas[l]`.
+    coef_grads: Vec<Vec<T>>,
+    /// This chunk's column sums of `deltas[l]`.
+    int_grads: Vec<Vec<T>>,
+    /// This chunk's [`super::Loss::sum`].
+    loss: f64,
+    /// The chunk's gathered input rows, targets and weights (shuffled training batches).
+    xb: Vec<T>,
+    yb: Vec<T>,
+    swb: Vec<T>,
+    /// Part of a whole-batch workspace: GEMMs keep their plain orientation.
+    whole: bool,
+}
+
+impl<T: Real> Chunk<T> {
+    fn new(units: &[usize], len: usize, grads: bool) -> Self {
+        let per_layer = |on: bool| -> Vec<Vec<T>> {
+            units[1..]
+                .iter()
+                .map(|&w| vec![T::zero(); if on { len * w } else { 0 }])
+                .collect()
+        };
+        Self {
+            acts: per_layer(true),
+            deltas: per_layer(grads),
+            coef_grads: units
+                .windows(2)
+                .map(|w| vec![T::zero(); if grads { w[0] * w[1] } else { 0 }])
+                .collect(),
+            int_grads: per_layer(false)
+                .into_iter()
+                .zip(&units[1..])
+                .map(|(_, &w)| vec![T::zero(); if grads { w } else { 0 }])
+                .collect(),
+            loss: 0.0,
+            xb: Vec::new(),
+            yb: Vec::new(),
+            swb: Vec::new(),
+            whole: false,
+        }
+    }
+
+    /// Forward and backward passes of the chunk's rows on the calling thread: the data
+    /// term of the loss (a [`super::Loss::sum`]) and the unscaled gradients.
+    fn backprop(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        y: &[T],
+        sw: Option<&[T]>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        level: SimdLevel,
+        gemm_threads: Threads,
+    ) {
+        let units = &spec.units;
+        let rows = x.nrows();
+        let layers = coefs.len();
+        let last = layers - 1;
+        let n_out = units[layers];
+        forward_chunk(
+            x,
+            coefs,
+            intercepts,
+            units,
+            spec.activation,
+            spec.out_activation,
+            &mut self.acts,
+            level,
+            gemm_threads,
+            !self.whole,
+        );
+        let out = &self.acts[last][..rows * n_out];
+        self.loss = spec.loss.sum(out, y, n_out, sw);
+
+        // delta[last] = (activations[-1] - y) * sample_weight, with its column sums.
+        {
+            let delta = &mut self.deltas[last][..rows * n_out];
+            let colsum = &mut self.int_grads[last];
+            colsum.fill(T::zero());
+            for r in 0..rows {
+                let o = r * n_out;
+                for c in 0..n_out {
+                    let mut d = out[o + c] - y[o + c];
+                    if let Some(w) = sw {
+                        d *= w[r];
+                    }
+                    delta[o + c] = d;
+                    colsum[c] += d;
+                }
+            }
+        }
+        self.coef_grad(last, x, units, rows, gemm_threads);
+
+        for i in (1..=last).rev() {
+            let (lo, hi) = self.deltas.split_at_mut(i);
+            let w_in = units[i];
+            let w_out = units[i + 1];
+            let d_next = ArrayView2::from_shape((rows, w_out), &hi[0][..rows * w_out])
+                .expect("delta buffer holds rows * width values");
+            let d_prev = &mut lo[i - 1][..rows * w_in];
+            gemm(
+                T::one(),
+                d_next,
+                coefs[i].t(),
+                T::zero(),
+                ArrayViewMut2::from_shape((rows, w_in), &mut *d_prev)
+                    .expect("delta buffer holds rows * width values"),
+                gemm_threads,
+            );
+            let colsum = &mut self.int_grads[i - 1];
+            let a = &self.acts[i - 1][..rows * w_in];
+            let act = spec.activation;
+            backprop_rows_at(level, act, a, d_prev, colsum);
+            self.coef_grad(i - 1, x, units, rows, gemm_threads);
+        }
+    }
+
+    /// `coef_grads[l] = activations[l].T @ deltas[l]` for this chunk.
+    fn coef_grad(
+        &mut self,
+        l: usize,
+        x: ArrayView2<'_, T>,
+        units: &[usize],
+        rows: usize,
+        gemm_threads: Threads,
+    ) {
+        let w_in = units[l];
+        let w_out = units[l + 1];
+        let input = if l == 0 {
+            x.view()
+        } else {
+            ArrayView2::from_shape((rows, w_in), &self.acts[l - 1][..rows * w_in])
+                .expect("activation buffer holds rows * width values")
+        };
+        let delta = ArrayView2::from_shape((rows, w_out), &self.deltas[l][..rows * w_out])
+            .expect("delta buffer holds rows * width values");
+        product_rows(
+            input.t(),
+            delta,
+            &mut self.coef_grads[l][..],
+            gemm_threads,
+            !self.whole,
+        );
+    }
+}
+
+/// Where a batch's rows come from.
+#[derive(Clone, Copy)]
+enum Src<'a, T> {
+    /// Contiguous rows.
+    Rows {
+        x: ArrayView2<'a, T>,
+        y: &'a [T],
+        sw: Option<&'a [T]>,
+    },
+    /// Rows `idx` of row-major `x` (`units[0]` wide) and `y`, gathered by each chunk.
+    Gather {
+        x: &'a [T],
+        y: &'a [T],
+        sw: Option<&'a [T]>,
+        idx: &'a [usize],
+    },
+}
+
 /// Every buffer one loss-and-gradient evaluation needs, for batches of up to `cap` rows.
 ///
-/// Allocated once per fit; batches use the leading rows.
+/// Allocated once per fit; batches use the leading rows. A batch is cut into the fixed row
+/// chunks of [`super::chunk`], which run in parallel with their own buffers; the gradients
+/// are then summed chunk after chunk, so results never depend on the thread count.
 #[derive(Debug, Clone)]
 pub struct Workspace<T> {
     units: Vec<usize>,
     cap: usize,
-    /// `acts[l]` holds layer `l + 1`'s activations, `(cap, units[l + 1])` row-major.
-    acts: Vec<Vec<T>>,
-    /// `deltas[l]`: gradient of the loss w.r.t. layer `l + 1`'s pre-activations.
-    deltas: Vec<Vec<T>>,
+    chunks: Vec<Chunk<T>>,
+    /// The output-layer activations of the last [`Workspace::forward`], row-major.
+    out: Vec<T>,
+    level: SimdLevel,
+    /// One chunk for the whole batch, GEMMs parallel inside (see [`Workspace::whole_batch`]).
+    whole: bool,
+    /// Set by the deferred evaluations: the per-chunk gradients of this many chunks wait
+    /// for [`Workspace::update_params`], with the L2 factor and the divisor.
+    pending: Option<(usize, T, T)>,
     /// Gradient of each coefficient matrix (scikit-learn's `coef_grads`).
     pub coef_grads: Vec<Array2<T>>,
     /// Gradient of each intercept vector (scikit-learn's `intercept_grads`).
@@ -30,24 +217,60 @@ pub struct Workspace<T> {
 impl<T: Real> Workspace<T> {
     /// Buffers for a network with layer widths `units` and batches of up to `cap` rows.
     pub fn new(units: &[usize], cap: usize) -> Self {
-        let acts = units[1..]
-            .iter()
-            .map(|&w| vec![T::zero(); cap * w])
+        Self::build(units, cap, true, false)
+    }
+
+    /// Buffers for full-batch evaluations (L-BFGS) that keep the original summation order:
+    /// one chunk (the GEMMs, parallel inside, sum over all rows) and a sequential L2 sum.
+    /// L-BFGS amplifies last-bit differences of the loss and gradient over hundreds of
+    /// iterations, and this order is the one whose results track scikit-learn's.
+    pub fn whole_batch(units: &[usize], cap: usize) -> Self {
+        Self::build(units, cap, true, true)
+    }
+
+    /// Buffers for [`Workspace::forward`] only (no gradient buffers).
+    pub fn forward_only(units: &[usize], cap: usize) -> Self {
+        Self::build(units, cap, false, false)
+    }
+
+    fn build(units: &[usize], cap: usize, grads: bool, whole: bool) -> Self {
+        let cap = cap.max(1);
+        let max_rows = max_chunk_rows(units);
+        let (live, len) = if whole {
+            (1, cap)
+        } else {
+            (
+                cap.div_ceil(max_rows).min(MAX_LIVE_CHUNKS),
+                cap.min(max_rows),
+            )
+        };
+        let chunks = (0..live)
+            .map(|_| Chunk {
+                whole,
+                ..Chunk::new(units, len, grads)
+            })
             .collect();
-        let deltas = units[1..]
-            .iter()
-            .map(|&w| vec![T::zero(); cap * w])
-            .collect();
+        let n_out = units[units.len() - 1];
         let coef_grads = units
             .windows(2)
-            .map(|w| Array2::zeros((w[0], w[1])))
+            .map(|w| Array2::zeros(if grads { (w[0], w[1]) } else { (0, 0) }))
             .collect();
-        let intercept_grads = units[1..].iter().map(|&w| Array1::zeros(w)).collect();
+        let intercept_grads = units[1..]
+            .iter()
+            .map(|&w| Array1::zeros(if grads { w } else { 0 }))
+            .collect();
         Self {
             units: units.to_vec(),
             cap,
-            acts,
-            deltas,
+            chunks,
+            out: if grads {
+                Vec::new()
+            } else {
+                vec![T::zero(); cap * n_out]
+            },
+            level: SimdLevel::detected(),
+            whole,
+            pending: None,
             coef_grads,
             intercept_grads,
         }
@@ -58,13 +281,13 @@ impl<T: Real> Workspace<T> {
         self.cap
     }
 
-    /// The output-layer activations of the last forward pass over `rows` rows.
+    /// The output-layer activations of the last [`Workspace::forward`] over `rows` rows.
     pub fn output(&self, rows: usize) -> &[T] {
-        let l = self.units.len() - 1;
-        &self.acts[l - 1][..rows * self.units[l]]
+        let n_out = self.units[self.units.len() - 1];
+        &self.out[..rows * n_out]
     }
 
-    /// Forward pass over the rows of `x` into the activation buffers.
+    /// Forward pass over the rows of `x`; read the result with [`Workspace::output`].
     pub fn forward(
         &mut self,
         x: ArrayView2<'_, T>,
@@ -74,25 +297,43 @@ impl<T: Real> Workspace<T> {
         threads: Threads,
     ) {
         let rows = x.nrows();
+        let n_out = self.units[self.units.len() - 1];
+        if self.out.len() < rows * n_out {
+            self.out.resize(rows * n_out, T::zero());
+        }
+        let len = chunk_len(rows, max_chunk_rows(&self.units));
+        let n_chunks = rows.div_ceil(len);
+        let level = self.level;
+        let units = &self.units;
         let layers = coefs.len();
-        for i in 0..layers {
-            let (done, rest) = self.acts.split_at_mut(i);
-            let input = if i == 0 {
-                x.view()
-            } else {
-                ArrayView2::from_shape((rows, self.units[i]), &done[i - 1][..rows * self.units[i]])
-                    .expect("activation buffer holds rows * width values")
-            };
-            layer_forward(
-                input,
-                coefs[i].view(),
-                intercepts[i],
-                &mut rest[0],
-                i + 1 == layers,
-                spec.activation,
-                spec.out_activation,
-                threads,
-            );
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let base = wave_start * len;
+            let out_rows = ((wave_start + wave) * len).min(rows) - base;
+            let mut items: Vec<(&mut Chunk<T>, &mut [T])> = self.chunks[..wave]
+                .iter_mut()
+                .zip(self.out[base * n_out..(base + out_rows) * n_out].chunks_mut(len * n_out))
+                .collect();
+            for_each_chunk(threads, &mut items, |i, (chunk, dst)| {
+                let start = base + i * len;
+                let r = dst.len() / n_out;
+                let xc = x.slice(ndarray::s![start..start + r, ..]);
+                forward_chunk(
+                    xc,
+                    coefs,
+                    intercepts,
+                    units,
+                    spec.activation,
+                    spec.out_activation,
+                    &mut chunk.acts,
+                    level,
+                    Threads::Single,
+                    true,
+                );
+                dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
+            });
+            wave_start += wave;
         }
     }
 
@@ -111,112 +352,224 @@ impl<T: Real> Workspace<T> {
         alpha: f64,
         threads: Threads,
     ) -> f64 {
-        let rows = x.nrows();
-        let layers = coefs.len();
-        let last = layers - 1;
-        let n_out = self.units[layers];
-        self.forward(x, coefs, intercepts, spec, threads);
-
-        let out = &self.acts[last][..rows * n_out];
-        let mut loss = spec.loss.value(out, y, n_out, sw);
-        let mut values = 0.0_f64;
-        for c in coefs {
-            values += c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>();
-        }
-        let sw_sum_f64 = match sw {
-            Some(w) => w.iter().map(|&v| v.to_f64_lossless()).sum::<f64>(),
-            None => rows as f64,
-        };
-        loss += (0.5 * alpha) * values / sw_sum_f64;
-        let sw_sum = T::from_f64_lossy(sw_sum_f64);
-        let alpha_t = T::from_f64_lossy(alpha);
-
-        // delta[last] = (activations[-1] - y) * sample_weight, with its column sums.
-        {
-            let delta = &mut self.deltas[last][..rows * n_out];
-            let colsum = self.intercept_grads[last]
-                .as_slice_mut()
-                .expect("owned gradient vector is contiguous");
-            colsum.fill(T::zero());
-            for r in 0..rows {
-                let o = r * n_out;
-                for c in 0..n_out {
-                    let mut d = out[o + c] - y[o + c];
-                    if let Some(w) = sw {
-                        d *= w[r];
-                    }
-                    delta[o + c] = d;
-                    colsum[c] += d;
-                }
-            }
-        }
-        self.layer_grads(last, x, coefs, rows, sw_sum, alpha_t, threads);
-
-        for i in (1..=last).rev() {
-            let (lo, hi) = self.deltas.split_at_mut(i);
-            let w_in = self.units[i];
-            let w_out = self.units[i + 1];
-            let d_next = ArrayView2::from_shape((rows, w_out), &hi[0][..rows * w_out])
-                .expect("delta buffer holds rows * width values");
-            let d_prev = &mut lo[i - 1][..rows * w_in];
-            gemm(
-                T::one(),
-                d_next,
-                coefs[i].t(),
-                T::zero(),
-                ArrayViewMut2::from_shape((rows, w_in), &mut *d_prev)
-                    .expect("delta buffer holds rows * width values"),
-                threads,
-            );
-            let colsum = self.intercept_grads[i - 1]
-                .as_slice_mut()
-                .expect("owned gradient vector is contiguous");
-            spec.activation
-                .backprop_rows(&self.acts[i - 1][..rows * w_in], d_prev, colsum);
-            self.layer_grads(i - 1, x, coefs, rows, sw_sum, alpha_t, threads);
-        }
-        loss
+        self.run(
+            Src::Rows { x, y, sw },
+            coefs,
+            intercepts,
+            spec,
+            alpha,
+            threads,
+            false,
+        )
     }
 
-    /// `coef_grads[l] = (activations[l].T @ deltas[l] + alpha * coefs[l]) / sw_sum` and
-    /// `intercept_grads[l] /= sw_sum` (the column sums are already there).
-    fn layer_grads(
+    /// [`Workspace::backprop`] for a training step: the batch is rows `idx` of row-major `x`
+    /// and `y` (and `sw`), which each chunk gathers itself, and the gradients are left for
+    /// [`Workspace::update_params`] to sum inside the optimizer's pass (unless the batch
+    /// needs more chunks than stay alive at once, when they are summed here).
+    pub fn backprop_deferred(
         &mut self,
-        l: usize,
-        x: ArrayView2<'_, T>,
+        x: &[T],
+        y: &[T],
+        sw: Option<&[T]>,
+        idx: &[usize],
         coefs: &[ArrayView2<'_, T>],
-        rows: usize,
-        sw_sum: T,
-        alpha: T,
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        alpha: f64,
+        threads: Threads,
+    ) -> f64 {
+        self.run(
+            Src::Gather { x, y, sw, idx },
+            coefs,
+            intercepts,
+            spec,
+            alpha,
+            threads,
+            true,
+        )
+    }
+
+    /// One optimizer step with the gradients of the last evaluation: summed block by block
+    /// in the update's own pass after [`Workspace::backprop_deferred`], or read from
+    /// [`Workspace::coef_grads`]/[`Workspace::intercept_grads`] otherwise.
+    pub fn update_params(
+        &mut self,
+        optimizer: &mut Optimizer,
+        params: &mut [&mut [T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
         threads: Threads,
     ) {
-        let w_out = self.units[l + 1];
-        let input = if l == 0 {
-            x.view()
+        let layers = self.units.len() - 1;
+        let level = self.level;
+        if let Some((n, alpha, div)) = self.pending.take() {
+            let chunks = &self.chunks[..n];
+            let parts: Vec<Vec<&[T]>> = (0..layers)
+                .map(|l| chunks.iter().map(|c| &c.coef_grads[l][..]).collect())
+                .chain((0..layers).map(|l| chunks.iter().map(|c| &c.int_grads[l][..]).collect()))
+                .collect();
+            let grad = |i: usize, off: usize, p: &[T], dst: &mut [T]| {
+                let w = (i < layers).then_some(p);
+                grad_block_at(level, dst, &parts[i], off, w, alpha, div);
+            };
+            optimizer.update_with(params, &grad, first, second, threads);
         } else {
-            ArrayView2::from_shape(
-                (rows, self.units[l]),
-                &self.acts[l - 1][..rows * self.units[l]],
-            )
-            .expect("activation buffer holds rows * width values")
+            let grads: Vec<&[T]> = self
+                .coef_grads
+                .iter()
+                .map(|g| g.as_slice().expect("owned gradient is contiguous"))
+                .chain(
+                    self.intercept_grads
+                        .iter()
+                        .map(|g| g.as_slice().expect("owned gradient is contiguous")),
+                )
+                .collect();
+            optimizer.update_par(params, &grads, first, second, threads);
+        }
+    }
+
+    fn run(
+        &mut self,
+        src: Src<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        alpha: f64,
+        threads: Threads,
+        defer: bool,
+    ) -> f64 {
+        let layers = coefs.len();
+        let d = self.units[0];
+        let n_out = self.units[layers];
+        let level = self.level;
+        let (rows, sw_sum_f64) = match src {
+            Src::Rows { x, sw, .. } => (
+                x.nrows(),
+                sw.map(|w| w.iter().map(|&v| v.to_f64_lossless()).sum::<f64>()),
+            ),
+            Src::Gather { sw, idx, .. } => (
+                idx.len(),
+                sw.map(|w| idx.iter().map(|&i| w[i].to_f64_lossless()).sum::<f64>()),
+            ),
         };
-        let delta = ArrayView2::from_shape((rows, w_out), &self.deltas[l][..rows * w_out])
-            .expect("delta buffer holds rows * width values");
-        let g = &mut self.coef_grads[l];
-        gemm(T::one(), input.t(), delta, T::zero(), g.view_mut(), threads);
-        let coef = &coefs[l];
-        if let (Some(gs), Some(ws)) = (g.as_slice_mut(), coef.as_slice()) {
-            for (gv, &wv) in gs.iter_mut().zip(ws) {
-                *gv = (*gv + alpha * wv) / sw_sum;
-            }
+        let sw_sum_f64 = sw_sum_f64.unwrap_or(rows as f64);
+        let sw_sum = T::from_f64_lossy(sw_sum_f64);
+        let alpha_t = T::from_f64_lossy(alpha);
+        let coef_slices: Vec<Cow<'_, [T]>> = coefs
+            .iter()
+            .map(|c| match c.as_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(c.iter().copied().collect()),
+            })
+            .collect();
+
+        let (len, gemm_threads) = if self.whole {
+            (rows.max(1), threads)
         } else {
-            ndarray::Zip::from(g.view_mut())
-                .and(coef)
-                .for_each(|gv, &wv| *gv = (*gv + alpha * wv) / sw_sum);
+            (
+                chunk_len(rows, max_chunk_rows(&self.units)),
+                Threads::Single,
+            )
+        };
+        let n_chunks = rows.div_ceil(len);
+        let defer = defer && n_chunks <= self.chunks.len();
+        self.pending = None;
+        let mut total = 0.0_f64;
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let chunks = &mut self.chunks[..wave];
+            for_each_chunk(threads, chunks, |i, chunk| {
+                let start = (wave_start + i) * len;
+                let end = (start + len).min(rows);
+                let r = end - start;
+                match src {
+                    Src::Rows { x, y, sw } => chunk.backprop(
+                        x.slice(ndarray::s![start..end, ..]),
+                        &y[start * n_out..end * n_out],
+                        sw.map(|w| &w[start..end]),
+                        coefs,
+                        intercepts,
+                        spec,
+                        level,
+                        gemm_threads,
+                    ),
+                    Src::Gather { x, y, sw, idx } => {
+                        let mut xb = std::mem::take(&mut chunk.xb);
+                        let mut yb = std::mem::take(&mut chunk.yb);
+                        let mut swb = std::mem::take(&mut chunk.swb);
+                        xb.resize(r * d, T::zero());
+                        yb.resize(r * n_out, T::zero());
+                        for (j, &row) in idx[start..end].iter().enumerate() {
+                            xb[j * d..(j + 1) * d].copy_from_slice(&x[row * d..(row + 1) * d]);
+                            yb[j * n_out..(j + 1) * n_out]
+                                .copy_from_slice(&y[row * n_out..(row + 1) * n_out]);
+                        }
+                        if let Some(w) = sw {
+                            swb.clear();
+                            swb.extend(idx[start..end].iter().map(|&row| w[row]));
+                        }
+                        let xv = ArrayView2::from_shape((r, d), &xb[..r * d])
+                            .expect("gathered rows hold rows * n_features values");
+                        chunk.backprop(
+                            xv,
+                            &yb[..r * n_out],
+                            sw.map(|_| &swb[..r]),
+                            coefs,
+                            intercepts,
+                            spec,
+                            level,
+                            gemm_threads,
+                        );
+                        chunk.xb = xb;
+                        chunk.yb = yb;
+                        chunk.swb = swb;
+                    }
+                }
+            });
+            for c in chunks.iter() {
+                total += c.loss;
+            }
+            if defer {
+                self.pending = Some((wave, alpha_t, sw_sum));
+            } else {
+                let keep = wave_start > 0;
+                let done = wave_start + wave == n_chunks;
+                #[allow(clippy::needless_range_loop)] // l indexes four parallel lists
+                for l in 0..layers {
+                    let parts: Vec<&[T]> = chunks.iter().map(|c| &c.coef_grads[l][..]).collect();
+                    let dst = self.coef_grads[l]
+                        .as_slice_mut()
+                        .expect("owned gradient is contiguous");
+                    let finish = done.then(|| (&coef_slices[l][..], alpha_t, sw_sum));
+                    reduce(level, threads, dst, &parts, keep, finish);
+                    let parts: Vec<&[T]> = chunks.iter().map(|c| &c.int_grads[l][..]).collect();
+                    let dst = self.intercept_grads[l]
+                        .as_slice_mut()
+                        .expect("owned gradient is contiguous");
+                    reduce(level, Threads::Single, dst, &parts, keep, None);
+                    if done {
+                        for v in dst.iter_mut() {
+                            *v /= sw_sum;
+                        }
+                    }
+                }
+            }
+            wave_start += wave;
         }
-        for v in &mut self.intercept_grads[l] {
-            *v /= sw_sum;
-        }
+
+        let mut loss = spec.loss.finish(total, sw_sum_f64, n_out);
+        let values: f64 = if self.whole {
+            coef_slices
+                .iter()
+                .map(|c| c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>())
+                .sum()
+        } else {
+            coef_slices.iter().map(|c| sum_squares(level, c)).sum()
+        };
+        loss += (0.5 * alpha) * values / sw_sum_f64;
+        loss
     }
 }
 
@@ -314,7 +667,7 @@ pub fn loss_grad_packed<T: Real>(
     let bias: Vec<_> = intercepts.iter().map(bias_slice).collect();
     let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
     threads.install(|| {
-        let mut ws = Workspace::new(units, x.nrows());
+        let mut ws = Workspace::whole_batch(units, x.nrows());
         let loss = ws.backprop(
             x,
             y_s,

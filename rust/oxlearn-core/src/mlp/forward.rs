@@ -5,36 +5,14 @@ use std::borrow::Cow;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+use super::activation::hidden_bias_activate;
+use super::chunk::{chunk_len, max_chunk_rows};
+use super::simd::SimdLevel;
 use super::{Activation, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
-
-/// Below this many elements an element-wise pass runs on the calling thread: splitting it
-/// costs more than it saves.
-const PAR_MIN_ELEMS: usize = 1 << 15;
-/// Rows per parallel task of an element-wise pass (fixed, so the split does not depend on the
-/// thread count; element-wise passes give the same bits however they are split anyway).
-const PAR_CHUNK_ROWS: usize = 64;
-
-/// Runs `f` over each block of whole rows of `data` (row-major, `width` columns), in
-/// parallel on the installed pool when `threads` allows and the block is large.
-pub(crate) fn for_row_blocks<T: Real>(
-    threads: Threads,
-    data: &mut [T],
-    width: usize,
-    f: impl Fn(&mut [T]) + Sync + Send,
-) {
-    if width == 0 || data.is_empty() {
-        return;
-    }
-    if threads.count() > 1 && data.len() >= PAR_MIN_ELEMS {
-        data.par_chunks_mut(PAR_CHUNK_ROWS * width).for_each(f);
-    } else {
-        f(data);
-    }
-}
 
 /// A contiguous copy-free slice of an intercept vector (copies only a strided view).
 pub(crate) fn bias_slice<'a, T: Real>(b: &'a ArrayView1<'_, T>) -> Cow<'a, [T]> {
@@ -44,26 +22,47 @@ pub(crate) fn bias_slice<'a, T: Real>(b: &'a ArrayView1<'_, T>) -> Cow<'a, [T]> 
     }
 }
 
-/// Applies `activation` (hidden layer) or `out` (last layer) plus the bias to a row-major
-/// block of pre-activations.
-pub(crate) fn bias_activate_layer<T: Real>(
-    z: &mut [T],
-    bias: &[T],
-    last: bool,
-    activation: Activation,
-    out: OutActivation,
+/// Products with fewer output columns than this (and more rows) go through a column-major
+/// buffer.
+const NARROW: usize = 16;
+
+/// `out = a @ b` with `out` row-major `(a.nrows(), b.ncols())`; `reorient: false` keeps
+/// the plain call (L-BFGS's full-batch products keep their original bits).
+///
+/// The `gemm` crate computes a row-major product as its transpose, which makes a narrow
+/// output (the 10 classes of the last layer, and that layer's weight gradient) the
+/// vector-lane dimension: 10 of 16 `f32` lanes, one register row per micro-kernel, three times
+/// slower per flop than the rest of a training step. So a narrow product is written
+/// column-major (its rows become the lanes) and transposed into `out`.
+pub(crate) fn product_rows<T: Real>(
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    out: &mut [T],
     threads: Threads,
+    reorient: bool,
 ) {
-    let w = bias.len();
-    if last {
-        for_row_blocks(threads, z, w, |blk| out.bias_activate(blk, bias));
+    let (m, n) = (a.nrows(), b.ncols());
+    let out = &mut out[..m * n];
+    if reorient && n < NARROW && m > n {
+        let mut cm = vec![T::zero(); m * n];
+        let view = ArrayViewMut2::from_shape((n, m), &mut cm[..])
+            .expect("buffer holds rows * columns values")
+            .reversed_axes();
+        gemm(T::one(), a, b, T::zero(), view, threads);
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = cm[j * m + i];
+            }
+        }
     } else {
-        for_row_blocks(threads, z, w, |blk| activation.bias_activate(blk, bias));
+        let view =
+            ArrayViewMut2::from_shape((m, n), out).expect("buffer holds rows * columns values");
+        gemm(T::one(), a, b, T::zero(), view, threads);
     }
 }
 
-/// One layer: `out = f(input @ coef + bias)`; `out` is a row-major `(rows, coef.ncols())`
-/// buffer.
+/// One layer: `out = f(input @ coef + bias)`; `out` is a row-major
+/// `(rows, coef.ncols())` buffer (or longer: the leading rows are used).
 pub(crate) fn layer_forward<T: Real>(
     input: ArrayView2<'_, T>,
     coef: ArrayView2<'_, T>,
@@ -72,21 +71,58 @@ pub(crate) fn layer_forward<T: Real>(
     last: bool,
     activation: Activation,
     out_act: OutActivation,
-    threads: Threads,
+    level: SimdLevel,
+    gemm_threads: Threads,
+    reorient: bool,
 ) {
     let rows = input.nrows();
     let w = coef.ncols();
-    let out_view = ArrayViewMut2::from_shape((rows, w), &mut out[..rows * w])
-        .expect("layer buffer holds rows * width values");
-    gemm(T::one(), input, coef, T::zero(), out_view, threads);
-    bias_activate_layer(
-        &mut out[..rows * w],
-        bias,
-        last,
-        activation,
-        out_act,
-        threads,
-    );
+    let z = &mut out[..rows * w];
+    product_rows(input, coef, z, gemm_threads, reorient);
+    if last {
+        out_act.bias_activate(z, bias);
+    } else {
+        hidden_bias_activate(level, activation, z, bias);
+    }
+}
+
+/// The forward pass of one row chunk into `acts` (`acts[l]` receives layer `l + 1`), with
+/// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop).
+pub(crate) fn forward_chunk<T: Real>(
+    x: ArrayView2<'_, T>,
+    coefs: &[ArrayView2<'_, T>],
+    intercepts: &[&[T]],
+    units: &[usize],
+    activation: Activation,
+    out_activation: OutActivation,
+    acts: &mut [Vec<T>],
+    level: SimdLevel,
+    gemm_threads: Threads,
+    reorient: bool,
+) {
+    let rows = x.nrows();
+    let layers = coefs.len();
+    for i in 0..layers {
+        let (done, rest) = acts.split_at_mut(i);
+        let input = if i == 0 {
+            x.view()
+        } else {
+            ArrayView2::from_shape((rows, units[i]), &done[i - 1][..rows * units[i]])
+                .expect("activation buffer holds rows * width values")
+        };
+        layer_forward(
+            input,
+            coefs[i].view(),
+            intercepts[i],
+            &mut rest[0],
+            i + 1 == layers,
+            activation,
+            out_activation,
+            level,
+            gemm_threads,
+            reorient,
+        );
+    }
 }
 
 /// Output-layer activations for `x` (scikit-learn's `_forward_pass_fast`): shape
@@ -112,31 +148,55 @@ pub fn forward_predict<T: Real>(
     }
     let n = x.nrows();
     let layers = coefs.len();
+    let n_out = units[layers];
+    let mut out = Array2::<T>::zeros((n, n_out));
+    if n == 0 {
+        return Ok(out);
+    }
+    let bias: Vec<_> = intercepts.iter().map(bias_slice).collect();
+    let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
+    let len = chunk_len(n, max_chunk_rows(&units));
+    let level = SimdLevel::detected();
+    let out_s = out
+        .as_slice_mut()
+        .expect("a freshly allocated array is contiguous");
+    // Rows are independent, so the chunking changes no bit of the result.
+    let run = |scratch: &mut Vec<Vec<T>>, (c, dst): (usize, &mut [T])| {
+        let start = c * len;
+        let rows = dst.len() / n_out;
+        let xc = x.slice(ndarray::s![start..start + rows, ..]);
+        forward_chunk(
+            xc,
+            coefs,
+            &bias_refs,
+            &units,
+            activation,
+            out_activation,
+            scratch,
+            level,
+            Threads::Single,
+            true,
+        );
+        dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
+    };
+    let new_scratch = || -> Vec<Vec<T>> {
+        units[1..]
+            .iter()
+            .map(|&w| vec![T::zero(); len * w])
+            .collect()
+    };
     threads.install(|| {
-        let mut prev: Option<Vec<T>> = None;
-        for i in 0..layers {
-            let w = units[i + 1];
-            let mut out = vec![T::zero(); n * w];
-            let bias = bias_slice(&intercepts[i]);
-            let input = match &prev {
-                None => x.view(),
-                Some(p) => ArrayView2::from_shape((n, units[i]), p.as_slice())
-                    .expect("previous layer buffer holds n * width values"),
-            };
-            layer_forward(
-                input,
-                coefs[i].view(),
-                &bias,
-                &mut out,
-                i + 1 == layers,
-                activation,
-                out_activation,
-                threads,
-            );
-            prev = Some(out);
+        if threads.count() > 1 && n > len {
+            out_s
+                .par_chunks_mut(len * n_out)
+                .enumerate()
+                .for_each_init(new_scratch, run);
+        } else {
+            let mut scratch = new_scratch();
+            for item in out_s.chunks_mut(len * n_out).enumerate() {
+                run(&mut scratch, item);
+            }
         }
-        let last = prev.unwrap_or_default();
-        Array2::from_shape_vec((n, units[layers]), last)
-            .map_err(|e| CoreError::invalid("forward", e.to_string()))
-    })?
+    })?;
+    Ok(out)
 }

@@ -45,6 +45,20 @@ impl Loss {
             return 0.0;
         }
         let rows = p.len() / width;
+        let denom = match sw {
+            Some(w) => w[..rows].iter().map(|&v| v.to_f64_lossless()).sum::<f64>(),
+            None => rows as f64,
+        };
+        self.finish(self.sum(p, y, width, sw), denom, width)
+    }
+
+    /// The (weighted) sum over rows of the per-row sums of the per-element terms: the part
+    /// of [`Loss::value`] that adds up over row chunks.
+    pub fn sum<T: Real>(self, p: &[T], y: &[T], width: usize, sw: Option<&[T]>) -> f64 {
+        if width == 0 || p.is_empty() {
+            return 0.0;
+        }
+        let rows = p.len() / width;
         let eps = T::epsilon();
         let one = T::one();
         let clip = |v: T| {
@@ -80,7 +94,25 @@ impl Loss {
             }
         };
         let mut total = 0.0_f64;
-        let mut wsum = 0.0_f64;
+        if self == Self::LogLoss && width > 1 {
+            // Categorical targets are mostly zeros, whose terms are -0.0 (xlogy(0, p) = 0)
+            // unless p is NaN: skip them (adding -0.0 to a sum >= 0 changes no bit).
+            for r in 0..rows {
+                let prow = &p[r * width..(r + 1) * width];
+                let yrow = &y[r * width..(r + 1) * width];
+                let mut s = 0.0_f64;
+                for (&pv, &yv) in prow.iter().zip(yrow) {
+                    if yv != T::zero() || pv.is_nan() {
+                        s += term(pv, yv);
+                    }
+                }
+                match sw {
+                    Some(w) => total += w[r].to_f64_lossless() * s,
+                    None => total += s,
+                }
+            }
+            return total;
+        }
         for r in 0..rows {
             let prow = &p[r * width..(r + 1) * width];
             let yrow = &y[r * width..(r + 1) * width];
@@ -89,18 +121,17 @@ impl Loss {
                 s += term(pv, yv);
             }
             match sw {
-                Some(w) => {
-                    let wr = w[r].to_f64_lossless();
-                    total += wr * s;
-                    wsum += wr;
-                }
+                Some(w) => total += w[r].to_f64_lossless() * s,
                 None => total += s,
             }
         }
-        let avg = match sw {
-            Some(_) => total / wsum,
-            None => total / rows as f64,
-        };
+        total
+    }
+
+    /// The loss from a [`Loss::sum`] total and the sum of the row weights (the row count
+    /// without weights).
+    pub fn finish(self, total: f64, denom: f64, width: usize) -> f64 {
+        let avg = total / denom;
         match self {
             Self::SquaredError => 0.5 * avg / width as f64,
             _ => avg,

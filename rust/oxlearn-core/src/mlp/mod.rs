@@ -5,6 +5,9 @@
 //! * [`loss`]: scikit-learn's `LOSS_FUNCTIONS` with their eps clipping.
 //! * [`forward`] and [`backprop`]: the forward pass and the loss gradient on preallocated
 //!   buffers ([`Workspace`]), with every matrix product through [`crate::linalg::gemm`].
+//! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
+//!   backward passes, gradients summed in chunk order: the same bits for any thread count).
+//! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
 //! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
 //!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
@@ -29,10 +32,12 @@
 
 pub mod activation;
 pub mod backprop;
+pub mod chunk;
 pub mod forward;
 pub mod loss;
 pub mod optim;
 pub mod score;
+pub mod simd;
 pub mod train;
 
 pub use activation::{Activation, OutActivation};

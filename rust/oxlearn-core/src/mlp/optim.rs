@@ -6,8 +6,38 @@
 //! learning rate is a float64 scalar, so (as in NumPy) each update `-lr * m / (sqrt(v) + eps)`
 //! is computed in float64 and rounded once when added to a float32 parameter.
 
+// The loop bodies are `#[inline(always)]` so that they are compiled again inside each
+// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// portable build).
+#![allow(clippy::inline_always)]
+
+use rayon::prelude::*;
+
+use super::simd::{SimdLevel, multiversion};
 use crate::error::{CoreError, Result};
+use crate::parallel::Threads;
 use crate::real::Real;
+
+/// Parameters per task of an update (element-wise, so the split changes nothing).
+const PAR_BLOCK: usize = 4096;
+
+/// Parameters whose gradient one update step holds at a time.
+const SUB: usize = 512;
+
+/// Parameters below which an update runs on the calling thread.
+const PAR_MIN: usize = 16_384;
+
+/// Writes the gradient of one block of a parameter: `(array, offset, current values, out)`.
+pub type GradFn<'a, T> = dyn Fn(usize, usize, &[T], &mut [T]) + Sync + 'a;
+
+/// One block of an update: (array index, offset, parameter, first state, second state).
+type Task<'a, T> = (usize, usize, &'a mut [T], &'a mut [T], &'a mut [T]);
+
+/// The per-step constants of either optimizer.
+enum Step<T> {
+    Sgd { mu: T, lr: T, nesterov: bool },
+    Adam(AdamConsts<T>),
+}
 
 /// SGD learning-rate schedule (`learning_rate` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,19 +123,50 @@ impl Optimizer {
         first: &mut [&mut [T]],
         second: &mut [&mut [T]],
     ) {
-        match self {
+        self.update_par(params, grads, first, second, Threads::Single);
+    }
+
+    /// [`Optimizer::update`] split over `threads` (call it inside [`Threads::install`]);
+    /// the update is element-wise, so the bits do not depend on the thread count.
+    pub fn update_par<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grads: &[&[T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        threads: Threads,
+    ) {
+        let grads_of = |i: usize, off: usize, _p: &[T], dst: &mut [T]| {
+            dst.copy_from_slice(&grads[i][off..off + dst.len()]);
+        };
+        self.update_with(params, &grads_of, first, second, threads);
+    }
+
+    /// The update with gradients produced block by block: `grad(i, offset, p, dst)` writes
+    /// the gradient of `params[i][offset..offset + dst.len()]` (whose current values are `p`)
+    /// into `dst`. The training loop uses it to sum the per-chunk gradients in the same pass
+    /// as the update. Blocks are fixed and element-wise, so the bits do not depend on the
+    /// thread count.
+    pub fn update_with<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grad: &GradFn<'_, T>,
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        threads: Threads,
+    ) {
+        let level = SimdLevel::detected();
+        let step: Step<T> = match self {
             Self::Sgd {
                 lr,
                 momentum,
                 nesterov,
                 ..
-            } => {
-                let mu = T::from_f64_lossy(*momentum);
-                let lr = T::from_f64_lossy(*lr);
-                for ((p, g), v) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
-                    sgd_step(p, g, v, mu, lr, *nesterov);
-                }
-            }
+            } => Step::Sgd {
+                mu: T::from_f64_lossy(*momentum),
+                lr: T::from_f64_lossy(*lr),
+                nesterov: *nesterov,
+            },
             Self::Adam {
                 lr_init,
                 lr,
@@ -117,23 +178,58 @@ impl Optimizer {
                 *t += 1;
                 let tf = *t as f64;
                 *lr = *lr_init * (1.0 - beta_2.powf(tf)).sqrt() / (1.0 - beta_1.powf(tf));
-                let c = AdamConsts {
+                Step::Adam(AdamConsts {
                     b1: T::from_f64_lossy(*beta_1),
                     omb1: T::from_f64_lossy(1.0 - *beta_1),
                     b2: T::from_f64_lossy(*beta_2),
                     omb2: T::from_f64_lossy(1.0 - *beta_2),
                     eps: T::from_f64_lossy(*epsilon),
                     neg_lr: -*lr,
-                };
-                for (((p, g), m), v) in params
-                    .iter_mut()
-                    .zip(grads)
-                    .zip(first.iter_mut())
-                    .zip(second.iter_mut())
-                {
-                    adam_step(p, g, m, v, &c);
-                }
+                })
             }
+        };
+        // Fixed blocks of every parameter array: (array, offset, param, first, second).
+        let mut tasks: Vec<Task<'_, T>> = Vec::new();
+        let n = params.len();
+        // Plain SGD has no second list: its blocks get empty slices.
+        let mut second_iter = second.iter_mut();
+        for (i, (p, f)) in params.iter_mut().zip(first.iter_mut()).enumerate() {
+            let s: &mut [T] = second_iter.next().map_or(&mut [], |s| &mut s[..]);
+            let mut s_blocks = s.chunks_mut(PAR_BLOCK);
+            for (b, (pb, fb)) in p
+                .chunks_mut(PAR_BLOCK)
+                .zip(f.chunks_mut(PAR_BLOCK))
+                .enumerate()
+            {
+                let sb = s_blocks.next().unwrap_or(&mut []);
+                tasks.push((i, b * PAR_BLOCK, pb, fb, sb));
+            }
+        }
+        debug_assert!(tasks.iter().all(|t| t.0 < n));
+        let run = |(i, off, p, f, s): Task<'_, T>| {
+            // The gradient of SUB parameters at a time, in a buffer that stays in L1.
+            let mut buf = [T::zero(); SUB];
+            let mut o = 0;
+            while o < p.len() {
+                let n = SUB.min(p.len() - o);
+                let g = &mut buf[..n];
+                let (pb, fb) = (&mut p[o..o + n], &mut f[o..o + n]);
+                grad(i, off + o, pb, g);
+                match &step {
+                    Step::Sgd { mu, lr, nesterov } => {
+                        sgd_step_at(level, pb, g, fb, *mu, *lr, *nesterov);
+                    }
+                    Step::Adam(c) => adam_step_at(level, pb, g, fb, &mut s[o..o + n], c),
+                }
+                o += n;
+            }
+        };
+        // Below PAR_MIN parameters the update is a few microseconds: not worth a wake-up.
+        let total: usize = tasks.iter().map(|t| t.2.len()).sum();
+        if threads.count() > 1 && tasks.len() > 1 && total >= PAR_MIN {
+            tasks.into_par_iter().with_max_len(1).for_each(run);
+        } else {
+            tasks.into_iter().for_each(run);
         }
     }
 
@@ -173,7 +269,7 @@ impl Optimizer {
 }
 
 /// `v = momentum * v - lr * g; p += (momentum * v - lr * g if nesterov else v)`.
-#[inline]
+#[inline(always)]
 pub fn sgd_step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], mu: T, lr: T, nesterov: bool) {
     for ((pv, &gv), vv) in p.iter_mut().zip(g).zip(v.iter_mut()) {
         let nv = mu * *vv - lr * gv;
@@ -200,7 +296,7 @@ pub struct AdamConsts<T> {
 }
 
 /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
-#[inline]
+#[inline(always)]
 pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
     for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let nm = c.b1 * *mv + c.omb1 * gv;
@@ -210,4 +306,27 @@ pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Ad
         let upd = (c.neg_lr * nm.to_f64_lossless()) / (nv.sqrt() + c.eps).to_f64_lossless();
         *pv = T::from_f64_lossy(pv.to_f64_lossless() + upd);
     }
+}
+
+multiversion! {
+    /// [`adam_step`] compiled for `level` (see [`super::simd`]).
+    pub fn adam_step_at<T: Real>(
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        c: &AdamConsts<T>,
+    ) => adam_step
+}
+
+multiversion! {
+    /// [`sgd_step`] compiled for `level` (see [`super::simd`]).
+    pub fn sgd_step_at<T: Real>(
+        p: &mut [T],
+        g: &[T],
+        v: &mut [T],
+        mu: T,
+        lr: T,
+        nesterov: bool,
+    ) => sgd_step
 }

@@ -278,10 +278,7 @@ pub fn fit_stochastic<T: Real>(
 
     threads.install(|| {
         let mut ws = Workspace::<T>::new(units, batch);
-        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::new(units, nv));
-        let mut xb = vec![T::zero(); batch * d];
-        let mut yb = vec![T::zero(); batch * k];
-        let mut swb = vec![T::zero(); if data.sw.is_some() { batch } else { 0 }];
+        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
         let mut idx: Vec<usize> = (0..n).collect();
         let mut rng = Pcg64::seed_from_u64(cfg.seed);
         let mut summary = TrainSummary {
@@ -300,44 +297,16 @@ pub fn fit_stochastic<T: Real>(
             while start < n {
                 let end = (start + batch).min(n);
                 let rows = end - start;
-                let (xs, ys, sws): (&[T], &[T], Option<&[T]>) = if cfg.shuffle {
-                    for (r, &i) in idx[start..end].iter().enumerate() {
-                        xb[r * d..(r + 1) * d].copy_from_slice(&data.x[i * d..(i + 1) * d]);
-                        yb[r * k..(r + 1) * k].copy_from_slice(&data.y[i * k..(i + 1) * k]);
-                        if let Some(w) = data.sw {
-                            swb[r] = w[i];
-                        }
-                    }
-                    (
-                        &xb[..rows * d],
-                        &yb[..rows * k],
-                        data.sw.map(|_| &swb[..rows]),
-                    )
-                } else {
-                    (
-                        &data.x[start * d..end * d],
-                        &data.y[start * k..end * k],
-                        data.sw.map(|w| &w[start..end]),
-                    )
-                };
-                let xv = ArrayView2::from_shape((rows, d), xs)
-                    .expect("batch buffer holds rows * n_features values");
                 let batch_loss = {
                     let (coefs, ints) = param_views(params, units);
-                    ws.backprop(xv, ys, sws, &coefs, &ints, spec, cfg.alpha, threads)
+                    // Each chunk gathers its own rows: the copy runs in parallel too.
+                    let rows_idx = &idx[start..end];
+                    ws.backprop_deferred(
+                        data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha, threads,
+                    )
                 };
                 accumulated += batch_loss * rows as f64;
-                let grads: Vec<&[T]> = ws
-                    .coef_grads
-                    .iter()
-                    .map(|g| g.as_slice().expect("owned gradient is contiguous"))
-                    .chain(
-                        ws.intercept_grads
-                            .iter()
-                            .map(|g| g.as_slice().expect("owned gradient is contiguous")),
-                    )
-                    .collect();
-                state.optimizer.update(params, &grads, first, second);
+                ws.update_params(&mut state.optimizer, params, first, second, threads);
                 start = end;
             }
             summary.n_iter += 1;

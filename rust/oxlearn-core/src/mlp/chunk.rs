@@ -1,0 +1,243 @@
+//! The fixed row partition behind the MLP's parallelism, and the element-wise helpers that go
+//! with it.
+//!
+//! A batch is cut into chunks of at most [`CHUNK_ROWS`] rows by [`chunk_len`], which depends on
+//! the number of rows only, never on the thread count. Each chunk runs its forward and
+//! backward passes on its own buffers with single-threaded GEMMs, chunks run in parallel, and
+//! the per-chunk gradients are summed element by element in chunk order. So the bits are the
+//! same for 1, 2 or 16 threads. (Parallelising inside each small GEMM instead, as the `gemm`
+//! crate does, made two threads slower than one on the `(200, 64) x (64, 256)` products of a
+//! training step.)
+
+// The loop bodies are `#[inline(always)]` so that they are compiled again inside each
+// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// portable build).
+#![allow(clippy::inline_always)]
+
+use rayon::prelude::*;
+
+use super::simd::{SimdLevel, multiversion};
+use crate::parallel::Threads;
+use crate::real::Real;
+
+/// The most rows one chunk holds in a network of at least [`MIN_CHUNK_MACS`] / 128
+/// multiply-adds per row.
+pub const CHUNK_ROWS: usize = 128;
+
+/// A chunk holds at least this many forward multiply-adds (`rows * sum(units[i] *
+/// units[i + 1])`): a chunk of a small network is tens of microseconds of work, which
+/// waking a second thread and the extra GEMM calls would cost again.
+pub const MIN_CHUNK_MACS: usize = 1 << 19;
+
+/// Chunks whose buffers are alive at once; more chunks are processed in waves of this many
+/// (the reduction order, chunk after chunk, does not change).
+pub const MAX_LIVE_CHUNKS: usize = 16;
+
+/// Elements per parallel task of an element-wise pass over parameters.
+const PAR_BLOCK: usize = 8192;
+
+/// The most rows one chunk of a network with layer widths `units` holds: [`CHUNK_ROWS`],
+/// or more for small networks (see [`MIN_CHUNK_MACS`]). Depends on the shapes only.
+pub fn max_chunk_rows(units: &[usize]) -> usize {
+    let per_row: usize = units.windows(2).map(|w| w[0] * w[1]).sum();
+    (MIN_CHUNK_MACS / per_row.max(1)).max(CHUNK_ROWS)
+}
+
+/// Rows of every chunk of a `rows`-row batch but the last (which may be shorter), for
+/// chunks of at most `max` rows: `ceil(rows / ceil(rows / max))`, so a 200-row batch is
+/// two chunks of 100 when `max` is 128.
+pub fn chunk_len(rows: usize, max: usize) -> usize {
+    let max = max.max(1);
+    if rows <= max {
+        rows.max(1)
+    } else {
+        rows.div_ceil(rows.div_ceil(max))
+    }
+}
+
+/// Runs `f(i, item)` over `items`, in parallel on the installed pool when `threads` allows.
+pub(crate) fn for_each_chunk<C: Send>(
+    threads: Threads,
+    items: &mut [C],
+    f: impl Fn(usize, &mut C) + Sync + Send,
+) {
+    if threads.count() > 1 && items.len() > 1 {
+        items
+            .par_iter_mut()
+            .with_max_len(1)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    } else {
+        for (i, c) in items.iter_mut().enumerate() {
+            f(i, c);
+        }
+    }
+}
+
+/// Runs `f(offset, block)` over fixed blocks of `data` (element-wise passes only, so the split
+/// never changes a result), in parallel when `threads` allows and `data` is large.
+pub(crate) fn for_blocks<T: Send>(
+    threads: Threads,
+    data: &mut [T],
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    if threads.count() > 1 && data.len() > PAR_BLOCK {
+        data.par_chunks_mut(PAR_BLOCK)
+            .enumerate()
+            .for_each(|(i, blk)| f(i * PAR_BLOCK, blk));
+    } else {
+        f(0, data);
+    }
+}
+
+/// `dst = (dst if keep else 0) + parts[0] + parts[1] + ...` element by element, left to right
+/// (when `keep` is false, `dst = parts[0] + parts[1] + ...`). Then, with `finish =
+/// Some((w, alpha, div))`, `dst = (dst + alpha * w) / div`. Every slice has `dst.len()` values.
+#[inline(always)]
+fn reduce_block<T: Real>(dst: &mut [T], parts: &[&[T]], keep: bool, finish: Option<(&[T], T, T)>) {
+    let mut rest = parts;
+    if !keep {
+        match parts.split_first() {
+            Some((first, tail)) => {
+                dst.copy_from_slice(first);
+                rest = tail;
+            }
+            None => dst.fill(T::zero()),
+        }
+    }
+    for p in rest {
+        for (d, &v) in dst.iter_mut().zip(p.iter()) {
+            *d += v;
+        }
+    }
+    if let Some((w, alpha, div)) = finish {
+        for (d, &wv) in dst.iter_mut().zip(w) {
+            *d = (*d + alpha * wv) / div;
+        }
+    }
+}
+
+/// [`reduce_block`] over a whole parameter array, vectorised for `level` and split over
+/// `threads`.
+pub fn reduce<T: Real>(
+    level: SimdLevel,
+    threads: Threads,
+    dst: &mut [T],
+    parts: &[&[T]],
+    keep: bool,
+    finish: Option<(&[T], T, T)>,
+) {
+    for_blocks(threads, dst, |off, blk| {
+        let n = blk.len();
+        let sub: Vec<&[T]> = parts.iter().map(|p| &p[off..off + n]).collect();
+        let fin = finish.map(|(w, a, d)| (&w[off..off + n], a, d));
+        reduce_block_at(level, blk, &sub, keep, fin);
+    });
+}
+
+/// `sum(v * v)` in `f64` over `values` with eight interleaved accumulators (element `i` goes
+/// to accumulator `i % 8`, the eight are added in order at the end): a fixed order, so the
+/// result does not depend on the instruction set or the thread count, and it vectorises.
+#[inline(always)]
+pub(crate) fn sum_squares_block<T: Real>(values: &[T]) -> f64 {
+    let mut acc = [0.0_f64; 8];
+    let mut it = values.chunks_exact(8);
+    for c in &mut it {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v * v).to_f64_lossless();
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(it.remainder()) {
+        *a += (v * v).to_f64_lossless();
+    }
+    acc.iter().sum()
+}
+
+multiversion! {
+    /// `sum(v * v)` over `values` in `f64` (eight interleaved accumulators, added in order at
+    /// the end), compiled for `level`.
+    pub fn sum_squares<T: Real>(values: &[T]) -> f64 => sum_squares_block
+}
+
+/// One block of a final gradient: `dst = ((parts[0] + parts[1] + ...) + alpha * w) / div`
+/// over `parts[..][off..off + dst.len()]`, or `dst = (parts[0] + ...) / div` without `w`: the
+/// same operations, in the same order, as [`reduce`] followed by its finish (or by the
+/// division of the intercept gradients).
+#[inline(always)]
+fn grad_block<T: Real>(
+    dst: &mut [T],
+    parts: &[&[T]],
+    off: usize,
+    w: Option<&[T]>,
+    alpha: T,
+    div: T,
+) {
+    let n = dst.len();
+    match parts.split_first() {
+        Some((first, rest)) => {
+            dst.copy_from_slice(&first[off..off + n]);
+            for p in rest {
+                for (d, &v) in dst.iter_mut().zip(&p[off..off + n]) {
+                    *d += v;
+                }
+            }
+        }
+        None => dst.fill(T::zero()),
+    }
+    match w {
+        Some(w) => {
+            for (d, &wv) in dst.iter_mut().zip(w) {
+                *d = (*d + alpha * wv) / div;
+            }
+        }
+        None => {
+            for d in dst.iter_mut() {
+                *d /= div;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`grad_block`] compiled for `level`.
+    pub fn grad_block_at<T: Real>(
+        dst: &mut [T],
+        parts: &[&[T]],
+        off: usize,
+        w: Option<&[T]>,
+        alpha: T,
+        div: T,
+    ) => grad_block
+}
+
+multiversion! {
+    /// [`reduce_block`] compiled for `level`.
+    fn reduce_block_at<T: Real>(
+        dst: &mut [T],
+        parts: &[&[T]],
+        keep: bool,
+        finish: Option<(&[T], T, T)>,
+    ) => reduce_block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CHUNK_ROWS, chunk_len, max_chunk_rows};
+
+    #[test]
+    fn chunks_cover_rows_and_stay_small() {
+        for max in [1, 7, CHUNK_ROWS, 442] {
+            for rows in 1..2000 {
+                let len = chunk_len(rows, max);
+                assert!(len >= 1 && len <= max, "{rows}: {len}");
+                assert!(rows.div_ceil(len) <= rows.div_ceil(max), "{rows}");
+            }
+        }
+        assert_eq!(chunk_len(200, CHUNK_ROWS), 100);
+        assert_eq!(chunk_len(147, CHUNK_ROWS), 74);
+        assert_eq!(chunk_len(128, CHUNK_ROWS), 128);
+        assert_eq!(max_chunk_rows(&[64, 256, 10]), CHUNK_ROWS);
+        assert_eq!(max_chunk_rows(&[64, 128, 128, 128, 10]), CHUNK_ROWS);
+        assert!(max_chunk_rows(&[64, 16, 10]) >= 200);
+    }
+}

@@ -1,0 +1,201 @@
+//! Every instruction-set build of the MLP's element-wise passes gives the portable build's
+//! bits (`oxlearn_core::mlp::simd`), and the chunked passes give the same bits for any thread
+//! count.
+
+use oxlearn_core::mlp::activation::{
+    backprop_rows_at, exp_f64, hidden_bias_activate, softmax_block, softmax_row,
+};
+use oxlearn_core::mlp::chunk::{reduce, sum_squares};
+use oxlearn_core::mlp::optim::{AdamConsts, adam_step_at, sgd_step_at};
+use oxlearn_core::mlp::simd::SimdLevel;
+use oxlearn_core::mlp::{Activation, forward_predict};
+use oxlearn_core::{Real, Threads};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+fn data<T: Real>(rng: &mut Pcg64, n: usize) -> Vec<T> {
+    (0..n)
+        .map(|_| T::from_f64_lossy(rng.random_range(-2.0..2.0)))
+        .collect()
+}
+
+fn bits<T: Real>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64_lossless().to_bits()).collect()
+}
+
+fn check_levels<T: Real>() {
+    let mut rng = Pcg64::seed_from_u64(7);
+    // Odd sizes: remainders of every vector width.
+    let (rows, w) = (37, 29);
+    let z0 = data::<T>(&mut rng, rows * w);
+    let bias = data::<T>(&mut rng, w);
+    let delta0 = data::<T>(&mut rng, rows * w);
+    let parts: Vec<Vec<T>> = (0..3).map(|_| data::<T>(&mut rng, 20_011)).collect();
+    let wts = data::<T>(&mut rng, 20_011);
+    let g = data::<T>(&mut rng, 20_011);
+    let m0 = data::<T>(&mut rng, 20_011);
+    let v0: Vec<T> = data::<T>(&mut rng, 20_011)
+        .iter()
+        .map(|x| *x * *x)
+        .collect();
+    let c = AdamConsts {
+        b1: T::from_f64_lossy(0.9),
+        omb1: T::from_f64_lossy(0.1),
+        b2: T::from_f64_lossy(0.999),
+        omb2: T::from_f64_lossy(1.0 - 0.999),
+        eps: T::from_f64_lossy(1e-8),
+        neg_lr: -1e-3,
+    };
+    let mut reference = None;
+    for level in SimdLevel::available().into_iter().rev() {
+        let mut out = Vec::new();
+        for act in [
+            Activation::Identity,
+            Activation::Logistic,
+            Activation::Tanh,
+            Activation::Relu,
+        ] {
+            let mut z = z0.clone();
+            hidden_bias_activate(level, act, &mut z, &bias);
+            out.extend(bits(&z));
+            let mut d = delta0.clone();
+            let mut colsum = vec![T::zero(); w];
+            backprop_rows_at(level, act, &z, &mut d, &mut colsum);
+            out.extend(bits(&d));
+            out.extend(bits(&colsum));
+        }
+        let mut z = z0.clone();
+        softmax_block(level, &mut z, &bias);
+        out.extend(bits(&z));
+        let refs: Vec<&[T]> = parts.iter().map(Vec::as_slice).collect();
+        for threads in [Threads::Single, Threads::Pool(2), Threads::Pool(3)] {
+            let mut dst = vec![T::zero(); 20_011];
+            threads
+                .install(|| {
+                    reduce(
+                        level,
+                        threads,
+                        &mut dst,
+                        &refs,
+                        false,
+                        Some((&wts, T::from_f64_lossy(1e-4), T::from_f64_lossy(200.0))),
+                    );
+                })
+                .unwrap();
+            out.extend(bits(&dst));
+        }
+        out.push(sum_squares(level, &wts).to_bits());
+        let (mut p, mut m, mut v) = (wts.clone(), m0.clone(), v0.clone());
+        adam_step_at(level, &mut p, &g, &mut m, &mut v, &c);
+        out.extend(bits(&p));
+        out.extend(bits(&m));
+        out.extend(bits(&v));
+        let (mut p, mut vel) = (wts.clone(), m0.clone());
+        sgd_step_at(
+            level,
+            &mut p,
+            &g,
+            &mut vel,
+            T::from_f64_lossy(0.9),
+            T::from_f64_lossy(0.1),
+            true,
+        );
+        out.extend(bits(&p));
+        out.extend(bits(&vel));
+        match &reference {
+            None => reference = Some(out),
+            Some(r) => assert!(*r == out, "{level:?} differs from the portable build"),
+        }
+    }
+}
+
+#[test]
+fn every_level_gives_the_portable_bits_f64() {
+    check_levels::<f64>();
+}
+
+#[test]
+fn every_level_gives_the_portable_bits_f32() {
+    check_levels::<f32>();
+}
+
+#[test]
+fn chunked_forward_is_thread_count_independent() {
+    let mut rng = Pcg64::seed_from_u64(3);
+    // 1000 rows: eight chunks of 125.
+    let x = ndarray::Array2::from_shape_vec((1000, 13), data::<f64>(&mut rng, 13_000)).unwrap();
+    let w1 = ndarray::Array2::from_shape_vec((13, 31), data::<f64>(&mut rng, 403)).unwrap();
+    let b1 = ndarray::Array1::from(data::<f64>(&mut rng, 31));
+    let w2 = ndarray::Array2::from_shape_vec((31, 4), data::<f64>(&mut rng, 124)).unwrap();
+    let b2 = ndarray::Array1::from(data::<f64>(&mut rng, 4));
+    let run = |t| {
+        forward_predict(
+            x.view(),
+            &[w1.view(), w2.view()],
+            &[b1.view(), b2.view()],
+            Activation::Relu,
+            oxlearn_core::mlp::OutActivation::Softmax,
+            t,
+        )
+        .unwrap()
+    };
+    let one = run(Threads::Single);
+    assert_eq!(one, run(Threads::Pool(2)));
+    assert_eq!(one, run(Threads::Pool(3)));
+}
+
+#[test]
+fn exp_is_within_two_ulp_of_libm() {
+    let mut rng = Pcg64::seed_from_u64(11);
+    let mut xs: Vec<f64> = (0..200_000)
+        .map(|_| rng.random_range(-745.0..709.7))
+        .collect();
+    xs.extend((0..20_000).map(|_| rng.random_range(-40.0..1.0)));
+    xs.extend([
+        0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 709.78, -708.4, -744.0, -745.1,
+    ]);
+    for &x in &xs {
+        let (got, want) = (exp_f64(x), x.exp());
+        let ulp = if want == 0.0 {
+            f64::from_bits(1)
+        } else {
+            (f64::from_bits(want.to_bits() + 1) - want).max(f64::from_bits(1))
+        };
+        assert!(
+            (got - want).abs() <= 2.0 * ulp,
+            "exp({x}) = {got}, libm {want}"
+        );
+    }
+    assert!(exp_f64(f64::NAN).is_nan());
+    assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
+    assert_eq!(exp_f64(-800.0), 0.0);
+    assert_eq!(exp_f64(f64::INFINITY), f64::INFINITY);
+    assert_eq!(exp_f64(710.0), f64::INFINITY);
+}
+
+#[test]
+fn softmax_block_matches_row_softmax() {
+    let mut rng = Pcg64::seed_from_u64(5);
+    let (rows, w) = (50, 10);
+    let z0 = data::<f64>(&mut rng, rows * w);
+    let bias = data::<f64>(&mut rng, w);
+    let mut a: Vec<f64> = z0
+        .iter()
+        .zip(bias.iter().cycle())
+        .map(|(z, b)| z + b)
+        .collect();
+    for row in a.chunks_exact_mut(w) {
+        softmax_row(row);
+    }
+    let mut b = z0.clone();
+    softmax_block(SimdLevel::detected(), &mut b, &bias);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-15 * x.abs().max(1e-300), "{x} vs {y}");
+    }
+    // A NaN in a row makes the whole row NaN, as np.max and np.exp do.
+    let mut c = z0.clone();
+    c[3] = f64::NAN;
+    softmax_block(SimdLevel::detected(), &mut c, &bias);
+    assert!(c[..w].iter().all(|v| v.is_nan()));
+    assert!(c[w..].iter().all(|v| v.is_finite()));
+}
