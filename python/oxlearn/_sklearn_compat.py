@@ -6,6 +6,7 @@ scikit-learn; importing them here keeps a future rename to a single place, and
 """
 
 from sklearn.base import _fit_context
+from sklearn.neighbors._base import NeighborsBase
 from sklearn.utils._param_validation import (
     Hidden,
     Interval,
@@ -21,6 +22,7 @@ __all__ = [
     "Hidden",
     "Interval",
     "InvalidParameterError",
+    "NeighborsBase",
     "Options",
     "StrOptions",
     "_check_optimize_result",

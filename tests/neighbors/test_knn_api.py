@@ -11,6 +11,7 @@ from numpy.testing import assert_array_equal
 from oxlearn import _oxlearn
 from oxlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -118,3 +119,54 @@ def test_rust_kernels_reject_bad_calls():
         _oxlearn.kneighbors(X, np.zeros((0, 2)), [1], "euclidean", 2.0, None, 1)
     with pytest.raises(ValueError, match="neighbour indices"):
         _oxlearn.knn_classify(np.array([[7]]), np.zeros((4, 1), dtype=np.int64), [1], None)
+
+
+@pytest.mark.parametrize("cls", [KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors])
+def test_fit_from_a_fitted_index(cls, data):
+    # scikit-learn's estimators can be fitted from another fitted neighbours estimator or
+    # a KDTree/BallTree (sklearn/neighbors/tests/test_neighbors.py::test_unsupervised_inputs).
+    from sklearn import neighbors as skn
+
+    X, y, Xq = data
+    reference = cls(n_neighbors=3).fit(X, y)
+    expected = reference.kneighbors(Xq)
+    sources = [
+        NearestNeighbors(n_neighbors=1).fit(X),
+        skn.NearestNeighbors(n_neighbors=1).fit(X),
+        skn.KDTree(X),
+        skn.BallTree(X),
+    ]
+    for source in sources:
+        est = cls(n_neighbors=3).fit(source, y)
+        dist, ind = est.kneighbors(Xq)
+        assert_array_equal(ind, expected[1])
+        np.testing.assert_allclose(dist, expected[0], rtol=1e-12)
+    with pytest.raises(NotFittedError):
+        cls().fit(NearestNeighbors(), y)
+
+
+def test_radius_per_query_matches_scikit_learn(data):
+    from sklearn import neighbors as skn
+
+    X, _, Xq = data
+    rng = np.random.RandomState(0)
+    radii = rng.uniform(15, 30, size=len(Xq))
+    ours = NearestNeighbors().fit(X)
+    ref = skn.NearestNeighbors(algorithm="ball_tree").fit(X)
+    dist, ind = ours.radius_neighbors(Xq, radius=radii)
+    ref_dist, ref_ind = ref.radius_neighbors(Xq, radius=radii)
+    assert sum(len(i) for i in ind) > len(Xq)  # the balls are not trivial
+    for i in range(len(Xq)):
+        # the same balls (the tree lists them in its own order; ours is by training index)
+        order = np.argsort(ref_ind[i])
+        assert_array_equal(ind[i], ref_ind[i][order])
+        np.testing.assert_allclose(dist[i], ref_dist[i][order], rtol=1e-12)
+    # without X: each training sample's own ball, itself excluded
+    own = ours.radius_neighbors(radius=np.full(len(X), 20.0), return_distance=False)
+    same = ours.radius_neighbors(radius=20.0, return_distance=False)
+    for a, b in zip(own, same, strict=True):
+        assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="shape"):
+        ours.radius_neighbors(Xq, radius=radii[:-1])
+    with pytest.raises(ValueError, match="non-negative"):
+        ours.radius_neighbors(Xq, radius=-radii)

@@ -13,12 +13,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, MultiOutputMixin
-from sklearn.neighbors import VALID_METRICS
+from sklearn.neighbors import VALID_METRICS, BallTree, KDTree
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import Interval, StrOptions
+from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -73,6 +74,21 @@ _CACHEABLE_TYPES = (int, float, str, bool, type(None), np.integer, np.floating)
 _PARAM_NAMES: dict[type, list[str]] = {}
 # Whether each estimator class requires y (its target tags), looked up once.
 _REQUIRES_Y: dict[type, bool] = {}
+
+
+def _training_rows_of(X: Any) -> Any:
+    """Return the training rows behind a fitted neighbours estimator or tree, else ``X``.
+
+    scikit-learn's neighbour estimators can be fitted from another fitted one (or from a
+    ``KDTree``/``BallTree``), reusing its data; here the brute-force search only needs
+    the rows.
+    """
+    if isinstance(X, (_NeighborsBase, SklearnNeighborsBase)):
+        check_is_fitted(X, "_fit_X")
+        return X._fit_X
+    if isinstance(X, (BallTree, KDTree)):
+        return np.asarray(X.data)
+    return X
 
 
 def _align_sparse_api(graph: Any) -> Any:
@@ -281,6 +297,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         return cached
 
     def _fit(self, X: Any, y: Any = None) -> Any:
+        X = _training_rows_of(X)
         if self._fit_fast(X, y):
             return self
         requires_y = self._requires_y()
@@ -580,20 +597,39 @@ class _RadiusNeighborsMixin:
         X = self._fit_X if query_is_train else self._validate_query(X)
         if radius is None:
             radius = self.radius
-        if not isinstance(radius, numbers.Real) or np.isnan(float(radius)) or radius < 0:
-            raise ValueError(f"radius must be a non-negative number, got {radius!r}")
+        n = X.shape[0]
+        per_query = None
+        if isinstance(radius, numbers.Real):
+            if np.isnan(float(radius)) or radius < 0:
+                raise ValueError(f"radius must be a non-negative number, got {radius!r}")
+        else:
+            # One radius per query, as scikit-learn's tree searches accept: search with the
+            # largest, then keep each query's own ball.
+            per_query = np.asarray(radius, dtype=np.float64)
+            if per_query.shape != (n,):
+                raise ValueError(
+                    "radius must be a non-negative number or an array of shape "
+                    f"(n_queries,) = ({n},), got {radius!r}"
+                )
+            if np.isnan(per_query).any() or (per_query < 0).any():
+                raise ValueError("every radius must be a non-negative number")
+            radius = float(per_query.max()) if n else 0.0
         metric, p, w = self._metric_args()
         indptr, indices, dist = _oxlearn.radius_neighbors(
             X, self._fit_X, float(radius), metric, p, w, bool(sort_results), self.n_jobs
         )
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        keep = None
+        if per_query is not None:
+            keep = dist <= per_query[rows]
         if query_is_train:
-            # Each training sample is not its own neighbour: drop it (vectorised).
-            n = X.shape[0]
-            rows = np.repeat(np.arange(n), np.diff(indptr))
-            is_self = indices == rows
-            counts = np.diff(indptr) - np.bincount(rows[is_self], minlength=n)
-            indices = indices[~is_self]
-            dist = dist[~is_self]
+            # Each training sample is not its own neighbour: drop it.
+            not_self = indices != rows
+            keep = not_self if keep is None else keep & not_self
+        if keep is not None:
+            counts = np.bincount(rows[keep], minlength=n)
+            indices = indices[keep]
+            dist = dist[keep]
             indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
         return indptr, indices, dist
 
