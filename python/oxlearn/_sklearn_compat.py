@@ -6,7 +6,7 @@ scikit-learn; importing them here keeps a future rename to a single place, and
 """
 
 from sklearn.base import _fit_context
-from sklearn.neighbors._base import NeighborsBase
+from sklearn.neighbors._base import KNeighborsMixin, NeighborsBase, RadiusNeighborsMixin
 from sklearn.utils._param_validation import (
     Hidden,
     Interval,
@@ -22,8 +22,10 @@ __all__ = [
     "Hidden",
     "Interval",
     "InvalidParameterError",
+    "KNeighborsMixin",
     "NeighborsBase",
     "Options",
+    "RadiusNeighborsMixin",
     "StrOptions",
     "_check_optimize_result",
     "_check_partial_fit_first_call",

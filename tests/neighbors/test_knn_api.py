@@ -170,3 +170,14 @@ def test_radius_per_query_matches_scikit_learn(data):
         ours.radius_neighbors(Xq, radius=radii[:-1])
     with pytest.raises(ValueError, match="non-negative"):
         ours.radius_neighbors(Xq, radius=-radii)
+
+
+def test_scikit_learn_mixins_recognise_our_estimators():
+    from sklearn.neighbors._base import KNeighborsMixin, RadiusNeighborsMixin
+
+    for cls in (KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors):
+        assert issubclass(cls, KNeighborsMixin)
+    assert issubclass(NearestNeighbors, RadiusNeighborsMixin)
+    # our methods, not scikit-learn's, answer
+    assert KNeighborsClassifier.kneighbors is not KNeighborsMixin.kneighbors
+    assert NearestNeighbors.radius_neighbors is not RadiusNeighborsMixin.radius_neighbors

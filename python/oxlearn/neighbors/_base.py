@@ -19,7 +19,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import Interval, StrOptions
+from oxlearn._sklearn_compat import KNeighborsMixin as SklearnKNeighborsMixin
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
+from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -390,8 +392,12 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         return result
 
 
-class _KNeighborsMixin:
-    """``kneighbors`` and ``kneighbors_graph``, searched in Rust."""
+class _KNeighborsMixin(SklearnKNeighborsMixin):
+    """``kneighbors`` and ``kneighbors_graph``, searched in Rust.
+
+    Subclasses scikit-learn's mixin (overriding both methods) so that code testing
+    ``isinstance(est, KNeighborsMixin)`` treats our estimators as scikit-learn's.
+    """
 
     def kneighbors(
         self: Any,
@@ -537,8 +543,11 @@ def _drop_self(
     return neigh_ind
 
 
-class _RadiusNeighborsMixin:
-    """``radius_neighbors`` and ``radius_neighbors_graph``, searched in Rust."""
+class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
+    """``radius_neighbors`` and ``radius_neighbors_graph``, searched in Rust.
+
+    Subclasses scikit-learn's mixin (overriding both methods), as `_KNeighborsMixin`.
+    """
 
     def radius_neighbors(
         self: Any,
