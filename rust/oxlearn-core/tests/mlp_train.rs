@@ -476,3 +476,48 @@ fn bad_shapes_are_errors() {
     );
     assert!(matches!(r, Err(CoreError::ShapeMismatch { .. })), "{r:?}");
 }
+
+/// Nets and batches big enough for the training loop's spinning team (several chunks per
+/// batch, an update split in blocks): same bits at 1, 2 and 3 threads, and an interrupt
+/// mid-fit returns (the team's workers exit) with the weights the single-thread run has.
+#[test]
+fn team_sections_keep_bits_and_stop_on_interrupt() {
+    for units in [vec![64, 256, 10], vec![64, 128, 128, 128, 10]] {
+        let p = problem(450, &units, 8);
+        let mut cfg = config(&units, 4, true);
+        cfg.batch_size = 200;
+        let (a, sa) = run(&p, &cfg, &mut adam_state(1e-3), Threads::Single, &mut go).unwrap();
+        for threads in [Threads::Pool(2), Threads::Pool(3)] {
+            let (b, sb) = run(&p, &cfg, &mut adam_state(1e-3), threads, &mut go).unwrap();
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert_eq!(sa, sb);
+        }
+        let mut stop_at_2 = |n: usize, _: f64, _: Option<f64>| {
+            if n == 2 {
+                EpochControl::Interrupt
+            } else {
+                EpochControl::Continue
+            }
+        };
+        let (i1, s1) = run(
+            &p,
+            &cfg,
+            &mut adam_state(1e-3),
+            Threads::Single,
+            &mut stop_at_2,
+        )
+        .unwrap();
+        let (i2, s2) = run(
+            &p,
+            &cfg,
+            &mut adam_state(1e-3),
+            Threads::Pool(2),
+            &mut stop_at_2,
+        )
+        .unwrap();
+        assert_eq!(s2.stop_reason, StopReason::Interrupted);
+        assert_eq!(s1, s2);
+        assert!(i1.iter().zip(&i2).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(a != i1);
+    }
+}

@@ -12,6 +12,7 @@ use super::chunk::{
 use super::forward::{bias_slice, forward_chunk, product_rows};
 use super::optim::Optimizer;
 use super::simd::SimdLevel;
+use super::team::Exec;
 use super::{NetSpec, check_params};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
@@ -296,6 +297,18 @@ impl<T: Real> Workspace<T> {
         spec: &NetSpec,
         threads: Threads,
     ) {
+        self.forward_on(x, coefs, intercepts, spec, threads.into());
+    }
+
+    /// [`Workspace::forward`] on `exec` (the training loop's team).
+    pub(crate) fn forward_on(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        exec: Exec<'_>,
+    ) {
         let rows = x.nrows();
         let n_out = self.units[self.units.len() - 1];
         if self.out.len() < rows * n_out {
@@ -315,7 +328,7 @@ impl<T: Real> Workspace<T> {
                 .iter_mut()
                 .zip(self.out[base * n_out..(base + out_rows) * n_out].chunks_mut(len * n_out))
                 .collect();
-            for_each_chunk(threads, &mut items, |i, (chunk, dst)| {
+            for_each_chunk(exec, &mut items, |i, (chunk, dst)| {
                 let start = base + i * len;
                 let r = dst.len() / n_out;
                 let xc = x.slice(ndarray::s![start..start + r, ..]);
@@ -358,7 +371,7 @@ impl<T: Real> Workspace<T> {
             intercepts,
             spec,
             alpha,
-            threads,
+            threads.into(),
             false,
         )
     }
@@ -379,13 +392,39 @@ impl<T: Real> Workspace<T> {
         alpha: f64,
         threads: Threads,
     ) -> f64 {
+        self.backprop_deferred_on(
+            x,
+            y,
+            sw,
+            idx,
+            coefs,
+            intercepts,
+            spec,
+            alpha,
+            threads.into(),
+        )
+    }
+
+    /// [`Workspace::backprop_deferred`] on `exec` (the training loop's team).
+    pub(crate) fn backprop_deferred_on(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        sw: Option<&[T]>,
+        idx: &[usize],
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        alpha: f64,
+        exec: Exec<'_>,
+    ) -> f64 {
         self.run(
             Src::Gather { x, y, sw, idx },
             coefs,
             intercepts,
             spec,
             alpha,
-            threads,
+            exec,
             true,
         )
     }
@@ -401,6 +440,18 @@ impl<T: Real> Workspace<T> {
         second: &mut [&mut [T]],
         threads: Threads,
     ) {
+        self.update_params_on(optimizer, params, first, second, threads.into());
+    }
+
+    /// [`Workspace::update_params`] on `exec` (the training loop's team).
+    pub(crate) fn update_params_on(
+        &mut self,
+        optimizer: &mut Optimizer,
+        params: &mut [&mut [T]],
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        exec: Exec<'_>,
+    ) {
         let layers = self.units.len() - 1;
         let level = self.level;
         if let Some((n, alpha, div)) = self.pending.take() {
@@ -413,7 +464,7 @@ impl<T: Real> Workspace<T> {
                 let w = (i < layers).then_some(p);
                 grad_block_at(level, dst, &parts[i], off, w, alpha, div);
             };
-            optimizer.update_with(params, &grad, first, second, threads);
+            optimizer.update_with_on(params, &grad, first, second, exec);
         } else {
             let grads: Vec<&[T]> = self
                 .coef_grads
@@ -425,7 +476,7 @@ impl<T: Real> Workspace<T> {
                         .map(|g| g.as_slice().expect("owned gradient is contiguous")),
                 )
                 .collect();
-            optimizer.update_par(params, &grads, first, second, threads);
+            optimizer.update_par(params, &grads, first, second, exec.threads());
         }
     }
 
@@ -436,9 +487,10 @@ impl<T: Real> Workspace<T> {
         intercepts: &[&[T]],
         spec: &NetSpec,
         alpha: f64,
-        threads: Threads,
+        exec: Exec<'_>,
         defer: bool,
     ) -> f64 {
+        let threads = exec.threads();
         let layers = coefs.len();
         let d = self.units[0];
         let n_out = self.units[layers];
@@ -480,7 +532,7 @@ impl<T: Real> Workspace<T> {
         while wave_start < n_chunks {
             let wave = (n_chunks - wave_start).min(self.chunks.len());
             let chunks = &mut self.chunks[..wave];
-            for_each_chunk(threads, chunks, |i, chunk| {
+            for_each_chunk(exec, chunks, |i, chunk| {
                 let start = (wave_start + i) * len;
                 let end = (start + len).min(rows);
                 let r = end - start;

@@ -17,6 +17,7 @@
 use rayon::prelude::*;
 
 use super::simd::{SimdLevel, multiversion};
+use super::team::Exec;
 use crate::parallel::Threads;
 use crate::real::Real;
 
@@ -55,23 +56,14 @@ pub fn chunk_len(rows: usize, max: usize) -> usize {
     }
 }
 
-/// Runs `f(i, item)` over `items`, in parallel on the installed pool when `threads` allows.
+/// Runs `f(i, item)` over `items`, in parallel on the installed pool or the team when
+/// `exec` allows.
 pub(crate) fn for_each_chunk<C: Send>(
-    threads: Threads,
+    exec: Exec<'_>,
     items: &mut [C],
     f: impl Fn(usize, &mut C) + Sync + Send,
 ) {
-    if threads.count() > 1 && items.len() > 1 {
-        items
-            .par_iter_mut()
-            .with_max_len(1)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
-    } else {
-        for (i, c) in items.iter_mut().enumerate() {
-            f(i, c);
-        }
-    }
+    exec.for_each_mut(items, f);
 }
 
 /// Runs `f(offset, block)` over fixed blocks of `data` (element-wise passes only, so the split

@@ -8,6 +8,7 @@
 //! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
 //!   backward passes, gradients summed in chunk order: the same bits for any thread count).
 //! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
+//! * [`team`]: worker threads that spin between a training loop's parallel sections.
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
 //! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
 //!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
@@ -38,6 +39,7 @@ pub mod loss;
 pub mod optim;
 pub mod score;
 pub mod simd;
+pub mod team;
 pub mod train;
 
 pub use activation::{Activation, OutActivation};

@@ -11,9 +11,8 @@
 // portable build).
 #![allow(clippy::inline_always)]
 
-use rayon::prelude::*;
-
 use super::simd::{SimdLevel, multiversion};
+use super::team::Exec;
 use crate::error::{CoreError, Result};
 use crate::parallel::Threads;
 use crate::real::Real;
@@ -25,7 +24,7 @@ const PAR_BLOCK: usize = 4096;
 const SUB: usize = 512;
 
 /// Parameters below which an update runs on the calling thread.
-const PAR_MIN: usize = 16_384;
+pub(crate) const PAR_MIN: usize = 16_384;
 
 /// Writes the gradient of one block of a parameter: `(array, offset, current values, out)`.
 pub type GradFn<'a, T> = dyn Fn(usize, usize, &[T], &mut [T]) + Sync + 'a;
@@ -155,6 +154,18 @@ impl Optimizer {
         second: &mut [&mut [T]],
         threads: Threads,
     ) {
+        self.update_with_on(params, grad, first, second, threads.into());
+    }
+
+    /// [`Optimizer::update_with`] on `exec` (the training loop's team).
+    pub(crate) fn update_with_on<T: Real>(
+        &mut self,
+        params: &mut [&mut [T]],
+        grad: &GradFn<'_, T>,
+        first: &mut [&mut [T]],
+        second: &mut [&mut [T]],
+        exec: Exec<'_>,
+    ) {
         let level = SimdLevel::detected();
         let step: Step<T> = match self {
             Self::Sgd {
@@ -226,8 +237,8 @@ impl Optimizer {
         };
         // Below PAR_MIN parameters the update is a few microseconds: not worth a wake-up.
         let total: usize = tasks.iter().map(|t| t.2.len()).sum();
-        if threads.count() > 1 && tasks.len() > 1 && total >= PAR_MIN {
-            tasks.into_par_iter().with_max_len(1).for_each(run);
+        if exec.parallel() && tasks.len() > 1 && total >= PAR_MIN {
+            exec.for_each_owned(tasks, run);
         } else {
             tasks.into_iter().for_each(run);
         }

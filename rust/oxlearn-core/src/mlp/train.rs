@@ -9,8 +9,11 @@ use rand::seq::SliceRandom;
 use rand_pcg::Pcg64;
 
 use super::backprop::Workspace;
+use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
+use super::optim::PAR_MIN;
 use super::score::ScoreKind;
+use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result};
 use crate::parallel::Threads;
@@ -187,8 +190,9 @@ fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
 /// non-finite with [`StopReason::NonFinite`] (scikit-learn would only raise after its last
 /// epoch); with early stopping it goes on, as in scikit-learn, whose best weights stay finite.
 ///
-/// The whole loop runs inside one [`Threads::install`]; results are bit-identical for any
-/// thread count.
+/// The whole loop runs inside one [`Threads::install`], its parallel sections on one
+/// [`super::team::Team`] whose workers live for this call only; results are bit-identical
+/// for any thread count.
 pub fn fit_stochastic<T: Real>(
     data: TrainData<'_, T>,
     params: SliceList<'_, '_, T>,
@@ -276,125 +280,132 @@ pub fn fit_stochastic<T: Real>(
     }
     let batch = cfg.batch_size.min(n);
 
+    // A team only pays where a step has a parallel section: a batch of several chunks or an
+    // update big enough to split. A small net runs on one thread, and workers would only spin.
+    let sections = chunk_len(batch, max_chunk_rows(units)) < batch || spec.n_params() >= PAR_MIN;
+    let team_threads = if sections { threads } else { Threads::Single };
     threads.install(|| {
-        let mut ws = Workspace::<T>::new(units, batch);
-        let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
-        let mut idx: Vec<usize> = (0..n).collect();
-        let mut rng = Pcg64::seed_from_u64(cfg.seed);
-        let mut summary = TrainSummary {
-            n_iter: 0,
-            loss_curve: Vec::new(),
-            validation_scores: Vec::new(),
-            stop_reason: StopReason::MaxIter,
-            stop_message: String::new(),
-        };
-        for _ in 0..cfg.max_iter {
-            if cfg.shuffle {
-                idx.shuffle(&mut rng);
-            }
-            let mut accumulated = 0.0_f64;
-            let mut start = 0;
-            while start < n {
-                let end = (start + batch).min(n);
-                let rows = end - start;
-                let batch_loss = {
-                    let (coefs, ints) = param_views(params, units);
-                    // Each chunk gathers its own rows: the copy runs in parallel too.
-                    let rows_idx = &idx[start..end];
-                    ws.backprop_deferred(
-                        data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha, threads,
-                    )
-                };
-                accumulated += batch_loss * rows as f64;
-                ws.update_params(&mut state.optimizer, params, first, second, threads);
-                start = end;
-            }
-            summary.n_iter += 1;
-            let loss = accumulated / n as f64;
-            state.t += n as u64;
-            summary.loss_curve.push(loss);
-
-            let mut val_score = None;
-            if let (Some((xv, yv, swv, nv, kind)), Some(vws)) = (val, val_ws.as_mut()) {
-                let score = {
-                    let (coefs, ints) = param_views(params, units);
-                    let xval = ArrayView2::from_shape((nv, d), xv)
-                        .expect("validation inputs hold n_val * n_features values");
-                    vws.forward(xval, &coefs, &ints, spec, threads);
-                    kind.score(
-                        vws.output(nv),
-                        yv,
-                        k,
-                        swv,
-                        spec.out_activation == OutActivation::Softmax,
-                    )
-                };
-                summary.validation_scores.push(score);
-                val_score = Some(score);
-                if score < state.best_validation_score + cfg.tol {
-                    state.no_improvement_count += 1;
-                } else {
-                    state.no_improvement_count = 0;
+        with_team(team_threads, |team| {
+            let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
+            let mut ws = Workspace::<T>::new(units, batch);
+            let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
+            let mut idx: Vec<usize> = (0..n).collect();
+            let mut rng = Pcg64::seed_from_u64(cfg.seed);
+            let mut summary = TrainSummary {
+                n_iter: 0,
+                loss_curve: Vec::new(),
+                validation_scores: Vec::new(),
+                stop_reason: StopReason::MaxIter,
+                stop_message: String::new(),
+            };
+            for _ in 0..cfg.max_iter {
+                if cfg.shuffle {
+                    idx.shuffle(&mut rng);
                 }
-                if score > state.best_validation_score {
-                    state.best_validation_score = score;
-                    for (b, p) in best.iter_mut().zip(params.iter()) {
-                        b.copy_from_slice(p);
+                let mut accumulated = 0.0_f64;
+                let mut start = 0;
+                while start < n {
+                    let end = (start + batch).min(n);
+                    let rows = end - start;
+                    let batch_loss = {
+                        let (coefs, ints) = param_views(params, units);
+                        // Each chunk gathers its own rows: the copy runs in parallel too.
+                        let rows_idx = &idx[start..end];
+                        ws.backprop_deferred_on(
+                            data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha, exec,
+                        )
+                    };
+                    accumulated += batch_loss * rows as f64;
+                    ws.update_params_on(&mut state.optimizer, params, first, second, exec);
+                    start = end;
+                }
+                summary.n_iter += 1;
+                let loss = accumulated / n as f64;
+                state.t += n as u64;
+                summary.loss_curve.push(loss);
+
+                let mut val_score = None;
+                if let (Some((xv, yv, swv, nv, kind)), Some(vws)) = (val, val_ws.as_mut()) {
+                    let score = {
+                        let (coefs, ints) = param_views(params, units);
+                        let xval = ArrayView2::from_shape((nv, d), xv)
+                            .expect("validation inputs hold n_val * n_features values");
+                        vws.forward_on(xval, &coefs, &ints, spec, exec);
+                        kind.score(
+                            vws.output(nv),
+                            yv,
+                            k,
+                            swv,
+                            spec.out_activation == OutActivation::Softmax,
+                        )
+                    };
+                    summary.validation_scores.push(score);
+                    val_score = Some(score);
+                    if score < state.best_validation_score + cfg.tol {
+                        state.no_improvement_count += 1;
+                    } else {
+                        state.no_improvement_count = 0;
+                    }
+                    if score > state.best_validation_score {
+                        state.best_validation_score = score;
+                        for (b, p) in best.iter_mut().zip(params.iter()) {
+                            b.copy_from_slice(p);
+                        }
+                    }
+                } else {
+                    if loss > state.best_loss - cfg.tol {
+                        state.no_improvement_count += 1;
+                    } else {
+                        state.no_improvement_count = 0;
+                    }
+                    if loss < state.best_loss {
+                        state.best_loss = loss;
                     }
                 }
-            } else {
-                if loss > state.best_loss - cfg.tol {
-                    state.no_improvement_count += 1;
-                } else {
-                    state.no_improvement_count = 0;
-                }
-                if loss < state.best_loss {
-                    state.best_loss = loss;
-                }
-            }
 
-            state.optimizer.iteration_ends(state.t);
+                state.optimizer.iteration_ends(state.t);
 
-            if hook(summary.n_iter, loss, val_score) == EpochControl::Interrupt {
-                summary.stop_reason = StopReason::Interrupted;
-                return Ok(summary);
-            }
-            // Non-finite weights stay non-finite (NaN gradients make NaN updates), so without
-            // early stopping scikit-learn's fit is bound to end in its "non-finite parameter
-            // weights" error: stop now and let the caller raise it.
-            if val.is_none() && params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
-                summary.stop_reason = StopReason::NonFinite;
-                return Ok(summary);
-            }
-
-            if state.no_improvement_count > cfg.n_iter_no_change {
-                let msg = if val.is_some() {
-                    format!(
-                        "Validation score did not improve more than tol={:.6} for {} \
-                         consecutive epochs.",
-                        cfg.tol, cfg.n_iter_no_change
-                    )
-                } else {
-                    format!(
-                        "Training loss did not improve more than tol={:.6} for {} \
-                         consecutive epochs.",
-                        cfg.tol, cfg.n_iter_no_change
-                    )
-                };
-                let (stop, text) = state.optimizer.trigger_stopping(&msg);
-                if stop {
-                    summary.stop_message = text;
-                    summary.stop_reason = StopReason::Converged;
+                if hook(summary.n_iter, loss, val_score) == EpochControl::Interrupt {
+                    summary.stop_reason = StopReason::Interrupted;
                     return Ok(summary);
                 }
-                state.no_improvement_count = 0;
+                // Non-finite weights stay non-finite (NaN gradients make NaN updates), so without
+                // early stopping scikit-learn's fit is bound to end in its "non-finite parameter
+                // weights" error: stop now and let the caller raise it.
+                if val.is_none() && params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
+                    summary.stop_reason = StopReason::NonFinite;
+                    return Ok(summary);
+                }
+
+                if state.no_improvement_count > cfg.n_iter_no_change {
+                    let msg = if val.is_some() {
+                        format!(
+                            "Validation score did not improve more than tol={:.6} for {} \
+                         consecutive epochs.",
+                            cfg.tol, cfg.n_iter_no_change
+                        )
+                    } else {
+                        format!(
+                            "Training loss did not improve more than tol={:.6} for {} \
+                         consecutive epochs.",
+                            cfg.tol, cfg.n_iter_no_change
+                        )
+                    };
+                    let (stop, text) = state.optimizer.trigger_stopping(&msg);
+                    if stop {
+                        summary.stop_message = text;
+                        summary.stop_reason = StopReason::Converged;
+                        return Ok(summary);
+                    }
+                    state.no_improvement_count = 0;
+                }
+                if cfg.incremental {
+                    summary.stop_reason = StopReason::Incremental;
+                    return Ok(summary);
+                }
             }
-            if cfg.incremental {
-                summary.stop_reason = StopReason::Incremental;
-                return Ok(summary);
-            }
-        }
-        summary.stop_reason = StopReason::MaxIter;
-        Ok(summary)
+            summary.stop_reason = StopReason::MaxIter;
+            Ok(summary)
+        })
     })?
 }
