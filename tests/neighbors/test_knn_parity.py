@@ -1,6 +1,7 @@
 """Parity with scikit-learn's brute-force neighbours (run with one thread), ties included."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -386,3 +387,37 @@ def test_fitted_attributes_match(random_data):
         assert est.n_features_in_ == ref.n_features_in_
         assert est.outputs_2d_ is ref.outputs_2d_ is False
         assert_array_equal(est.classes_, ref.classes_)
+
+
+@pytest.mark.parametrize("kind", ["strings", "series", "column", "multioutput"])
+def test_sweep_equals_per_k_scores_for_every_target_form(kind):
+    import pandas as pd
+
+    X, Xq, y = tie_data(300, 120, levels=3, seed=3)
+    yq = np.random.default_rng(4).integers(0, 3, size=len(Xq))
+    sw = np.random.default_rng(5).random(len(Xq))
+    if kind == "strings":
+        names = np.array(["cat", "dog", "emu"])
+        y, yq = names[y], names[yq]
+    elif kind == "series":
+        yq = pd.Series(yq)
+    elif kind == "column":
+        yq = yq.reshape(-1, 1)
+    else:
+        y = np.column_stack([y, (y + 1) % 3])
+        yq = np.column_stack([yq, yq % 2])
+    ks = [5, 1, 3, 2]
+    if kind == "multioutput":
+        # scikit-learn's accuracy_score does not take multiclass-multioutput targets
+        with pytest.raises(ValueError, match="multiclass-multioutput"):
+            skn.KNeighborsClassifier(n_neighbors=1).fit(X, y).score(Xq, yq)
+        with pytest.raises(ValueError, match="multiclass-multioutput"):
+            oxn.knn_sweep_scores(X, y, Xq, yq, ks)
+        return
+    for weights in (None, sw):
+        got = oxn.knn_sweep_scores(X, y, Xq, yq, ks, sample_weight=weights)
+        for pos, k in enumerate(ks):
+            with threadpool_limits(1), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the column-vector y warning, both sides
+                ref = skn.KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(X, y)
+                assert got[pos] == ref.score(Xq, yq, sample_weight=weights)

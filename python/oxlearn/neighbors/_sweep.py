@@ -122,6 +122,14 @@ def knn_sweep_scores(
     y2d, classes = estimator._encoded_targets()
     n_classes = [len(c) for c in classes]
     score_by_k: dict[int, float] = {}
+    # scikit-learn's `accuracy_score` validates the targets on every call, which costs more
+    # than the search itself; y_test is the same for every k and the predictions differ
+    # only in their values, so the first k is scored by it (with every check and error it
+    # has) and, for one output, the others by its own formula for that case:
+    # np.average(y_true == y_pred, weights=sample_weight).
+    y_true_1d = np.asarray(y_test) if not estimator.outputs_2d_ else None
+    if y_true_1d is not None and y_true_1d.ndim != 1:
+        y_true_1d = None
     for k in unique_ks:
         dist, ind = results[k]
         w = _get_weights(dist, weights)
@@ -133,5 +141,8 @@ def knn_sweep_scores(
             y_pred[:, o] = classes_o.take(pred[:, o])
         if not estimator.outputs_2d_:
             y_pred = y_pred.ravel()
-        score_by_k[k] = float(accuracy_score(y_test, y_pred, sample_weight=sample_weight))
+        if score_by_k and y_true_1d is not None:
+            score_by_k[k] = float(np.average(y_true_1d == y_pred, weights=sample_weight))
+        else:
+            score_by_k[k] = float(accuracy_score(y_test, y_pred, sample_weight=sample_weight))
     return np.array([score_by_k[k] for k in ks], dtype=np.float64)
