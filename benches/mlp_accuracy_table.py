@@ -5,7 +5,7 @@ nets), mean cross-validated accuracy for random_state 0, 1, 2, for both librarie
 passes when the two means (over seeds) are within 1.0 percentage point, or within two
 standard errors of scikit-learn's seed-to-seed spread where that is wider. Prints a
 markdown table (and writes it to --out if given). The scikit-learn side dominates the
-run time (tens of minutes for all 12 rows on 2 cores)::
+run time (about two minutes for all 12 rows on an idle 2-core machine)::
 
     python benches/mlp_accuracy_table.py [--archs 8 16 64,64] [--out table.md]
 """
