@@ -627,20 +627,16 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
         indptr, indices, dist = _oxlearn.radius_neighbors(
             X, self._fit_X, float(radius), metric, p, w, bool(sort_results), self.n_jobs
         )
+        if per_query is None and not query_is_train:
+            return indptr, indices, dist
         rows = np.repeat(np.arange(n), np.diff(indptr))
-        keep = None
-        if per_query is not None:
-            keep = dist <= per_query[rows]
+        keep = np.ones(len(indices), dtype=bool) if per_query is None else dist <= per_query[rows]
         if query_is_train:
             # Each training sample is not its own neighbour: drop it.
-            not_self = indices != rows
-            keep = not_self if keep is None else keep & not_self
-        if keep is not None:
-            counts = np.bincount(rows[keep], minlength=n)
-            indices = indices[keep]
-            dist = dist[keep]
-            indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
-        return indptr, indices, dist
+            keep &= indices != rows
+        counts = np.bincount(rows[keep], minlength=n)
+        indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
+        return indptr, indices[keep], dist[keep]
 
     def radius_neighbors_graph(
         self: Any,
