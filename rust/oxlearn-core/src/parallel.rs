@@ -124,6 +124,45 @@ impl Threads {
             }
         }
     }
+
+    /// Calls `f(i)` for every `i` in `0..n`, on this many threads, the calling thread being
+    /// one of them; items are handed out in increasing order through a shared counter, so
+    /// uneven items balance out.
+    ///
+    /// For short parallel sections (a millisecond-long search): [`Threads::install`] puts the
+    /// caller to sleep and wakes every pool thread, two wake-ups on the critical path for a
+    /// caller that does no work; here only `count() - 1` pool threads are woken and the caller
+    /// starts on the first item at once.
+    pub fn for_each_index(self, n: usize, f: impl Fn(usize) + Sync) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                f(i);
+            }
+        };
+        let helpers = self.count().min(n).saturating_sub(1);
+        if helpers == 0 {
+            work();
+            return Ok(());
+        }
+        let pool = pool(self.count())?;
+        if pool.current_thread_index().is_some() {
+            // Nested in this pool: its threads are busy with the outer call.
+            work();
+            return Ok(());
+        }
+        pool.in_place_scope(|s| {
+            for _ in 0..helpers {
+                s.spawn(|_| work());
+            }
+            work();
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +187,33 @@ mod tests {
         let c = super::pool(3).unwrap();
         assert!(!std::sync::Arc::ptr_eq(&a, &c));
         assert_eq!(Threads::Pool(3).install(rayon::current_num_threads), Ok(3));
+    }
+
+    #[test]
+    fn for_each_index_visits_every_item_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for threads in [Threads::Single, Threads::Pool(2), Threads::Pool(3)] {
+            for n in [0, 1, 2, 7, 100] {
+                let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                threads
+                    .for_each_index(n, |i| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+        // Nested inside the same pool: runs inline instead of waiting on busy threads.
+        let nested = Threads::Pool(2).install(|| {
+            let count = AtomicUsize::new(0);
+            Threads::Pool(2)
+                .for_each_index(5, |_| {
+                    count.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+            count.load(Ordering::Relaxed)
+        });
+        assert_eq!(nested, Ok(5));
     }
 
     #[test]

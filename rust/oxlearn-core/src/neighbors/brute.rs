@@ -1,7 +1,7 @@
 //! Tiled brute-force search: one tile of queries x one tile of training rows at a time.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::Metric;
 use super::heap::{KHeap, simultaneous_sort, stable_sort};
@@ -73,7 +73,7 @@ fn row<'b, T: Real>(a: &'b ArrayView2<'_, T>, i: usize) -> &'b [T] {
 #[allow(clippy::inline_always)]
 fn sq_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
     (0..a.nrows())
-        .map(|i| row(a, i).iter().fold(T::zero(), |acc, &v| acc + v * v))
+        .map(|i| sum8(row(a, i), row(a, i), |x, y| x * y))
         .collect()
 }
 
@@ -374,11 +374,19 @@ fn over_query_tiles<R: Send>(
 ) -> Result<Vec<R>> {
     let tq = query_tile(n_queries, threads);
     let starts: Vec<usize> = (0..n_queries).step_by(tq).collect();
-    let run = |qs: usize| f(qs, (qs + tq).min(n_queries));
-    match threads {
-        Threads::Single => Ok(starts.into_iter().map(run).collect()),
-        Threads::Pool(_) => threads.install(|| starts.into_par_iter().map(run).collect()),
-    }
+    let slots: Vec<Mutex<Option<R>>> = starts.iter().map(|_| Mutex::new(None)).collect();
+    threads.for_each_index(starts.len(), |t| {
+        let qs = starts[t];
+        let r = f(qs, (qs + tq).min(n_queries));
+        if let Ok(mut slot) = slots[t].lock() {
+            *slot = Some(r);
+        }
+    })?;
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect::<Option<Vec<R>>>()
+        .ok_or_else(|| CoreError::ThreadPool("a query tile produced no result".into()))
 }
 
 /// One query's neighbours for each requested `k`.
@@ -899,20 +907,19 @@ pub fn kneighbors_multi<T: Real>(
         }
     };
     let chunk = (tq * kk).max(1);
-    match threads {
-        Threads::Single => flat_d
-            .chunks_mut(chunk)
-            .zip(flat_i.chunks_mut(chunk))
-            .enumerate()
-            .for_each(search_tile),
-        Threads::Pool(_) => threads.install(|| {
-            flat_d
-                .par_chunks_mut(chunk)
-                .zip(flat_i.par_chunks_mut(chunk))
-                .enumerate()
-                .for_each(search_tile);
-        })?,
-    }
+    // Each tile's output rows, taken by exactly one thread (the locks are never contended).
+    let outputs: Vec<Mutex<(&mut [f64], &mut [usize])>> = flat_d
+        .chunks_mut(chunk)
+        .zip(flat_i.chunks_mut(chunk))
+        .map(Mutex::new)
+        .collect();
+    threads.for_each_index(outputs.len(), |t| {
+        if let Ok(mut out) = outputs[t].lock() {
+            let (out_d, out_i) = &mut *out;
+            search_tile((t, (out_d, out_i)));
+        }
+    })?;
+    drop(outputs);
 
     if let [k] = ks {
         // One k: the flat buffers are the results (no copy).
