@@ -128,10 +128,15 @@ def status_kib(key):
                 return int(line.split()[1])
     raise RuntimeError("no " + key)
 
-lib, n_train, n_query, d, dtype, threads = {args!r}
+lib, n_train, n_query, d, dtype, threads, warm = {args!r}
 X, Q = b.random_data(n_train, n_query, d, np.dtype(dtype).type)
 with threadpool_limits(threads):
     b._search(lib, 1, X[:50], Q[:5])  # import-time and first-call allocations
+    if warm:
+        # A search of the same shape on a subset, at the same thread count: every worker
+        # thread exists and has made its one-time allocations (thread arenas, scikit-learn's
+        # OpenMP and BLAS buffers, the gemm crate's per-thread packing slab).
+        b._search(lib, threads, X[:2000], Q[:2000])
     # Reset the peak to the current resident size (Linux: "5" > clear_refs), so the peak
     # measured below is that of the search alone, not of building the data.
     with open("/proc/self/clear_refs", "w") as f:
@@ -142,13 +147,18 @@ print(json.dumps({{"lib": lib, "peak_extra_mib": (status_kib("VmHWM") - base) / 
 """
 
 
-def peak_memory(lib, n_train, n_query, d, dtype, threads):
-    """Growth of the peak RSS (MiB) during fit+kneighbors, measured in a fresh process."""
+def peak_memory(lib, n_train, n_query, d, dtype, threads, warm=False):
+    """Growth of the peak RSS (MiB) during fit+kneighbors, measured in a fresh process.
+
+    ``warm=False``: the first search at ``threads`` in the process (it includes one-time
+    per-thread allocations); ``warm=True``: after a smaller search of the same shape at the
+    same thread count (the memory a search needs once the threads exist).
+    """
     from pathlib import Path
 
     code = _CHILD.format(
         bench_dir=str(Path(__file__).resolve().parent),
-        args=(lib, n_train, n_query, d, dtype, threads),
+        args=(lib, n_train, n_query, d, dtype, threads, warm),
     )
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
@@ -157,10 +167,11 @@ def peak_memory(lib, n_train, n_query, d, dtype, threads):
 
 
 @pytest.mark.parametrize("lib", LIBS)
-def test_peak_memory_probe_runs(lib, threads):
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_peak_memory_probe_runs(lib, threads, warm):
     # A smoke test of the probe itself; the figures in benches/README.md come from
     # `python benches/test_bench_knn.py --memory`.
-    assert peak_memory(lib, 500, 100, 16, "float32", threads) >= 0.0
+    assert peak_memory(lib, 500, 100, 16, "float32", threads, warm) >= 0.0
 
 
 if __name__ == "__main__" and "--memory" in sys.argv:
@@ -172,7 +183,12 @@ if __name__ == "__main__" and "--memory" in sys.argv:
         ("c", 20000, 10000, 64, "float64"),
         ("d", 60000, 10000, 784, "float32"),
     ]
+    # Each figure: the median of three fresh processes (allocator effects vary a little).
+    print("peak extra RSS, MiB (median of 3): cold = first search, warm = after a warm-up")
     for name, n, q, d, dt in cases:
         for lib in LIBS:
-            mib = peak_memory(lib, n, q, d, dt, t)
-            print(f"({name}) {n}x{d} {dt}, {q} queries, {lib}: +{mib:.1f} MiB peak RSS")
+            cold, warm = (
+                float(np.median([peak_memory(lib, n, q, d, dt, t, w) for _ in range(3)]))
+                for w in (False, True)
+            )
+            print(f"({name}) {n}x{d} {dt}, {q} queries, {lib}: cold +{cold:.1f}, warm +{warm:.1f}")
