@@ -16,7 +16,12 @@ import sklearn.neural_network as skn
 from numpy.testing import assert_allclose, assert_array_equal
 from oxlearn import _oxlearn
 from oxlearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.datasets import load_digits, make_multilabel_classification, make_regression
+from sklearn.datasets import (
+    load_digits,
+    load_iris,
+    make_multilabel_classification,
+    make_regression,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelBinarizer, MinMaxScaler, StandardScaler
 from sklearn.utils import check_random_state
@@ -325,3 +330,38 @@ def test_multioutput_regression_without_shuffle_matches_sklearn() -> None:
     _quiet_fit(ref, X, Y)
     assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-6)
     assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_loss_grad_lbfgs_matches_sklearn(activation):
+    # scikit-learn's private L-BFGS objective, with its signature: the same loss and
+    # gradient at the same parameters, and the same side effects on coefs_ and the lists.
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(7, 5), activation=activation, solver="lbfgs", alpha=1e-3)
+    kw.update(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**kw).fit(X, y)
+        ref = skn.MLPClassifier(**kw).fit(X, y)
+    Y = LabelBinarizer().fit_transform(y)
+    theta = np.random.RandomState(0).uniform(
+        -0.5, 0.5, size=sum(c.size for c in ours.coefs_ + ours.intercepts_)
+    )
+
+    def lists(est):
+        units = [X.shape[1], *est.hidden_layer_sizes, est.n_outputs_]
+        acts = [X] + [np.empty((X.shape[0], u)) for u in units[1:]]
+        deltas = [np.empty((X.shape[0], u)) for u in units[1:]]
+        cg = [np.empty((a, b)) for a, b in pairwise(units)]
+        ig = [np.empty(b) for b in units[1:]]
+        return acts, deltas, cg, ig
+
+    ours_lists, ref_lists = lists(ours), lists(ref)
+    loss, grad = ours._loss_grad_lbfgs(theta, X, Y, None, *ours_lists)
+    ref_loss, ref_grad = ref._loss_grad_lbfgs(theta, X, Y, None, *ref_lists)
+    assert_allclose(loss, ref_loss, rtol=1e-12)
+    assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
+        assert_array_equal(a, b)
+    for a, b in zip(ours_lists[2] + ours_lists[3], ref_lists[2] + ref_lists[3], strict=True):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -1,10 +1,10 @@
 """scikit-learn 1.9.1's own MLP tests (sklearn/neural_network/tests/test_mlp.py), run on oxlearn.
 
-Ported with the fewest possible changes: the import of the estimators, ``test_gradient``
-(which called scikit-learn's private ``_loss_grad_lbfgs``; here it checks the compiled
-loss-and-gradient kernel against finite differences), and scikit-learn's
-``global_random_seed`` fixture replaced by seeds 0, 1, 2. ``_optimizer.learning_rate`` and
-``_no_improvement_count`` are kept under scikit-learn's names, so those tests run unchanged.
+Ported with the fewest possible changes: the import of the estimators, and scikit-learn's
+``global_random_seed`` fixture replaced by seeds 0, 1, 2. ``test_gradient`` calls the private
+``_loss_grad_lbfgs`` as scikit-learn's does (ours evaluates the compiled kernel);
+``_optimizer.learning_rate`` and ``_no_improvement_count`` are kept under scikit-learn's
+names, so those tests run unchanged too.
 """
 
 # Authors: The scikit-learn developers (original tests); oxlearn (port)
@@ -16,7 +16,6 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-from oxlearn import _oxlearn
 from oxlearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.datasets import (
     load_digits,
@@ -212,22 +211,35 @@ def test_gradient():
 
             layer_units = [X.shape[1], mlp.hidden_layer_sizes, mlp.n_outputs_]
 
-            loss = "binary_log_loss" if mlp.out_activation_ == "logistic" else "log_loss"
-            kernel_args = (
-                X,
-                Y.astype(np.float64),
-                None,
-                layer_units,
-                activation,
-                mlp.out_activation_,
-                loss,
-                mlp.alpha,
-                1,
-            )
+            activations = []
+            deltas = []
+            coef_grads = []
+            intercept_grads = []
 
-            # analytically compute the gradients (the compiled kernel)
-            def loss_grad_fun(t, kernel_args=kernel_args):
-                return _oxlearn.mlp_loss_grad(np.ascontiguousarray(t), *kernel_args)
+            activations.append(X)
+            for i in range(mlp.n_layers_ - 1):
+                activations.append(np.empty((X.shape[0], layer_units[i + 1])))
+                deltas.append(np.empty((X.shape[0], layer_units[i + 1])))
+
+                fan_in = layer_units[i]
+                fan_out = layer_units[i + 1]
+                coef_grads.append(np.empty((fan_in, fan_out)))
+                intercept_grads.append(np.empty(fan_out))
+
+            # analytically compute the gradients
+            def loss_grad_fun(
+                t,
+                mlp=mlp,
+                X=X,
+                Y=Y,
+                activations=activations,
+                deltas=deltas,
+                coef_grads=coef_grads,
+                intercept_grads=intercept_grads,
+            ):
+                return mlp._loss_grad_lbfgs(
+                    t, X, Y, None, activations, deltas, coef_grads, intercept_grads
+                )
 
             [_value, grad] = loss_grad_fun(theta)
             numgrad = np.zeros(np.size(theta))

@@ -12,6 +12,7 @@ numerical work goes to the compiled module in three calls: ``mlp_forward`` (pred
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -79,6 +80,27 @@ def _n_threads() -> int:
 def _pack(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> FloatArray:
     """Pack the parameters into a single vector (scikit-learn's ``_pack``)."""
     return np.hstack([layer.ravel() for layer in [*coefs, *intercepts]])
+
+
+def _packed_layout(
+    layer_units: Sequence[int],
+) -> tuple[list[tuple[int, int, tuple[int, int]]], list[tuple[int, int]]]:
+    """Where each layer's coefficients and intercepts sit in the packed parameter vector.
+
+    Returns ``(coef_indptr, intercept_indptr)`` as scikit-learn's ``_fit_lbfgs`` stores them:
+    ``(start, end, (fan_in, fan_out))`` per coefficient matrix, then ``(start, end)`` per
+    intercept vector, all coefficients first.
+    """
+    coef_indptr: list[tuple[int, int, tuple[int, int]]] = []
+    intercept_indptr: list[tuple[int, int]] = []
+    start = 0
+    for fan_in, fan_out in itertools.pairwise(layer_units):
+        coef_indptr.append((start, start + fan_in * fan_out, (fan_in, fan_out)))
+        start += fan_in * fan_out
+    for fan_out in layer_units[1:]:
+        intercept_indptr.append((start, start + fan_out))
+        start += fan_out
+    return coef_indptr, intercept_indptr
 
 
 def _as_float(a: Any, dtype: np.dtype[Any]) -> FloatArray:
@@ -460,24 +482,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         Y = _as_float(y, dtype)
         sw = None if sample_weight is None else _as_float(sample_weight, dtype)
 
-        # Store meta information for the parameters
-        self._coef_indptr: list[tuple[int, int, tuple[int, int]]] = []
-        self._intercept_indptr: list[tuple[int, int]] = []
-        start = 0
-
-        # Save sizes and indices of coefficients for faster unpacking
-        for i in range(self.n_layers_ - 1):
-            n_fan_in, n_fan_out = layer_units[i], layer_units[i + 1]
-
-            end = start + (n_fan_in * n_fan_out)
-            self._coef_indptr.append((start, end, (n_fan_in, n_fan_out)))
-            start = end
-
-        # Save sizes and indices of intercepts for faster unpacking
-        for i in range(self.n_layers_ - 1):
-            end = start + layer_units[i + 1]
-            self._intercept_indptr.append((start, end))
-            start = end
+        # Store meta information for the parameters (for faster unpacking)
+        self._coef_indptr, self._intercept_indptr = _packed_layout(layer_units)
+        start = self._intercept_indptr[-1][1]
 
         packed_coef_inter = _as_float(_pack(self.coefs_, self.intercepts_), dtype)
         if packed_coef_inter.shape[0] != start:
@@ -527,6 +534,57 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         self._unpack(opt_res.x)
+
+    def _loss_grad_lbfgs(
+        self,
+        packed_coef_inter: FloatArray,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        activations: list[Any],
+        deltas: list[Any],
+        coef_grads: list[Any],
+        intercept_grads: list[Any],
+    ) -> tuple[float, FloatArray]:
+        """Loss and packed gradient at ``packed_coef_inter`` (scikit-learn's private method).
+
+        The function L-BFGS minimises, with scikit-learn's signature: it sets ``coefs_``
+        and ``intercepts_`` from the packed vector, stores the gradients in ``coef_grads``
+        and ``intercept_grads`` (as scikit-learn's ``_backprop`` does) and returns the loss
+        with its L2 term and the packed gradient, both computed by the Rust kernel that
+        ``fit`` uses. ``activations`` and ``deltas`` are accepted for compatibility and
+        left as given: the kernel keeps its own buffers.
+        """
+        layer_units = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        X = np.asarray(X)
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        X = _as_float(X, dtype)
+        Y = _as_float(y, dtype)
+        if Y.ndim == 1:
+            Y = Y.reshape((-1, 1))
+        sw = None if sample_weight is None else _as_float(sample_weight, dtype)
+        packed = _as_float(packed_coef_inter, dtype)
+        loss, grad = _oxlearn.mlp_loss_grad(
+            packed,
+            X,
+            Y,
+            sw,
+            layer_units,
+            str(self.activation),
+            self.out_activation_,
+            self._loss_name(),
+            float(self.alpha),
+            _n_threads(),
+        )
+        coef_indptr, intercept_indptr = _packed_layout(layer_units)
+        for i, ((c0, c1, shape), (i0, i1)) in enumerate(
+            zip(coef_indptr, intercept_indptr, strict=True)
+        ):
+            self.coefs_[i] = packed[c0:c1].reshape(shape).copy()
+            self.intercepts_[i] = packed[i0:i1].copy()
+            coef_grads[i] = grad[c0:c1].reshape(shape)
+            intercept_grads[i] = grad[i0:i1]
+        return float(loss), grad
 
     def _fit_stochastic(
         self,
