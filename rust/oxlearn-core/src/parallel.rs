@@ -9,7 +9,7 @@
 //! Python binding registers with `pthread_atfork`) bumps a generation counter, and a pool of
 //! an older generation is leaked (its threads do not exist in the child) and rebuilt.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::ThreadPool;
@@ -60,6 +60,23 @@ fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     let p = Arc::new(build_pool(n)?);
     pools.push((generation, n, Arc::clone(&p)));
     Ok(p)
+}
+
+/// The longest a thread woken by [`Threads::wake`] spins waiting for its guard to drop.
+pub const WAKE_SPIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Keeps the pool threads woken by [`Threads::wake`] spinning until dropped (also on an
+/// early return or a panic, so they never wait out more than the spin limit).
+#[derive(Debug)]
+#[must_use = "the woken threads spin until this guard is dropped"]
+pub struct Wake(Option<Arc<AtomicBool>>);
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(go) = &self.0 {
+            go.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// How many threads a kernel may use.
@@ -123,6 +140,38 @@ impl Threads {
                 Ok(pool.install(f))
             }
         }
+    }
+
+    /// Starts waking `count() - 1` pool threads now, for a [`Threads::for_each_index`] that
+    /// follows some serial work: each runs a job that spins until the returned [`Wake`] is
+    /// dropped (or [`WAKE_SPIN_LIMIT`] has passed), then goes back to the pool, where the
+    /// parallel section's jobs are waiting. Drop the guard just before that section.
+    ///
+    /// A sleeping pool thread takes tens of microseconds to wake (much more in a virtual
+    /// machine, where the idle core must be woken too); started here, that latency overlaps
+    /// with the serial work (converting inputs, norms) instead of delaying the first tile.
+    /// Does nothing for [`Threads::Single`], or when called from inside the pool.
+    pub fn wake(self) -> Wake {
+        let Self::Pool(n) = self else {
+            return Wake(None);
+        };
+        let Ok(pool) = pool(n) else {
+            return Wake(None);
+        };
+        if pool.current_thread_index().is_some() {
+            return Wake(None);
+        }
+        let go = Arc::new(AtomicBool::new(false));
+        for _ in 1..n {
+            let go = Arc::clone(&go);
+            pool.spawn(move || {
+                let start = std::time::Instant::now();
+                while !go.load(Ordering::Acquire) && start.elapsed() < WAKE_SPIN_LIMIT {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        Wake(Some(go))
     }
 
     /// Calls `f(i)` for every `i` in `0..n`, on this many threads, the calling thread being
@@ -214,6 +263,24 @@ mod tests {
             count.load(Ordering::Relaxed)
         });
         assert_eq!(nested, Ok(5));
+    }
+
+    #[test]
+    fn wake_releases_the_spinning_threads() {
+        let t = std::time::Instant::now();
+        let w = Threads::Pool(2).wake();
+        drop(w);
+        // The woken thread is back in the pool at once: a parallel section finishes
+        // far sooner than the spin limit.
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        Threads::Pool(2)
+            .for_each_index(4, |_| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 4);
+        assert!(t.elapsed() < super::WAKE_SPIN_LIMIT * 50);
+        drop(Threads::Single.wake());
     }
 
     #[test]

@@ -72,9 +72,14 @@ fn row<'b, T: Real>(a: &'b ArrayView2<'_, T>, i: usize) -> &'b [T] {
 #[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn sq_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
-    (0..a.nrows())
-        .map(|i| sum8(row(a, i), row(a, i), |x, y| x * y))
-        .collect()
+    // A plain loop: `map(..).collect()` goes through `Iterator::fold`, which the compiler
+    // keeps out of line, compiled for the baseline target instead of this wrapper's.
+    let mut out = Vec::with_capacity(a.nrows());
+    for i in 0..a.nrows() {
+        let r = row(a, i);
+        out.push(sum8(r, r, |x, y| x * y));
+    }
+    out
 }
 
 #[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
@@ -223,7 +228,8 @@ impl<'a, T: Real> Prepared<'a, T> {
 }
 
 /// Sums `f(a_j, b_j)` with 8 independent accumulators (so the loop vectorises).
-#[inline]
+#[inline(always)] // also inlined into `multiversioned!` wrappers (see `sq_norms`)
+#[allow(clippy::inline_always)]
 fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let mut acc = [T::zero(); 8];
     let ca = a.chunks_exact(8);
@@ -842,14 +848,18 @@ pub fn kneighbors_multi<T: Real>(
         t_owned = train.as_standard_layout().into_owned();
         t_owned.view()
     };
+    let threads = effective_threads(threads, query.nrows(), train.nrows(), train.ncols());
+    // Pool threads wake up while this thread converts the inputs and computes the norms.
+    let wake = threads.wake();
     if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
-        // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`).
+        // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`). The
+        // call wakes the (already awake) pool threads again for its own serial part.
+        drop(wake);
         return kneighbors_multi(q32.view(), t32.view(), ks, metric, threads);
     }
     let prep = Prepared::new(query, train, metric)?;
     let n_q = query.nrows();
     let n_t = train.nrows();
-    let threads = effective_threads(threads, n_q, n_t, train.ncols());
     let strategy = sklearn_strategy(n_q, n_t);
     // Heaps in increasing size; `order[i]` is the position in `ks` of the i-th smallest.
     let mut order: Vec<usize> = (0..ks.len()).collect();
@@ -913,6 +923,7 @@ pub fn kneighbors_multi<T: Real>(
         .zip(flat_i.chunks_mut(chunk))
         .map(Mutex::new)
         .collect();
+    drop(wake);
     threads.for_each_index(outputs.len(), |t| {
         if let Ok(mut out) = outputs[t].lock() {
             let (out_d, out_i) = &mut *out;
