@@ -97,6 +97,8 @@ def test_kneighbors_float32_close(random_data, metric, p, metric_params):
     est = ox("NearestNeighbors", **kw).fit(X32)
     assert est._fit_X.dtype == np.float32
     d, i = est.kneighbors(Xq32)
+    # scikit-learn returns float64 distances, except for cosine (computed in float32).
+    assert d.dtype == ref_d.dtype
     assert_allclose(d, ref_d, rtol=2e-5, atol=2e-5)
     mismatch = i != ref_i
     if mismatch.any():
@@ -421,3 +423,22 @@ def test_sweep_equals_per_k_scores_for_every_target_form(kind):
                 warnings.simplefilter("ignore")  # the column-vector y warning, both sides
                 ref = skn.KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(X, y)
                 assert got[pos] == ref.score(Xq, yq, sample_weight=weights)
+
+
+@pytest.mark.parametrize(("metric", "p", "metric_params"), METRICS, ids=METRIC_IDS)
+def test_float32_distance_dtypes_match_sklearn(random_data, metric, p, metric_params):
+    X, Xq, _, _ = random_data
+    X32, Xq32 = X.astype(np.float32), Xq.astype(np.float32)
+    kw = dict(n_neighbors=3, radius=1.0, metric=metric, p=p, metric_params=metric_params)
+    ref = sk("NearestNeighbors", **kw).fit(X32)
+    est = ox("NearestNeighbors", **kw).fit(X32)
+    for query in (Xq32, None):
+        for method in ("kneighbors", "radius_neighbors"):
+            got = getattr(est, method)(query)[0]
+            want = getattr(ref, method)(query)[0]
+            if method == "radius_neighbors":
+                got, want = got[0], want[0]
+            assert got.dtype == want.dtype, (method, query is None)
+        for method in ("kneighbors_graph", "radius_neighbors_graph"):
+            got = getattr(est, method)(query, mode="distance")
+            assert got.dtype == getattr(ref, method)(query, mode="distance").dtype, method

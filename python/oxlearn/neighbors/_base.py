@@ -389,7 +389,19 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         result: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
             X, self._fit_X, ks, metric, p, w, self.n_jobs
         )
+        if self._float32_distances():
+            result = [(d.astype(np.float32), i) for d, i in result]
         return result
+
+    def _float32_distances(self) -> bool:
+        """Whether scikit-learn returns float32 distances for this search.
+
+        Its brute force returns float64 distances for the metrics of its compiled
+        reductions, whatever the input dtype, but for cosine it computes the pairwise
+        distances in the input's dtype. The kernels compute cosine in that dtype too, so
+        the cast is exact.
+        """
+        return self.effective_metric_ == "cosine" and self._fit_X.dtype == np.float32
 
 
 class _KNeighborsMixin(SklearnKNeighborsMixin):
@@ -627,6 +639,8 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
         indptr, indices, dist = _oxlearn.radius_neighbors(
             X, self._fit_X, float(radius), metric, p, w, bool(sort_results), self.n_jobs
         )
+        if self._float32_distances():
+            dist = dist.astype(np.float32)
         if per_query is None and not query_is_train:
             return indptr, indices, dist
         rows = np.repeat(np.arange(n), np.diff(indptr))
