@@ -388,6 +388,7 @@ fn over_query_tiles<R: Send>(
             *slot = Some(r);
         }
     })?;
+    threads.linger();
     slots
         .into_iter()
         .map(|m| m.into_inner().ok().flatten())
@@ -930,6 +931,7 @@ pub fn kneighbors_multi<T: Real>(
             search_tile((t, (out_d, out_i)));
         }
     })?;
+    threads.linger();
     drop(outputs);
 
     if let [k] = ks {
