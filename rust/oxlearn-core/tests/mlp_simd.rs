@@ -199,3 +199,142 @@ fn softmax_block_matches_row_softmax() {
     assert!(c[..w].iter().all(|v| v.is_nan()));
     assert!(c[w..].iter().all(|v| v.is_finite()));
 }
+
+/// `sum_k a(i, k) b(k, j)` with one fused multiply-add per step, `k` ascending from zero:
+/// the arithmetic `small::product` promises.
+fn naive_product<T: Real>(
+    m: usize,
+    n: usize,
+    kk: usize,
+    a: impl Fn(usize, usize) -> T,
+    b: impl Fn(usize, usize) -> T,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = T::zero();
+            for k in 0..kk {
+                s = a(i, k).mul_add(b(k, j), s);
+            }
+            out[i * n + j] = s;
+        }
+    }
+    out
+}
+
+fn check_small_products<T: Real>() {
+    use oxlearn_core::mlp::small::{Epilogue, Left, Mat, Right, product};
+    let mut rng = Pcg64::seed_from_u64(17);
+    // Row counts with every remainder of the 8-, 4- and 2-row tiles, widths below, at and
+    // above one 16-column tile, inner sizes down to one.
+    for &(m, n, kk) in &[
+        (37, 10, 13),
+        (16, 16, 64),
+        (9, 33, 5),
+        (3, 1, 1),
+        (200, 16, 10),
+        (11, 29, 200),
+    ] {
+        let src_rows = m.max(n).max(kk) + 7;
+        let wide = m.max(n).max(kk) + 3;
+        let adata = data::<T>(&mut rng, src_rows * wide);
+        let bdata = data::<T>(&mut rng, src_rows * wide);
+        let idx: Vec<usize> = (0..src_rows).map(|i| (i * 5 + 3) % src_rows).collect();
+        let bias = data::<T>(&mut rng, n);
+        let act: Vec<T> = data::<T>(&mut rng, m * n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 3 == 0 { T::zero() } else { v.abs() })
+            .collect();
+        let mut reference: Option<Vec<u64>> = None;
+        for level in SimdLevel::available() {
+            let mut got = Vec::new();
+            let mut panel = Vec::new();
+            for picked in [false, true] {
+                let mat = |d: &'static str| {
+                    let src = if d == "a" { &adata } else { &bdata };
+                    if picked {
+                        Mat::picked(src, wide, &idx)
+                    } else {
+                        Mat::rows(src, wide)
+                    }
+                };
+                let row = |r: usize| if picked { idx[r] } else { r };
+                // Left rows / cols against right rows / cols.
+                let cases: [(bool, bool); 4] =
+                    [(true, true), (true, false), (false, true), (false, false)];
+                for (left_rows, right_rows) in cases {
+                    let a = if left_rows {
+                        Left::Rows(mat("a"))
+                    } else {
+                        Left::Cols(mat("a"))
+                    };
+                    let b = if right_rows {
+                        Right::Rows(Mat::rows(&bdata, wide))
+                    } else {
+                        Right::Cols(Mat::rows(&bdata, wide))
+                    };
+                    let want = naive_product(
+                        m,
+                        n,
+                        kk,
+                        |i, k| {
+                            if left_rows {
+                                adata[row(i) * wide + k]
+                            } else {
+                                adata[row(k) * wide + i]
+                            }
+                        },
+                        |k, j| {
+                            if right_rows {
+                                bdata[k * wide + j]
+                            } else {
+                                bdata[j * wide + k]
+                            }
+                        },
+                    );
+                    for e in 0..3 {
+                        let mut c = vec![T::nan(); m * n];
+                        let mut colsum = vec![T::nan(); n];
+                        let epi = match e {
+                            0 => Epilogue::Store,
+                            1 => Epilogue::BiasAct(&bias, Activation::Tanh),
+                            _ => Epilogue::Deriv {
+                                f: Activation::Relu,
+                                act: &act,
+                                colsum: &mut colsum,
+                            },
+                        };
+                        product(level, m, n, kk, a, b, &mut c, n, epi, &mut panel);
+                        let mut expect = want.clone();
+                        match e {
+                            0 => {}
+                            1 => Activation::Tanh.bias_activate(&mut expect, &bias),
+                            _ => {
+                                let mut sums = vec![T::zero(); n];
+                                Activation::Relu.backprop_rows(&act, &mut expect, &mut sums);
+                                assert_eq!(bits(&colsum), bits(&sums), "{level:?} colsum");
+                            }
+                        }
+                        assert_eq!(bits(&c), bits(&expect), "{level:?} {m}x{n}x{kk} {e}");
+                        got.extend(bits(&c));
+                    }
+                }
+            }
+            match &reference {
+                None => reference = Some(got),
+                Some(r) => assert!(*r == got, "{level:?} differs from the first level"),
+            }
+        }
+    }
+}
+
+#[test]
+fn small_products_match_fused_loops_at_every_level_f64() {
+    check_small_products::<f64>();
+}
+
+#[test]
+fn small_products_match_fused_loops_at_every_level_f32() {
+    check_small_products::<f32>();
+}
