@@ -10,11 +10,12 @@ use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
 };
 use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
+use super::loss::log_loss_and_delta;
 use super::optim::Optimizer;
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
-use super::{NetSpec, check_params};
+use super::{Loss, NetSpec, OutActivation, check_params};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
@@ -40,6 +41,8 @@ struct Chunk<T> {
     /// Scratch space of the small kernels: packed column tiles, a transposed gradient.
     panel: Vec<T>,
     tr: Vec<T>,
+    /// The log-loss's logarithms (see [`log_loss_and_delta`]).
+    logs: Vec<f64>,
     /// Part of a whole-batch workspace: GEMMs keep their plain orientation.
     whole: bool,
 }
@@ -70,6 +73,7 @@ impl<T: Real> Chunk<T> {
             swb: Vec::new(),
             panel: Vec::new(),
             tr: Vec::new(),
+            logs: Vec::new(),
             whole: false,
         }
     }
@@ -172,15 +176,29 @@ impl<T: Real> Chunk<T> {
             &mut self.panel,
         );
         let out = &self.acts[last][..rows * n_out];
-        self.loss = spec.loss.sum(out, y, n_out, sw);
-        output_delta(
-            out,
-            y,
-            sw,
-            n_out,
-            &mut self.deltas[last][..rows * n_out],
-            &mut self.int_grads[last],
-        );
+        if spec.loss == Loss::LogLoss && spec.out_activation == OutActivation::Softmax && n_out > 1
+        {
+            self.loss = log_loss_and_delta(
+                level,
+                out,
+                y,
+                n_out,
+                sw,
+                &mut self.deltas[last][..rows * n_out],
+                &mut self.int_grads[last],
+                &mut self.logs,
+            );
+        } else {
+            self.loss = spec.loss.sum(out, y, n_out, sw);
+            output_delta(
+                out,
+                y,
+                sw,
+                n_out,
+                &mut self.deltas[last][..rows * n_out],
+                &mut self.int_grads[last],
+            );
+        }
         self.coef_grad_small(last, x, rows, units, level);
         for i in (1..=last).rev() {
             let (lo, hi) = self.deltas.split_at_mut(i);
