@@ -199,3 +199,253 @@ fn softmax_block_matches_row_softmax() {
     assert!(c[..w].iter().all(|v| v.is_nan()));
     assert!(c[w..].iter().all(|v| v.is_finite()));
 }
+
+/// `sum_k a(i, k) b(k, j)` with one fused multiply-add per step, `k` ascending from zero:
+/// the arithmetic `small::product` promises.
+fn naive_product<T: Real>(
+    m: usize,
+    n: usize,
+    kk: usize,
+    a: impl Fn(usize, usize) -> T,
+    b: impl Fn(usize, usize) -> T,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = T::zero();
+            for k in 0..kk {
+                s = a(i, k).mul_add(b(k, j), s);
+            }
+            out[i * n + j] = s;
+        }
+    }
+    out
+}
+
+fn check_small_products<T: Real>() {
+    use oxlearn_core::mlp::small::{Epilogue, Left, Mat, Right, product};
+    let mut rng = Pcg64::seed_from_u64(17);
+    // Row counts with every remainder of the 8-, 4- and 2-row tiles, widths below, at and
+    // above one 16-column tile, inner sizes down to one.
+    for &(m, n, kk) in &[
+        (37, 10, 13),
+        (16, 16, 64),
+        (9, 33, 5),
+        (3, 1, 1),
+        (200, 16, 10),
+        (11, 29, 200),
+    ] {
+        let src_rows = m.max(n).max(kk) + 7;
+        let wide = m.max(n).max(kk) + 3;
+        let adata = data::<T>(&mut rng, src_rows * wide);
+        let bdata = data::<T>(&mut rng, src_rows * wide);
+        let idx: Vec<usize> = (0..src_rows).map(|i| (i * 5 + 3) % src_rows).collect();
+        let bias = data::<T>(&mut rng, n);
+        let act: Vec<T> = data::<T>(&mut rng, m * n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 3 == 0 { T::zero() } else { v.abs() })
+            .collect();
+        let mut reference: Option<Vec<u64>> = None;
+        for level in SimdLevel::available() {
+            let mut got = Vec::new();
+            let mut panel = Vec::new();
+            for picked in [false, true] {
+                let mat = |d: &'static str| {
+                    let src = if d == "a" { &adata } else { &bdata };
+                    if picked {
+                        Mat::picked(src, wide, &idx)
+                    } else {
+                        Mat::rows(src, wide)
+                    }
+                };
+                let row = |r: usize| if picked { idx[r] } else { r };
+                // Left rows / cols against right rows / cols.
+                let cases: [(bool, bool); 4] =
+                    [(true, true), (true, false), (false, true), (false, false)];
+                for (left_rows, right_rows) in cases {
+                    let a = if left_rows {
+                        Left::Rows(mat("a"))
+                    } else {
+                        Left::Cols(mat("a"))
+                    };
+                    let b = if right_rows {
+                        Right::Rows(Mat::rows(&bdata, wide))
+                    } else {
+                        Right::Cols(Mat::rows(&bdata, wide))
+                    };
+                    let want = naive_product(
+                        m,
+                        n,
+                        kk,
+                        |i, k| {
+                            if left_rows {
+                                adata[row(i) * wide + k]
+                            } else {
+                                adata[row(k) * wide + i]
+                            }
+                        },
+                        |k, j| {
+                            if right_rows {
+                                bdata[k * wide + j]
+                            } else {
+                                bdata[j * wide + k]
+                            }
+                        },
+                    );
+                    for e in 0..3 {
+                        let mut c = vec![T::nan(); m * n];
+                        let mut colsum = vec![T::nan(); n];
+                        let epi = match e {
+                            0 => Epilogue::Store,
+                            1 => Epilogue::BiasAct(&bias, Activation::Tanh),
+                            _ => Epilogue::Deriv {
+                                f: Activation::Relu,
+                                act: &act,
+                                colsum: &mut colsum,
+                            },
+                        };
+                        product(level, m, n, kk, a, b, &mut c, n, epi, &mut panel);
+                        let mut expect = want.clone();
+                        match e {
+                            0 => {}
+                            1 => Activation::Tanh.bias_activate(&mut expect, &bias),
+                            _ => {
+                                let mut sums = vec![T::zero(); n];
+                                Activation::Relu.backprop_rows(&act, &mut expect, &mut sums);
+                                assert_eq!(bits(&colsum), bits(&sums), "{level:?} colsum");
+                            }
+                        }
+                        assert_eq!(bits(&c), bits(&expect), "{level:?} {m}x{n}x{kk} {e}");
+                        got.extend(bits(&c));
+                    }
+                }
+            }
+            match &reference {
+                None => reference = Some(got),
+                Some(r) => assert!(*r == got, "{level:?} differs from the first level"),
+            }
+        }
+    }
+}
+
+#[test]
+fn small_products_match_fused_loops_at_every_level_f64() {
+    check_small_products::<f64>();
+}
+
+#[test]
+fn small_products_match_fused_loops_at_every_level_f32() {
+    check_small_products::<f32>();
+}
+
+#[test]
+fn ln_is_within_one_ulp_of_libm_at_every_level() {
+    use oxlearn_core::mlp::loss::{ln_f64, ln_slice};
+    let mut rng = Pcg64::seed_from_u64(23);
+    let mut xs: Vec<f64> = (0..100_000)
+        .map(|_| 10f64.powf(rng.random_range(-300.0..300.0)))
+        .collect();
+    // Probabilities, and the values near 1 (|f| < 2^-20) a trained softmax gives.
+    xs.extend((0..100_000).map(|_| rng.random_range(f64::EPSILON..1.0)));
+    xs.extend((0..20_000).map(|_| 1.0 - rng.random_range(0.0..1e-5)));
+    xs.extend((0..20_000).map(|_| 1.0 + rng.random_range(0.0..1e-5)));
+    xs.extend((0..2_000).map(|_| rng.random_range(1e-320..2.2e-308)));
+    xs.extend([
+        1.0,
+        2.0,
+        0.5,
+        f64::EPSILON,
+        1.0 - f64::EPSILON,
+        f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        f64::MAX,
+        std::f64::consts::SQRT_2,
+        std::f64::consts::FRAC_1_SQRT_2,
+    ]);
+    for &x in &xs {
+        let (got, want) = (ln_f64(x), x.ln());
+        let ulp = (f64::from_bits(want.abs().to_bits() + 1) - want.abs()).max(f64::from_bits(1));
+        assert!(
+            (got - want).abs() <= ulp,
+            "ln({x:e}) = {got:e}, libm {want:e}"
+        );
+    }
+    assert_eq!(ln_f64(0.0), f64::NEG_INFINITY);
+    assert_eq!(ln_f64(f64::INFINITY), f64::INFINITY);
+    assert!(ln_f64(-1.0).is_nan() && ln_f64(f64::NAN).is_nan());
+    let reference: Vec<u64> = xs.iter().map(|&x| ln_f64(x).to_bits()).collect();
+    for level in SimdLevel::available() {
+        let mut v = xs.clone();
+        ln_slice::<f64>(level, &mut v);
+        assert_eq!(bits(&v), reference, "{level:?}");
+    }
+}
+
+#[test]
+fn fused_log_loss_matches_loss_sum_and_delta() {
+    use oxlearn_core::mlp::Loss;
+    use oxlearn_core::mlp::loss::log_loss_and_delta;
+    let mut rng = Pcg64::seed_from_u64(29);
+    let (rows, w) = (57, 10);
+    let mut z = data::<f64>(&mut rng, rows * w);
+    softmax_block(SimdLevel::detected(), &mut z, &vec![0.0; w]);
+    // A few extremes: a probability below eps, one at 1, a NaN row.
+    z[3] = 1e-300;
+    z[w + 4] = 1.0;
+    z[5 * w + 2] = f64::NAN;
+    let mut y = vec![0.0; rows * w];
+    for r in 0..rows {
+        y[r * w + (r * 7) % w] = 1.0;
+    }
+    y[3] = 1.0;
+    y[w + 4] = 1.0;
+    let sw: Vec<f64> = (0..rows).map(|_| rng.random_range(0.1..2.0)).collect();
+    for weights in [None, Some(&sw[..])] {
+        let want_loss = Loss::LogLoss.sum(&z, &y, w, weights);
+        let mut want_delta = vec![0.0; rows * w];
+        let mut want_cs = vec![0.0; w];
+        for r in 0..rows {
+            for c in 0..w {
+                let mut d = z[r * w + c] - y[r * w + c];
+                if let Some(sw) = weights {
+                    d *= sw[r];
+                }
+                want_delta[r * w + c] = d;
+            }
+        }
+        for row in want_delta.chunks_exact(w) {
+            for (s, &d) in want_cs.iter_mut().zip(row) {
+                *s += d;
+            }
+        }
+        for level in SimdLevel::available() {
+            let mut delta = vec![0.0; rows * w];
+            let mut cs = vec![0.0; w];
+            let mut scratch = Vec::new();
+            let got =
+                log_loss_and_delta(level, &z, &y, w, weights, &mut delta, &mut cs, &mut scratch);
+            assert_eq!(bits(&delta), bits(&want_delta), "{level:?}");
+            assert_eq!(bits(&cs), bits(&want_cs), "{level:?}");
+            assert!(
+                got.is_nan() && want_loss.is_nan(),
+                "a NaN probability makes the loss NaN"
+            );
+            // Without the NaN row: the same loss to the last bits but one (ln within 1 ulp).
+            let (z2, y2) = (&z[6 * w..], &y[6 * w..]);
+            let w2 = weights.map(|s| &s[6..]);
+            let want = Loss::LogLoss.sum(z2, y2, w, w2);
+            let got = log_loss_and_delta(
+                level,
+                z2,
+                y2,
+                w,
+                w2,
+                &mut delta[6 * w..],
+                &mut cs,
+                &mut scratch,
+            );
+            assert!((got - want).abs() <= 1e-14 * want.abs(), "{got} vs {want}");
+        }
+    }
+}

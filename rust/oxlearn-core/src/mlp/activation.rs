@@ -179,6 +179,28 @@ impl OutActivation {
     }
 }
 
+impl OutActivation {
+    /// `z[r, :] = f(z[r, :])` over a row-major block `width` wide: [`Self::bias_activate`]
+    /// for pre-activations that already include the bias.
+    pub fn activate<T: Real>(self, level: SimdLevel, z: &mut [T], width: usize) {
+        if width == 0 {
+            return;
+        }
+        match self {
+            Self::Identity => {}
+            Self::Logistic => z.iter_mut().for_each(|v| *v = expit(*v)),
+            Self::Exp => z.iter_mut().for_each(|v| *v = v.exp()),
+            Self::Softmax => softmax_rows(level, z, width),
+        }
+    }
+}
+
+multiversion! {
+    /// `z = softmax(z)` row by row over a row-major block `width` wide ([`softmax_block`]
+    /// without the bias), compiled for `level`.
+    pub fn softmax_rows<T: Real>(z: &mut [T], width: usize) => softmax_rows_body
+}
+
 multiversion! {
     /// `z = softmax(z + bias)` row by row over a row-major block of width `bias.len()`
     /// (scikit-learn's `inplace_softmax`: max-subtracted, then normalised), with the
@@ -196,6 +218,14 @@ fn softmax_block_body<T: Real>(z: &mut [T], bias: &[T]) {
         return;
     }
     add_bias(z, bias);
+    softmax_rows_body(z, w);
+}
+
+#[inline(always)]
+fn softmax_rows_body<T: Real>(z: &mut [T], w: usize) {
+    if w == 0 {
+        return;
+    }
     for row in z.chunks_exact_mut(w) {
         let mut max = T::neg_infinity();
         for &v in row.iter() {

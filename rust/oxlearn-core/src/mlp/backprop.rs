@@ -9,11 +9,13 @@ use super::activation::backprop_rows_at;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
 };
-use super::forward::{bias_slice, forward_chunk, product_rows};
+use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
+use super::loss::log_loss_and_delta;
 use super::optim::Optimizer;
 use super::simd::SimdLevel;
+use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
-use super::{NetSpec, check_params};
+use super::{Loss, NetSpec, OutActivation, check_params};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
@@ -36,6 +38,11 @@ struct Chunk<T> {
     xb: Vec<T>,
     yb: Vec<T>,
     swb: Vec<T>,
+    /// Scratch space of the small kernels: packed column tiles, a transposed gradient.
+    panel: Vec<T>,
+    tr: Vec<T>,
+    /// The log-loss's logarithms (see [`log_loss_and_delta`]).
+    logs: Vec<f64>,
     /// Part of a whole-batch workspace: GEMMs keep their plain orientation.
     whole: bool,
 }
@@ -64,6 +71,9 @@ impl<T: Real> Chunk<T> {
             xb: Vec::new(),
             yb: Vec::new(),
             swb: Vec::new(),
+            panel: Vec::new(),
+            tr: Vec::new(),
+            logs: Vec::new(),
             whole: false,
         }
     }
@@ -101,23 +111,14 @@ impl<T: Real> Chunk<T> {
         let out = &self.acts[last][..rows * n_out];
         self.loss = spec.loss.sum(out, y, n_out, sw);
 
-        // delta[last] = (activations[-1] - y) * sample_weight, with its column sums.
-        {
-            let delta = &mut self.deltas[last][..rows * n_out];
-            let colsum = &mut self.int_grads[last];
-            colsum.fill(T::zero());
-            for r in 0..rows {
-                let o = r * n_out;
-                for c in 0..n_out {
-                    let mut d = out[o + c] - y[o + c];
-                    if let Some(w) = sw {
-                        d *= w[r];
-                    }
-                    delta[o + c] = d;
-                    colsum[c] += d;
-                }
-            }
-        }
+        output_delta(
+            out,
+            y,
+            sw,
+            n_out,
+            &mut self.deltas[last][..rows * n_out],
+            &mut self.int_grads[last],
+        );
         self.coef_grad(last, x, units, rows, gemm_threads);
 
         for i in (1..=last).rev() {
@@ -141,6 +142,142 @@ impl<T: Real> Chunk<T> {
             let act = spec.activation;
             backprop_rows_at(level, act, a, d_prev, colsum);
             self.coef_grad(i - 1, x, units, rows, gemm_threads);
+        }
+    }
+
+    /// [`Chunk::backprop`] of a narrow network (see [`small::applies`]) through the fused
+    /// small kernels: `x` is the chunk's `rows` input rows, read in place (through the
+    /// shuffled index for a training batch), `coefs` the row-major weight matrices.
+    fn backprop_small(
+        &mut self,
+        x: Mat<'_, T>,
+        rows: usize,
+        y: &[T],
+        sw: Option<&[T]>,
+        coefs: &[&[T]],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        level: SimdLevel,
+    ) {
+        let units = &spec.units;
+        let layers = coefs.len();
+        let last = layers - 1;
+        let n_out = units[layers];
+        forward_small(
+            x,
+            rows,
+            coefs,
+            intercepts,
+            units,
+            spec.activation,
+            spec.out_activation,
+            &mut self.acts,
+            level,
+            &mut self.panel,
+        );
+        let out = &self.acts[last][..rows * n_out];
+        if spec.loss == Loss::LogLoss && spec.out_activation == OutActivation::Softmax && n_out > 1
+        {
+            self.loss = log_loss_and_delta(
+                level,
+                out,
+                y,
+                n_out,
+                sw,
+                &mut self.deltas[last][..rows * n_out],
+                &mut self.int_grads[last],
+                &mut self.logs,
+            );
+        } else {
+            self.loss = spec.loss.sum(out, y, n_out, sw);
+            output_delta(
+                out,
+                y,
+                sw,
+                n_out,
+                &mut self.deltas[last][..rows * n_out],
+                &mut self.int_grads[last],
+            );
+        }
+        self.coef_grad_small(last, x, rows, units, level);
+        for i in (1..=last).rev() {
+            let (lo, hi) = self.deltas.split_at_mut(i);
+            let w_in = units[i];
+            let w_out = units[i + 1];
+            // delta[i - 1] = (delta[i] @ coefs[i].T) * f'(activations[i]), with its sums.
+            small::product(
+                level,
+                rows,
+                w_in,
+                w_out,
+                Left::Rows(Mat::rows(&hi[0][..rows * w_out], w_out)),
+                Right::Cols(Mat::rows(coefs[i], w_out)),
+                &mut lo[i - 1][..rows * w_in],
+                w_in,
+                Epilogue::Deriv {
+                    f: spec.activation,
+                    act: &self.acts[i - 1][..rows * w_in],
+                    colsum: &mut self.int_grads[i - 1],
+                },
+                &mut self.panel,
+            );
+            self.coef_grad_small(i - 1, x, rows, units, level);
+        }
+    }
+
+    /// `coef_grads[l] = activations[l].T @ deltas[l]` for this chunk through the small
+    /// kernels, computed as its transpose `deltas[l].T @ activations[l]` when that pads
+    /// fewer columns to the register tile (the sums, hence the bits, are the same).
+    fn coef_grad_small(
+        &mut self,
+        l: usize,
+        x: Mat<'_, T>,
+        rows: usize,
+        units: &[usize],
+        level: SimdLevel,
+    ) {
+        let (m, n) = (units[l], units[l + 1]);
+        let input = if l == 0 {
+            x
+        } else {
+            Mat::rows(&self.acts[l - 1][..rows * m], m)
+        };
+        let delta = Mat::rows(&self.deltas[l][..rows * n], n);
+        let dst = &mut self.coef_grads[l][..m * n];
+        if m * n.div_ceil(NC) * NC <= n * m.div_ceil(NC) * NC {
+            small::product(
+                level,
+                m,
+                n,
+                rows,
+                Left::Cols(input),
+                Right::Rows(delta),
+                dst,
+                n,
+                Epilogue::Store,
+                &mut self.panel,
+            );
+        } else {
+            let mut tr = std::mem::take(&mut self.tr);
+            tr.resize(m * n, T::zero());
+            small::product(
+                level,
+                n,
+                m,
+                rows,
+                Left::Cols(delta),
+                Right::Rows(input),
+                &mut tr,
+                m,
+                Epilogue::Store,
+                &mut self.panel,
+            );
+            for (i, row) in dst.chunks_exact_mut(n).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = tr[j * m + i];
+                }
+            }
+            self.tr = tr;
         }
     }
 
@@ -170,6 +307,31 @@ impl<T: Real> Chunk<T> {
             gemm_threads,
             !self.whole,
         );
+    }
+}
+
+/// `delta = (out - y) * sample_weight` (the output layer's delta), with its column sums in
+/// `colsum`.
+fn output_delta<T: Real>(
+    out: &[T],
+    y: &[T],
+    sw: Option<&[T]>,
+    n_out: usize,
+    delta: &mut [T],
+    colsum: &mut [T],
+) {
+    colsum.fill(T::zero());
+    let rows = delta.len() / n_out.max(1);
+    for r in 0..rows {
+        let o = r * n_out;
+        for c in 0..n_out {
+            let mut d = out[o + c] - y[o + c];
+            if let Some(w) = sw {
+                d *= w[r];
+            }
+            delta[o + c] = d;
+            colsum[c] += d;
+        }
     }
 }
 
@@ -526,6 +688,8 @@ impl<T: Real> Workspace<T> {
         };
         let n_chunks = rows.div_ceil(len);
         let defer = defer && n_chunks <= self.chunks.len();
+        let small = !self.whole && small::applies(&self.units);
+        let cs: Vec<&[T]> = coef_slices.iter().map(|c| &c[..]).collect();
         self.pending = None;
         let mut total = 0.0_f64;
         let mut wave_start = 0;
@@ -537,6 +701,19 @@ impl<T: Real> Workspace<T> {
                 let end = (start + len).min(rows);
                 let r = end - start;
                 match src {
+                    Src::Rows { x, y, sw } if small && x.is_standard_layout() => {
+                        let xs = x.slice(ndarray::s![start..end, ..]);
+                        chunk.backprop_small(
+                            Mat::rows(xs.to_slice().expect("standard layout rows"), d),
+                            r,
+                            &y[start * n_out..end * n_out],
+                            sw.map(|w| &w[start..end]),
+                            &cs,
+                            intercepts,
+                            spec,
+                            level,
+                        );
+                    }
                     Src::Rows { x, y, sw } => chunk.backprop(
                         x.slice(ndarray::s![start..end, ..]),
                         &y[start * n_out..end * n_out],
@@ -551,10 +728,13 @@ impl<T: Real> Workspace<T> {
                         let mut xb = std::mem::take(&mut chunk.xb);
                         let mut yb = std::mem::take(&mut chunk.yb);
                         let mut swb = std::mem::take(&mut chunk.swb);
-                        xb.resize(r * d, T::zero());
+                        // The small kernels read the input rows in place.
+                        xb.resize(if small { 0 } else { r * d }, T::zero());
                         yb.resize(r * n_out, T::zero());
                         for (j, &row) in idx[start..end].iter().enumerate() {
-                            xb[j * d..(j + 1) * d].copy_from_slice(&x[row * d..(row + 1) * d]);
+                            if !small {
+                                xb[j * d..(j + 1) * d].copy_from_slice(&x[row * d..(row + 1) * d]);
+                            }
                             yb[j * n_out..(j + 1) * n_out]
                                 .copy_from_slice(&y[row * n_out..(row + 1) * n_out]);
                         }
@@ -562,18 +742,31 @@ impl<T: Real> Workspace<T> {
                             swb.clear();
                             swb.extend(idx[start..end].iter().map(|&row| w[row]));
                         }
-                        let xv = ArrayView2::from_shape((r, d), &xb[..r * d])
-                            .expect("gathered rows hold rows * n_features values");
-                        chunk.backprop(
-                            xv,
-                            &yb[..r * n_out],
-                            sw.map(|_| &swb[..r]),
-                            coefs,
-                            intercepts,
-                            spec,
-                            level,
-                            gemm_threads,
-                        );
+                        if small {
+                            chunk.backprop_small(
+                                Mat::picked(x, d, &idx[start..end]),
+                                r,
+                                &yb[..r * n_out],
+                                sw.map(|_| &swb[..r]),
+                                &cs,
+                                intercepts,
+                                spec,
+                                level,
+                            );
+                        } else {
+                            let xv = ArrayView2::from_shape((r, d), &xb[..r * d])
+                                .expect("gathered rows hold rows * n_features values");
+                            chunk.backprop(
+                                xv,
+                                &yb[..r * n_out],
+                                sw.map(|_| &swb[..r]),
+                                coefs,
+                                intercepts,
+                                spec,
+                                level,
+                                gemm_threads,
+                            );
+                        }
                         chunk.xb = xb;
                         chunk.yb = yb;
                         chunk.swb = swb;

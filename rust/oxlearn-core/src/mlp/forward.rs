@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::activation::hidden_bias_activate;
 use super::chunk::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
+use super::small::{self, Epilogue, Left, Mat, Right};
 use super::{Activation, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
@@ -102,6 +103,25 @@ pub(crate) fn forward_chunk<T: Real>(
 ) {
     let rows = x.nrows();
     let layers = coefs.len();
+    if reorient && small::applies(units) {
+        let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
+        if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
+            let mut panel = Vec::new();
+            forward_small(
+                Mat::rows(xs, units[0]),
+                rows,
+                &cs,
+                intercepts,
+                units,
+                activation,
+                out_activation,
+                acts,
+                level,
+                &mut panel,
+            );
+            return;
+        }
+    }
     for i in 0..layers {
         let (done, rest) = acts.split_at_mut(i);
         let input = if i == 0 {
@@ -122,6 +142,55 @@ pub(crate) fn forward_chunk<T: Real>(
             gemm_threads,
             reorient,
         );
+    }
+}
+
+/// [`forward_chunk`] of a narrow network (see [`small::applies`]) through the fused small
+/// kernels: `x` is the chunk's `rows` input rows (possibly picked through an index), `coefs`
+/// the row-major weight matrices, `panel` scratch space.
+pub(crate) fn forward_small<T: Real>(
+    x: Mat<'_, T>,
+    rows: usize,
+    coefs: &[&[T]],
+    intercepts: &[&[T]],
+    units: &[usize],
+    activation: Activation,
+    out_activation: OutActivation,
+    acts: &mut [Vec<T>],
+    level: SimdLevel,
+    panel: &mut Vec<T>,
+) {
+    let layers = coefs.len();
+    for i in 0..layers {
+        let (done, rest) = acts.split_at_mut(i);
+        let input = if i == 0 {
+            x
+        } else {
+            Mat::rows(&done[i - 1][..rows * units[i]], units[i])
+        };
+        let w = units[i + 1];
+        let z = &mut rest[0][..rows * w];
+        let last = i + 1 == layers;
+        let epi = if last {
+            Epilogue::Bias(intercepts[i])
+        } else {
+            Epilogue::BiasAct(intercepts[i], activation)
+        };
+        small::product(
+            level,
+            rows,
+            w,
+            units[i],
+            Left::Rows(input),
+            Right::Rows(Mat::rows(coefs[i], w)),
+            z,
+            w,
+            epi,
+            panel,
+        );
+        if last {
+            out_activation.activate(level, z, w);
+        }
     }
 }
 

@@ -74,11 +74,25 @@ fn detect() -> SimdLevel {
 /// copy under `#[target_feature]` (x86-64 only), chosen when the CPU has the features, and
 /// the portable build otherwise (a level the CPU lacks also falls back to it, so the
 /// generated function is always safe to call).
+///
+/// `=> v4: a, v3: b, portable: c` names a separate `#[inline(always)]` body per level (the
+/// same arithmetic with level-sized register tiles, say).
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
         $vis:vis fn $name:ident<$t:ident: Real>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
         => $inner:path
+    ) => {
+        $crate::mlp::simd::multiversion! {
+            $(#[$meta])*
+            $vis fn $name<$t: Real>($($arg: $ty),*) $(-> $ret)?
+            => v4: $inner, v3: $inner, portable: $inner
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident<$t:ident: Real>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        => v4: $i4:path, v3: $i3:path, portable: $ip:path
     ) => {
         $(#[$meta])*
         $vis fn $name<$t: $crate::real::Real>(
@@ -90,11 +104,11 @@ macro_rules! multiversion {
                 use $crate::mlp::simd::SimdLevel;
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 unsafe fn v4<$t: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? {
-                    $inner($($arg),*)
+                    $i4($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v3<$t: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? {
-                    $inner($($arg),*)
+                    $i3($($arg),*)
                 }
                 let best = SimdLevel::detected();
                 match level {
@@ -110,7 +124,7 @@ macro_rules! multiversion {
                 }
             }
             let _ = level;
-            $inner($($arg),*)
+            $ip($($arg),*)
         }
     };
 }
