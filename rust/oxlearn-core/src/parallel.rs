@@ -92,7 +92,7 @@ fn spin_until(done: impl Fn() -> bool, limit: std::time::Duration) {
     let mut checks = 0_u32;
     while !done() {
         checks = checks.wrapping_add(1);
-        if checks % 64 == 0 && start.elapsed() >= limit {
+        if checks.is_multiple_of(64) && start.elapsed() >= limit {
             return;
         }
         std::hint::spin_loop();

@@ -166,7 +166,7 @@ fn check_list<T>(name: &str, list: &[&mut [T]], sizes: &[usize]) -> Result<()> {
 }
 
 fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
-    if width == 0 || data.len() % width != 0 {
+    if width == 0 || !data.len().is_multiple_of(width) {
         return Err(CoreError::invalid(
             name,
             format!(

@@ -124,14 +124,14 @@ impl<'a, T: Real> Prepared<'a, T> {
         };
         let (p, w) = match metric {
             Metric::Minkowski { p, w } => {
-                if let Some(w) = w {
-                    if w.len() != train.ncols() {
-                        return Err(CoreError::shape(
-                            "Minkowski weights w vs number of features",
-                            train.ncols(),
-                            w.len(),
-                        ));
-                    }
+                if let Some(w) = w
+                    && w.len() != train.ncols()
+                {
+                    return Err(CoreError::shape(
+                        "Minkowski weights w vs number of features",
+                        train.ncols(),
+                        w.len(),
+                    ));
                 }
                 (
                     T::from_f64_lossy(*p),
@@ -584,8 +584,10 @@ fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
 /// [`lt_mask_portable`] with AVX compares and `movemask` (8 `f32` or 4 `f64` lanes per
 /// compare; with AVX-512 enabled the compiler turns them into mask-register compares).
 ///
-/// Only intrinsics stable at the MSRV (1.85) are used. There they are `unsafe fn`s; since
-/// Rust 1.87 most are safe inside a `target_feature` function, hence the `allow`.
+/// AVX2 intrinsics only (the MSRV, 1.89, is the first Rust with stable AVX-512 target
+/// features, which the callers' `target_feature` attributes need). Most of these intrinsics
+/// are safe inside a `target_feature` function since Rust 1.87; the `unsafe` blocks are
+/// kept for the loads, hence the `allow`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]

@@ -75,13 +75,13 @@ impl Metric {
                         format!("Minkowski distances need p >= 1, got p={p}"),
                     ));
                 }
-                if let Some(w) = &w {
-                    if w.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                        return Err(CoreError::invalid(
-                            "w",
-                            "Minkowski weights must be finite and non-negative",
-                        ));
-                    }
+                if let Some(w) = &w
+                    && w.iter().any(|v| !v.is_finite() || *v < 0.0)
+                {
+                    return Err(CoreError::invalid(
+                        "w",
+                        "Minkowski weights must be finite and non-negative",
+                    ));
                 }
                 if p.is_infinite() {
                     if w.is_some() {

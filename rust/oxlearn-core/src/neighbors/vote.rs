@@ -60,14 +60,14 @@ fn check_neighbors(neigh: &ArrayView2<'_, i64>, n_train: usize) -> Result<()> {
 }
 
 fn check_weights(weights: Option<&ArrayView2<'_, f64>>, neigh: &ArrayView2<'_, i64>) -> Result<()> {
-    if let Some(w) = weights {
-        if w.dim() != neigh.dim() {
-            return Err(CoreError::shape(
-                "weights vs neighbour indices (elements)",
-                neigh.len(),
-                w.len(),
-            ));
-        }
+    if let Some(w) = weights
+        && w.dim() != neigh.dim()
+    {
+        return Err(CoreError::shape(
+            "weights vs neighbour indices (elements)",
+            neigh.len(),
+            w.len(),
+        ));
     }
     Ok(())
 }
