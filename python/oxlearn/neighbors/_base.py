@@ -22,6 +22,7 @@ from oxlearn._sklearn_compat import Interval, StrOptions
 from oxlearn._sklearn_compat import KNeighborsMixin as SklearnKNeighborsMixin
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
+from oxlearn._threads import resolve_n_jobs
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -387,7 +388,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
     ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]]:
         metric, p, w = self._metric_args()
         result: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
-            X, self._fit_X, ks, metric, p, w, self.n_jobs
+            X, self._fit_X, ks, metric, p, w, resolve_n_jobs(self.n_jobs)
         )
         if self._float32_distances():
             result = [(d.astype(np.float32), i) for d, i in result]
@@ -637,7 +638,14 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
             radius = float(per_query.max()) if n else 0.0
         metric, p, w = self._metric_args()
         indptr, indices, dist = _oxlearn.radius_neighbors(
-            X, self._fit_X, float(radius), metric, p, w, bool(sort_results), self.n_jobs
+            X,
+            self._fit_X,
+            float(radius),
+            metric,
+            p,
+            w,
+            bool(sort_results),
+            resolve_n_jobs(self.n_jobs),
         )
         if self._float32_distances():
             dist = dist.astype(np.float32)

@@ -79,8 +79,9 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
 
     n_jobs : int, default=None
-        Number of threads of the search: None or -1 use every core, 1 a single thread.
-        Results do not depend on it.
+        Number of threads of the search: None uses every core (or
+        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
+        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
 
     Attributes
     ----------

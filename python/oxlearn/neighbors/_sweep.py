@@ -69,7 +69,9 @@ def knn_sweep_scores(
         Additional keyword arguments for the metric.
 
     n_jobs : int, default=None
-        Number of threads of the search (None: every core). Results do not depend on it.
+        Number of threads of the search: None uses every core (or
+        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
+        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
 
     sample_weight : array-like of shape (n_queries,), default=None
         Weights of the test samples in the accuracy (as in ``score``).

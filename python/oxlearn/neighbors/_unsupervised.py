@@ -40,7 +40,9 @@ class NearestNeighbors(_KNeighborsMixin, _RadiusNeighborsMixin, _NeighborsBase):
         Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
 
     n_jobs : int, default=None
-        Number of threads of the search (None: every core). Results do not depend on it.
+        Number of threads of the search: None uses every core (or
+        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
+        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
 
     Attributes
     ----------

@@ -13,7 +13,6 @@ numerical work goes to the compiled module in three calls: ``mlp_forward`` (pred
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from oxlearn._sklearn_compat import (
     _check_sample_weight,
     _fit_context,
 )
+from oxlearn._threads import default_threads
 
 __all__ = ["BaseMultilayerPerceptron", "MLPClassifier", "MLPRegressor"]
 
@@ -56,25 +56,11 @@ FloatArray = npt.NDArray[np.floating[Any]]
 
 
 def _n_threads() -> int:
-    """Thread count for the Rust kernels.
+    """Thread count for the Rust kernels (see :func:`oxlearn._threads.default_threads`).
 
-    ``OXLEARN_NUM_THREADS`` (an integer >= 1) when set, otherwise every CPU this process
-    may run on. Results do not depend on the count (the kernels reduce in a fixed order),
-    so using all cores is always safe.
+    Results do not depend on the count (the kernels reduce in a fixed order).
     """
-    env = os.environ.get("OXLEARN_NUM_THREADS", "").strip()
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"OXLEARN_NUM_THREADS must be an integer >= 1, got {env!r}.")
-        return value
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+    return default_threads()
 
 
 def _pack(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> FloatArray:
@@ -1015,7 +1001,8 @@ _COMMON_NOTES_DOC = """
     epoch with a Rust generator seeded from ``random_state``, so their training path
     differs from scikit-learn's in the order of the mini-batches, not in the
     optimiser. Training and prediction use every CPU the process may run on, or
-    ``OXLEARN_NUM_THREADS`` when that environment variable is set; results are
+    ``OXLEARN_NUM_THREADS`` when that environment variable is set (else
+    ``OMP_NUM_THREADS``, which joblib's process workers set); results are
     bit-identical at any thread count. float32 input trains in float32 with the
     stochastic solvers; 'lbfgs' works in float64 (as scikit-learn's does, since scipy's
     L-BFGS-B iterates in float64). Sparse input is accepted and densified. Ctrl-C
