@@ -99,6 +99,13 @@ fn spin_until(done: impl Fn() -> bool, limit: std::time::Duration) {
     }
 }
 
+/// The pool of `n - 1` threads that work beside the calling thread in
+/// [`Threads::for_each_index`] (and that [`Threads::wake`] and [`Threads::linger`] keep
+/// awake): with the caller, exactly `n` threads run, never `n + 1` on `n` cores.
+fn helper_pool(n: usize) -> Result<Arc<ThreadPool>> {
+    pool(n.saturating_sub(1).max(1))
+}
+
 /// How many threads a kernel may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
@@ -176,7 +183,7 @@ impl Threads {
         let Self::Pool(n) = self else {
             return Wake(None);
         };
-        let Ok(pool) = pool(n) else {
+        let Ok(pool) = helper_pool(n) else {
             return Wake(None);
         };
         if pool.current_thread_index().is_some() {
@@ -203,7 +210,7 @@ impl Threads {
         let Self::Pool(n) = self else {
             return;
         };
-        let Ok(pool) = pool(n) else {
+        let Ok(pool) = helper_pool(n) else {
             return;
         };
         if pool.current_thread_index().is_some() {
@@ -241,7 +248,7 @@ impl Threads {
             work();
             return Ok(());
         }
-        let pool = pool(self.count())?;
+        let pool = helper_pool(self.count())?;
         if pool.current_thread_index().is_some() {
             // Nested in this pool: its threads are busy with the outer call.
             work();
