@@ -562,12 +562,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             float(self.alpha),
             _n_threads(),
         )
-        coef_indptr, intercept_indptr = _packed_layout(layer_units)
+        # scikit-learn's _loss_grad_lbfgs sets the weights through _unpack too.
+        self._coef_indptr, self._intercept_indptr = _packed_layout(layer_units)
+        self._unpack(packed)
         for i, ((c0, c1, shape), (i0, i1)) in enumerate(
-            zip(coef_indptr, intercept_indptr, strict=True)
+            zip(self._coef_indptr, self._intercept_indptr, strict=True)
         ):
-            self.coefs_[i] = packed[c0:c1].reshape(shape).copy()
-            self.intercepts_[i] = packed[i0:i1].copy()
             coef_grads[i] = grad[c0:c1].reshape(shape)
             intercept_grads[i] = grad[i0:i1]
         return float(loss), grad

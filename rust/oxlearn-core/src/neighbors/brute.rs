@@ -600,56 +600,56 @@ fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     };
     let any: &dyn std::any::Any = v;
     let root_any: &dyn std::any::Any = &root;
-    if let (Some(v), Some(&r)) = (
-        any.downcast_ref::<[f32; LANES]>(),
-        root_any.downcast_ref::<f32>(),
-    ) {
-        // SAFETY: the CPU has AVX2 (this function's caller checked it) and `v` holds
-        // LANES f32: unaligned 256-bit loads at offsets 0, 8, ...
-        let lt: [__m256; LANES / 8] = unsafe {
-            let rr = _mm256_set1_ps(r);
-            std::array::from_fn(|h| {
-                _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_loadu_ps(v.as_ptr().add(8 * h)), rr)
-            })
+    // The same steps for both float types: compare each 256-bit vector of the chunk with the
+    // root, test the whole chunk at once (most chunks hold no candidate), then gather the
+    // per-vector bit masks.
+    macro_rules! lanes_below_root {
+        ($t:ty, $vec:ty, $per:expr, $set1:ident, $load:ident, $cmp:ident, $or:ident, $movemask:ident) => {
+            if let (Some(v), Some(&r)) = (
+                any.downcast_ref::<[$t; LANES]>(),
+                root_any.downcast_ref::<$t>(),
+            ) {
+                // SAFETY: the CPU has AVX2 (this function's caller checked it) and `v` holds
+                // LANES values: unaligned 256-bit loads, one per vector of `$per` lanes.
+                let lt: [$vec; LANES / $per] = unsafe {
+                    let rr = $set1(r);
+                    std::array::from_fn(|h| $cmp::<_CMP_LT_OQ>($load(v.as_ptr().add($per * h)), rr))
+                };
+                // SAFETY: AVX2, as above.
+                let none = unsafe { $movemask(lt.iter().fold(lt[0], |a, &b| $or(a, b))) };
+                if none == 0 {
+                    return 0;
+                }
+                let mut mask = 0u64;
+                for (h, &c) in lt.iter().enumerate() {
+                    // SAFETY: AVX2, as above.
+                    let m = unsafe { $movemask(c) };
+                    mask |= u64::from(m as u32) << ($per * h);
+                }
+                return mask;
+            }
         };
-        // Most chunks hold no candidate at all: one test for the whole chunk.
-        // SAFETY: AVX2, as above.
-        let none = unsafe { _mm256_movemask_ps(lt.iter().fold(lt[0], |a, &b| _mm256_or_ps(a, b))) };
-        if none == 0 {
-            return 0;
-        }
-        let mut mask = 0u64;
-        for (h, &c) in lt.iter().enumerate() {
-            // SAFETY: AVX2, as above.
-            let m = unsafe { _mm256_movemask_ps(c) };
-            mask |= u64::from(m as u32) << (8 * h);
-        }
-        return mask;
     }
-    if let (Some(v), Some(&r)) = (
-        any.downcast_ref::<[f64; LANES]>(),
-        root_any.downcast_ref::<f64>(),
-    ) {
-        // SAFETY: as above, with LANES f64: 256-bit loads at offsets 0, 4, ...
-        let lt: [__m256d; LANES / 4] = unsafe {
-            let rr = _mm256_set1_pd(r);
-            std::array::from_fn(|h| {
-                _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_loadu_pd(v.as_ptr().add(4 * h)), rr)
-            })
-        };
-        // SAFETY: AVX2, as above.
-        let none = unsafe { _mm256_movemask_pd(lt.iter().fold(lt[0], |a, &b| _mm256_or_pd(a, b))) };
-        if none == 0 {
-            return 0;
-        }
-        let mut mask = 0u64;
-        for (h, &c) in lt.iter().enumerate() {
-            // SAFETY: AVX2, as above.
-            let m = unsafe { _mm256_movemask_pd(c) };
-            mask |= u64::from(m as u32) << (4 * h);
-        }
-        return mask;
-    }
+    lanes_below_root!(
+        f32,
+        __m256,
+        8,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_cmp_ps,
+        _mm256_or_ps,
+        _mm256_movemask_ps
+    );
+    lanes_below_root!(
+        f64,
+        __m256d,
+        4,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_cmp_pd,
+        _mm256_or_pd,
+        _mm256_movemask_pd
+    );
     lt_mask_portable(v, root)
 }
 
