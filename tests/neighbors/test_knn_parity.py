@@ -182,6 +182,38 @@ def test_ties_order_exact(n_train, n_query, metric, k):
         assert_array_equal(est.kneighbors(return_distance=False), ref_ind0)
 
 
+# Euclidean searches whose queries mix tied and tie-free nearest neighbours: the tie-free
+# ones take the top-list reduction, the others scikit-learn's heaps. Integer data (scale 1)
+# runs through the integer distance kernel, multiples of 0.5 through the float GEMM; both
+# are exact, so the ties are real. k = 7 and 15 fill the 8 and 16 slots, k = 16 and
+# k = n_train take the heaps alone.
+@pytest.mark.parametrize(("levels", "n_features"), [(12, 8), (40, 4), (3, 16)])
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+@pytest.mark.parametrize(("n_train", "n_query"), [(200, 50), (500, 700), (30, 20)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ties_order_exact_mixed(levels, n_features, scale, n_train, n_query, dtype):
+    X, Xq, y = tie_data(n_train, n_query, n_features=n_features, levels=levels, seed=levels)
+    X, Xq = (X * scale).astype(dtype), (Xq * scale).astype(dtype)
+    Xq[: n_query // 4] = X[: n_query // 4]  # exact matches: distance 0, ties among duplicates
+    ks = [1, 5, 7, 9, 15, 16, n_train]
+    with threadpool_limits(1):
+        refs = [sk("NearestNeighbors", n_neighbors=k).fit(X).kneighbors(Xq) for k in ks]
+    est = ox("NearestNeighbors", n_jobs=2).fit(X)
+    for k, (ref_d, ref_i) in zip(ks, refs, strict=True):
+        d, i = est.kneighbors(Xq, n_neighbors=k)
+        assert_array_equal(i, ref_i)
+        assert_array_equal(d, ref_d)
+    # Several k from one search (the widest decides the slots: 16 here).
+    yq = np.random.default_rng(levels).integers(0, 3, size=n_query)
+    sweep = [1, 5, 15, 7]
+    got = oxn.knn_sweep_scores(X, y, Xq, yq, sweep, n_jobs=2)
+    with threadpool_limits(1):
+        expected = [
+            sk("KNeighborsClassifier", n_neighbors=k).fit(X, y).score(Xq, yq) for k in sweep
+        ]
+    assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("weights", WEIGHTS, ids=["uniform", "distance", "callable"])
 def test_ties_votes_exact(weights):
     X, Xq, y = tie_data(400, 300, levels=4, seed=3)

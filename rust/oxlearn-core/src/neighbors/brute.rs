@@ -5,13 +5,16 @@ use std::sync::Mutex;
 
 use super::Metric;
 use super::heap::{KHeap, simultaneous_sort, stable_sort};
+use super::int8::Int8Tiles;
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
-use crate::parallel::Threads;
+use crate::parallel::{Threads, Wake};
 use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
 const TRAIN_TILE: usize = 256;
+/// Training rows per GEMM call within a tile (see [`Prepared::cross`]).
+const GEMM_TRAIN_ROWS: usize = 64;
 /// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles
 /// cut the GEMM's repacking but raise the peak memory, smaller ones the reverse).
 const QUERY_TILE: usize = 256;
@@ -154,12 +157,12 @@ impl<'a, T: Real> Prepared<'a, T> {
 
     /// Fills `buf` (row-major, `(qe - qs) x (te - ts)`) with the reduced distances between
     /// queries `qs..qe` and training rows `ts..te`.
-    fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T]) {
+    fn tile(&self, (qs, qe, ts, te): (usize, usize, usize, usize), buf: &mut [T]) {
         let tt = te - ts;
-        let buf = &mut buf[..(qe - qs) * tt];
         match self.metric {
             Metric::Euclidean | Metric::SqEuclidean => {
-                self.cross(qs, qe, ts, te, buf, T::from_f64_lossy(-2.0));
+                self.cross((qs, qe, ts, te), buf, T::from_f64_lossy(-2.0));
+                let buf = &mut buf[..(qe - qs) * tt];
                 let tn = &self.tn[ts..te];
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
                     let qn = self.qn[qs + i];
@@ -171,7 +174,8 @@ impl<'a, T: Real> Prepared<'a, T> {
                 }
             }
             Metric::Cosine => {
-                self.cross(qs, qe, ts, te, buf, T::one());
+                self.cross((qs, qe, ts, te), buf, T::one());
+                let buf = &mut buf[..(qe - qs) * tt];
                 let tn = &self.tn[ts..te];
                 let two = T::from_f64_lossy(2.0);
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
@@ -189,13 +193,15 @@ impl<'a, T: Real> Prepared<'a, T> {
                 }
             }
             Metric::Precomputed => {
+                let buf = &mut buf[..(qe - qs) * tt];
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
                     out.copy_from_slice(&row(&self.query, qs + i)[ts..te]);
                 }
             }
-            Metric::Manhattan => self.direct(qs, ts, tt, buf, manhattan),
-            Metric::Chebyshev => self.direct(qs, ts, tt, buf, chebyshev),
+            Metric::Manhattan => self.direct(qs, ts, tt, &mut buf[..(qe - qs) * tt], manhattan),
+            Metric::Chebyshev => self.direct(qs, ts, tt, &mut buf[..(qe - qs) * tt], chebyshev),
             Metric::Minkowski { .. } => {
+                let buf = &mut buf[..(qe - qs) * tt];
                 let p = self.p;
                 match &self.w {
                     None => self.direct(qs, ts, tt, buf, |a, b| minkowski(a, b, p)),
@@ -207,13 +213,28 @@ impl<'a, T: Real> Prepared<'a, T> {
         }
     }
 
-    /// `buf = alpha * Q[qs..qe] @ T[ts..te].T` through the GEMM.
-    fn cross(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T], alpha: T) {
+    /// `buf = alpha * Q[qs..qe] @ T[ts..te].T` through the GEMM, in column blocks of
+    /// [`GEMM_TRAIN_ROWS`] training rows.
+    ///
+    /// Why blocks: the GEMM crate allocates a packing buffer for the training rows on every
+    /// call and frees it on return. On a thread's first search those aligned allocations
+    /// fragmented its fresh malloc arena by about 16 times their size (a 256-row tile of
+    /// 64 float64 features grew it by 2 MiB, most of a search's peak extra memory); blocks
+    /// of 64 rows cut that by four, at the same packing work (each training row is still
+    /// packed once per query tile) and a few more calls.
+    fn cross(&self, (qs, qe, ts, te): (usize, usize, usize, usize), buf: &mut [T], alpha: T) {
         let q = self.query.slice(s![qs..qe, ..]);
-        let t = self.train.slice(s![ts..te, ..]);
-        let c = ArrayViewMut2::from_shape((qe - qs, te - ts), buf);
-        if let Ok(c) = c {
-            gemm(alpha, q, t.t(), T::zero(), c, Threads::Single);
+        let Some(out) = buf.get_mut(..(qe - qs) * (te - ts)) else {
+            return;
+        };
+        let Ok(mut c) = ArrayViewMut2::from_shape((qe - qs, te - ts), out) else {
+            return;
+        };
+        for j0 in (0..te - ts).step_by(GEMM_TRAIN_ROWS) {
+            let j1 = (j0 + GEMM_TRAIN_ROWS).min(te - ts);
+            let t = self.train.slice(s![ts + j0..ts + j1, ..]);
+            let c_block = c.slice_mut(s![.., j0..j1]);
+            gemm(alpha, q, t.t(), T::zero(), c_block, Threads::Single);
         }
     }
 
@@ -833,6 +854,48 @@ pub fn kneighbors_multi<T: Real>(
     metric: &Metric,
     threads: Threads,
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    search_multi(query, train, ks, metric, threads, Precision::of::<T>())
+}
+
+/// The precision of the distances a search returns: scikit-learn's 32-bit reductions turn
+/// each reduced distance into a distance in float32 (`_rdist_to_dist` of its `...32`
+/// metrics), so a float32 search rounds its distances to float32, whatever type the search
+/// ran in (an exact float64 search may run in float32 or integers, see `exact_in_f32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    fn of<T: Real>() -> Self {
+        if std::mem::size_of::<T>() == std::mem::size_of::<f32>() {
+            Self::F32
+        } else {
+            Self::F64
+        }
+    }
+
+    /// The distance reported for the reduced distance `r` of `metric`.
+    #[inline]
+    fn dist<T: Real>(self, metric: &Metric, r: T) -> f64 {
+        let d = metric.rdist_to_dist(r.to_f64_lossless());
+        match self {
+            Self::F32 => f64::from(d as f32),
+            Self::F64 => d,
+        }
+    }
+}
+
+/// [`kneighbors_multi`] reporting distances in `precision`.
+fn search_multi<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    ks: &[usize],
+    metric: &Metric,
+    threads: Threads,
+    precision: Precision,
+) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
     if train.nrows() == 0 {
         return Err(CoreError::EmptyInput("the training data".into()));
     }
@@ -854,68 +917,178 @@ pub fn kneighbors_multi<T: Real>(
     let threads = effective_threads(threads, query.nrows(), train.nrows(), train.ncols());
     // Pool threads wake up while this thread converts the inputs and computes the norms.
     let wake = threads.wake();
+    let (n_q, n_t) = (query.nrows(), train.nrows());
+    if let Some(int8) = Int8Tiles::new(query, train, metric) {
+        // Same distances, bit for bit, at a quarter of the float32 GEMM's cost (see `int8`).
+        let fill = |qs, qe, ts, te, buf: &mut [f32]| {
+            int8.tile(qs, qe, ts, te, buf);
+            None
+        };
+        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+        return search_tiles(&plan, wake, fill);
+    }
     if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
         // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`). The
         // call wakes the (already awake) pool threads again for its own serial part.
         drop(wake);
-        return kneighbors_multi(q32.view(), t32.view(), ks, metric, threads);
+        return search_multi(q32.view(), t32.view(), ks, metric, threads, precision);
     }
     let prep = Prepared::new(query, train, metric)?;
-    let n_q = query.nrows();
-    let n_t = train.nrows();
-    let strategy = sklearn_strategy(n_q, n_t);
-    // Heaps in increasing size; `order[i]` is the position in `ks` of the i-th smallest.
-    let mut order: Vec<usize> = (0..ks.len()).collect();
-    order.sort_by_key(|&i| ks[i]);
-    let sorted_ks: Vec<usize> = order.iter().map(|&i| ks[i]).collect();
-
     // Euclidean tiles: the GEMM cross term, then norms added while reducing (one pass less).
     let fused = matches!(metric, Metric::Euclidean | Metric::SqEuclidean);
     let minus_two = T::from_f64_lossy(-2.0);
+    let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+    search_tiles(&plan, wake, |qs, qe, ts, te, buf| {
+        if fused {
+            prep.cross((qs, qe, ts, te), buf, minus_two);
+            Some((&prep.qn[qs..qe], &prep.tn[ts..te]))
+        } else {
+            prep.tile((qs, qe, ts, te), buf);
+            None
+        }
+    })
+}
+
+/// What a search computes and how it reports it (see [`search_tiles`]).
+struct Plan<'a> {
+    n_q: usize,
+    n_t: usize,
+    ks: &'a [usize],
+    metric: &'a Metric,
+    threads: Threads,
+    precision: Precision,
+    strategy: Strategy,
+    /// Positions in `ks` in increasing `k` order, and those `k`.
+    order: Vec<usize>,
+    sorted_ks: Vec<usize>,
+    /// Where each `k`'s values start in a query's row of results, and the row length.
+    offsets: Vec<usize>,
+    kk: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(
+        n_q: usize,
+        n_t: usize,
+        ks: &'a [usize],
+        metric: &'a Metric,
+        threads: Threads,
+        precision: Precision,
+    ) -> Self {
+        // Heaps in increasing size; `order[i]` is the position in `ks` of the i-th smallest.
+        let mut order: Vec<usize> = (0..ks.len()).collect();
+        order.sort_by_key(|&i| ks[i]);
+        let sorted_ks = order.iter().map(|&i| ks[i]).collect();
+        let offsets = ks
+            .iter()
+            .scan(0usize, |acc, &k| {
+                let o = *acc;
+                *acc += k;
+                Some(o)
+            })
+            .collect();
+        Self {
+            n_q,
+            n_t,
+            ks,
+            metric,
+            threads,
+            precision,
+            strategy: sklearn_strategy(n_q, n_t),
+            order,
+            sorted_ks,
+            offsets,
+            kk: ks.iter().sum(),
+        }
+    }
+
+    /// Writes one query's results (`row_*`: its `kk` slots) from sorted candidates: the
+    /// first `k` for each `k` (a heap's sorted values for its own `k` alone).
+    fn write(
+        &self,
+        slot: usize,
+        vals: &[impl Real],
+        idx: &[usize],
+        row_d: &mut [f64],
+        row_i: &mut [usize],
+    ) {
+        let o = self.offsets[slot];
+        let k = self.ks[slot];
+        for (j, (&v, &ix)) in vals.iter().zip(idx).take(k).enumerate() {
+            row_d[o + j] = self.precision.dist(self.metric, v);
+            row_i[o + j] = ix;
+        }
+    }
+}
+
+/// The search proper: every query tile against every training tile, each tile of
+/// distances filled by `fill` and reduced into the query's heaps, the heaps sorted into the
+/// results. `fill(qs, qe, ts, te, buf)` writes the `(qe - qs) x (te - ts)` tile and returns
+/// the squared norms to add to it when it holds a GEMM term (see [`reduce_row`]).
+fn search_tiles<'p, T: Real>(
+    plan: &Plan<'_>,
+    wake: Wake,
+    fill: impl Fn(usize, usize, usize, usize, &mut [T]) -> Option<(&'p [T], &'p [T])> + Sync,
+) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    let Plan {
+        n_q,
+        n_t,
+        ks,
+        threads,
+        kk,
+        ..
+    } = *plan;
     // Results go straight into one flat buffer per output type: row q holds, for each k of
     // `ks` in order, its k distances (indices). Each query tile writes its own rows, so
     // heaps live only while their tile is searched (memory: tiles in flight, not n_queries).
-    let kk: usize = ks.iter().sum();
-    let offsets: Vec<usize> = ks
-        .iter()
-        .scan(0usize, |acc, &k| {
-            let o = *acc;
-            *acc += k;
-            Some(o)
-        })
-        .collect();
     let mut flat_d = vec![0.0f64; n_q * kk];
     let mut flat_i = vec![0usize; n_q * kk];
     let tq = query_tile(n_q, threads);
+    let n_tiles = n_q.div_ceil(tq);
+    // One working set per thread, allocated here, by the calling thread, and reused by every
+    // tile: pool threads then allocate (almost) nothing, so a search does not grow each
+    // thread's malloc arena by a tile buffer per tile it took (that churn, fragmented by the
+    // GEMM's packing buffers, was most of a first search's extra memory).
+    let slots: Vec<Mutex<Scratch<T>>> = (0..threads.count().min(n_tiles))
+        .map(|_| {
+            Mutex::new(Scratch::new(
+                tq.min(n_q),
+                TRAIN_TILE.min(n_t),
+                &plan.sorted_ks,
+            ))
+        })
+        .collect();
     let search_tile = |(t, (out_d, out_i)): (usize, (&mut [f64], &mut [usize]))| {
         let qs = t * tq;
         let qe = (qs + tq).min(n_q);
-        let tt_max = TRAIN_TILE.min(n_t);
-        let mut buf = vec![T::zero(); (qe - qs) * tt_max];
-        let mut heaps: TileHeaps<T> = (qs..qe)
-            .map(|_| sorted_ks.iter().map(|&k| KHeap::new(k)).collect())
-            .collect();
+        // Each thread holds at most one slot at a time and there is one per thread, so a
+        // free one exists; the fallback only guards against a poisoned lock.
+        let mut own = None;
+        let mut guard = slots.iter().find_map(|s| s.try_lock().ok());
+        let scratch = match guard.as_deref_mut() {
+            Some(s) => s,
+            None => own.insert(Scratch::new(qe - qs, TRAIN_TILE.min(n_t), &plan.sorted_ks)),
+        };
+        let Scratch { buf, heaps, fresh } = scratch;
+        let heaps = &mut heaps[..qe - qs];
+        for h in heaps.iter_mut().flatten() {
+            h.reset();
+        }
         for ts in (0..n_t).step_by(TRAIN_TILE) {
             let te = (ts + TRAIN_TILE).min(n_t);
-            let tt = te - ts;
-            if fused {
-                prep.cross(qs, qe, ts, te, &mut buf, minus_two);
-                let norms = Some((&prep.qn[qs..qe], &prep.tn[ts..te]));
-                reduce_tile(&mut heaps, &mut buf, tt, ts, norms, false);
-            } else {
-                prep.tile(qs, qe, ts, te, &mut buf);
-                reduce_tile(&mut heaps, &mut buf, tt, ts, None, false);
-            }
+            let norms = fill(qs, qe, ts, te, buf);
+            reduce_tile(heaps, buf, te - ts, ts, norms, false);
         }
         let rows = out_d.chunks_exact_mut(kk).zip(out_i.chunks_exact_mut(kk));
         for (per_query, (row_d, row_i)) in heaps.iter_mut().zip(rows) {
-            for (&slot, h) in order.iter().zip(per_query.iter_mut()) {
-                finish_heap(h, strategy);
-                let o = offsets[slot];
-                for (j, (&v, &ix)) in h.values.iter().zip(&h.indices).enumerate() {
-                    row_d[o + j] = metric.rdist_to_dist(v.to_f64_lossless());
-                    row_i[o + j] = ix;
-                }
+            for ((&slot, h), spare) in plan
+                .order
+                .iter()
+                .zip(per_query.iter_mut())
+                .zip(fresh.iter_mut())
+            {
+                finish_heap(h, plan.strategy, spare);
+                plan.write(slot, &h.values, &h.indices, row_d, row_i);
             }
         }
     };
@@ -947,7 +1120,7 @@ pub fn kneighbors_multi<T: Real>(
     }
     let out = ks
         .iter()
-        .zip(&offsets)
+        .zip(&plan.offsets)
         .map(|(&k, &o)| {
             let dist = Array2::from_shape_fn((n_q, k), |(q, j)| flat_d[q * kk + o + j]);
             let idx = Array2::from_shape_fn((n_q, k), |(q, j)| flat_i[q * kk + o + j]);
@@ -957,16 +1130,38 @@ pub fn kneighbors_multi<T: Real>(
     Ok(out)
 }
 
-/// Puts a filled heap in scikit-learn's final order (see [`Strategy`]).
-fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy) {
+/// Puts a filled heap in scikit-learn's final order (see [`Strategy`]); `spare` is a heap
+/// of the same size to re-push into (its contents are overwritten).
+fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy, spare: &mut KHeap<T>) {
     if strategy == Strategy::ParallelOnY {
-        let mut fresh = KHeap::new(h.values.len());
+        spare.reset();
         for (&v, &i) in h.values.iter().zip(&h.indices) {
-            fresh.push(v, i);
+            spare.push(v, i);
         }
-        *h = fresh;
+        std::mem::swap(h, spare);
     }
     simultaneous_sort(&mut h.values, &mut h.indices);
+}
+
+/// A thread's working memory for the query tiles it searches (see `search_tiles`).
+struct Scratch<T> {
+    /// One tile of distances.
+    buf: Vec<T>,
+    /// Per query row of a tile, one heap per `k` (in increasing `k`).
+    heaps: TileHeaps<T>,
+    /// One spare heap per `k`, for [`finish_heap`].
+    fresh: Vec<KHeap<T>>,
+}
+
+impl<T: Real> Scratch<T> {
+    fn new(rows: usize, cols: usize, sorted_ks: &[usize]) -> Self {
+        let per_query = || sorted_ks.iter().map(|&k| KHeap::new(k)).collect::<Vec<_>>();
+        Self {
+            buf: vec![T::zero(); rows * cols],
+            heaps: (0..rows).map(|_| per_query()).collect(),
+            fresh: per_query(),
+        }
+    }
 }
 
 /// The `k` nearest training rows of every query row: [`kneighbors_multi`] with one `k`.
@@ -1007,6 +1202,28 @@ pub fn radius_neighbors<T: Real>(
     sort_results: bool,
     threads: Threads,
 ) -> Result<RadiusResult> {
+    let precision = Precision::of::<T>();
+    radius_search(
+        query,
+        train,
+        radius,
+        metric,
+        sort_results,
+        threads,
+        precision,
+    )
+}
+
+/// [`radius_neighbors`] reporting distances in `precision`.
+fn radius_search<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    radius: f64,
+    metric: &Metric,
+    sort_results: bool,
+    threads: Threads,
+    precision: Precision,
+) -> Result<RadiusResult> {
     if radius.is_nan() || radius < 0.0 {
         return Err(CoreError::invalid(
             "radius",
@@ -1028,13 +1245,14 @@ pub fn radius_neighbors<T: Real>(
         t_owned.view()
     };
     if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
-        return radius_neighbors(
+        return radius_search(
             q32.view(),
             t32.view(),
             radius,
             metric,
             sort_results,
             threads,
+            precision,
         );
     }
     let prep = Prepared::new(query, train, metric)?;
@@ -1044,13 +1262,12 @@ pub fn radius_neighbors<T: Real>(
     let r = T::from_f64_lossy(metric.dist_to_rdist(radius));
     let stable = matches!(metric, Metric::Cosine | Metric::Precomputed);
     let tiles = over_query_tiles(n_q, threads, |qs, qe| {
-        let tt_max = TRAIN_TILE.min(n_t);
-        let mut buf = vec![T::zero(); (qe - qs) * tt_max];
+        let mut buf = vec![T::zero(); (qe - qs) * TRAIN_TILE.min(n_t)];
         let mut found: Vec<(Vec<T>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); qe - qs];
         for ts in (0..n_t).step_by(TRAIN_TILE) {
             let te = (ts + TRAIN_TILE).min(n_t);
             let tt = te - ts;
-            prep.tile(qs, qe, ts, te, &mut buf);
+            prep.tile((qs, qe, ts, te), &mut buf);
             for (i, (vals, idx)) in found.iter_mut().enumerate() {
                 for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
                     if v <= r {
@@ -1078,10 +1295,8 @@ pub fn radius_neighbors<T: Real>(
     res.indptr.push(0);
     for tile in tiles {
         for (vals, idx) in tile {
-            res.distances.extend(
-                vals.iter()
-                    .map(|v| metric.rdist_to_dist(v.to_f64_lossless())),
-            );
+            res.distances
+                .extend(vals.iter().map(|&v| precision.dist(metric, v)));
             res.indices.extend_from_slice(&idx);
             res.indptr.push(res.indices.len());
         }

@@ -108,6 +108,12 @@ impl<T: Real> KHeap<T> {
         }
     }
 
+    /// Empties the heap (as [`KHeap::new`] makes it), keeping its storage.
+    pub fn reset(&mut self) {
+        self.values.fill(T::max_value());
+        self.indices.fill(0);
+    }
+
     /// The largest value kept (the one a new candidate must beat).
     #[inline]
     pub fn root(&self) -> T {

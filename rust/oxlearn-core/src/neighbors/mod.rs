@@ -3,6 +3,8 @@
 //! * [`kneighbors`] / [`kneighbors_multi`]: the `k` nearest training rows of each query row.
 //!   Squared Euclidean distances come from the GEMM (`||q||^2 - 2 q.t + ||t||^2`, clipped at 0)
 //!   on tiles of queries x training rows; other metrics from direct loops on the same tiles.
+//!   Data of small integers (the digits images, counts, binary features) takes an exact
+//!   integer kernel instead of the GEMM (`int8`), with bit-identical distances.
 //!   Each tile is reduced at once into one fixed-size heap per query, fed in increasing
 //!   training index order, so the result is scikit-learn's (1 thread) whatever the thread
 //!   count: only tiles of *queries* run in parallel.
@@ -25,6 +27,7 @@
 
 mod brute;
 pub mod heap;
+mod int8;
 pub mod vote;
 
 pub use brute::{

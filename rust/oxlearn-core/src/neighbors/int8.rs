@@ -1,0 +1,384 @@
+//! Exact squared Euclidean distances of small-integer data with AVX-512 VNNI.
+//!
+//! Many data sets hold small integers stored as floats: images with a few grey levels (the
+//! digits data: 0..16), counts, binary and one-hot features. When every feature's values are
+//! integers spanning at most 127, the data shifted by each feature's minimum fits in a byte,
+//! every norm and dot product is an exact `i32`, and every distance `||q - t||^2` (which the
+//! shift leaves unchanged) is an integer below `2^24`, so exactly representable in `f32`.
+//! The float paths compute these same integers exactly (scikit-learn's float64 GEMM too), so
+//! the distances, and therefore the neighbours and their tie order, are bit-identical.
+//!
+//! Why hand-written: the GEMM crate has no integer kernels, and `vpdpbusd` multiplies and
+//! sums 64 byte pairs per instruction where an `f32` FMA does 16, so the distance tile costs
+//! a quarter of the float32 GEMM's arithmetic. The kernel writes the distances themselves
+//! (norms added, no clipping needed), fused with the GEMM epilogue.
+
+use ndarray::ArrayView2;
+
+use super::Metric;
+use crate::real::Real;
+
+/// Query rows per micro-tile.
+const MR: usize = 6;
+/// Training rows per panel: one 512-bit vector of `i32` lanes.
+const PANEL: usize = 16;
+/// Panels per micro-tile (`MR x NP` accumulators: 24 of the 32 vector registers).
+const NP: usize = 4;
+
+/// Queries and training rows converted, packed and normed for [`Int8Tiles::tile`].
+pub(super) struct Int8Tiles {
+    /// Shifted queries as bytes, `dp` per row, `MR` zero rows of padding at the end.
+    q: Vec<u8>,
+    /// Shifted training rows in panels of [`PANEL`] rows: panel `p`, group of four features
+    /// `g`, lane `j` hold the four bytes of row `PANEL p + j`, features `4g..4g + 4`.
+    t: Vec<i8>,
+    /// Squared norms of the shifted query rows.
+    qn: Vec<i32>,
+    /// Squared norms of the shifted training rows (padded with zeros to whole panels).
+    tn: Vec<i32>,
+    /// Features per row, padded to a multiple of 4.
+    dp: usize,
+}
+
+/// Whether this CPU has the instructions of [`Int8Tiles::tile`] (detected once).
+fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static VNNI: OnceLock<bool> = OnceLock::new();
+        *VNNI.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Per-feature minimum over both arrays when every value is an integer, every feature spans
+/// at most 127 and the largest possible squared distance is below `2^24`; else `None`.
+#[inline(always)] // compiled into `pack_v4`
+#[allow(clippy::inline_always)]
+fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<Vec<f64>> {
+    // `(x + 1.5 * 2^52) - 1.5 * 2^52 == x` exactly when `x` (of magnitude below 2^30, checked
+    // alongside) is an integer; NaN and infinities fail the magnitude test. No early exit
+    // inside a row, so that the loop vectorises.
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    const BOUND: f64 = 1_073_741_824.0;
+    let mut lo = vec![BOUND; d];
+    let mut hi = vec![-BOUND; d];
+    let mut ok = true;
+    for r in query.chunks_exact(d).chain(train.chunks_exact(d)) {
+        for ((&v, l), h) in r.iter().zip(lo.iter_mut()).zip(hi.iter_mut()) {
+            let x = v.to_f64_lossless();
+            ok &= x.abs() < BOUND;
+            ok &= (x + MAGIC) - MAGIC == x;
+            *l = if x < *l { x } else { *l };
+            *h = if x > *h { x } else { *h };
+        }
+        if !ok {
+            return None;
+        }
+    }
+    let mut max_dist = 0.0f64;
+    for (&l, &h) in lo.iter().zip(&hi) {
+        let span = h - l;
+        if span > 127.0 {
+            return None;
+        }
+        max_dist += span * span;
+    }
+    (max_dist < f64::from(1u32 << 24)).then_some(lo)
+}
+
+/// Row `r` shifted by `lo` into `out` (values in `0..=127`, checked by [`feature_minima`]),
+/// returning its squared norm.
+#[inline(always)] // compiled into `pack_v4`
+#[allow(clippy::inline_always)]
+fn shift_row<T: Real>(r: &[T], lo: &[f64], out: &mut [u8]) -> i32 {
+    let mut s = 0i32;
+    for ((o, &x), &l) in out.iter_mut().zip(r).zip(lo) {
+        // SAFETY: `x - l` is an integer in 0..=127 (so finite and in range of i32), checked
+        // by `feature_minima`; the unchecked conversion vectorises where `as` does not.
+        let v: i32 = unsafe { (x.to_f64_lossless() - l).to_int_unchecked() };
+        s += v * v;
+        *o = v as u8;
+    }
+    s
+}
+
+/// [`Int8Tiles::new`]'s conversion and packing, compiled for the CPUs that can run the
+/// kernel (their passes over the inputs vectorise 8 times wider than at the baseline).
+///
+/// # Safety
+/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`has_vnni`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
+unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    let lo = feature_minima(q, t, d)?;
+    let dp = d.next_multiple_of(4);
+    let (n_q, n_t) = (q.len() / d, t.len() / d);
+    let mut qb = vec![0u8; (n_q + MR) * dp];
+    let mut qn = Vec::with_capacity(n_q);
+    for (r, out) in q.chunks_exact(d).zip(qb.chunks_exact_mut(dp)) {
+        qn.push(shift_row(r, &lo, out));
+    }
+    let groups = dp / 4;
+    let n_panels = n_t.div_ceil(PANEL);
+    let mut tb = vec![0i8; n_panels * groups * PANEL * 4];
+    let mut tn = vec![0i32; n_panels * PANEL];
+    let mut row = vec![0u8; dp];
+    for (i, (r, norm)) in t.chunks_exact(d).zip(tn.iter_mut()).enumerate() {
+        *norm = shift_row(r, &lo, &mut row);
+        // Row `i` is lane `i % PANEL` of panel `i / PANEL`: 4 bytes in every 64 of the panel.
+        let base = (i / PANEL) * groups * PANEL * 4 + (i % PANEL) * 4;
+        for (g, four) in row.chunks_exact(4).enumerate() {
+            let at = base + g * PANEL * 4;
+            for (o, &b) in tb[at..at + 4].iter_mut().zip(four) {
+                *o = b as i8;
+            }
+        }
+    }
+    Some(Int8Tiles {
+        q: qb,
+        t: tb,
+        qn,
+        tn,
+        dp,
+    })
+}
+
+impl Int8Tiles {
+    /// The packed data, or `None` when the search is not a Euclidean one on small-integer
+    /// data (see the module documentation) or the CPU lacks AVX-512 VNNI.
+    pub(super) fn new<T: Real>(
+        query: ArrayView2<'_, T>,
+        train: ArrayView2<'_, T>,
+        metric: &Metric,
+    ) -> Option<Self> {
+        let d = train.ncols();
+        if !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
+            || query.ncols() != d
+            || d == 0
+            || !has_vnni()
+        {
+            return None;
+        }
+        let (q, t) = (query.as_slice()?, train.as_slice()?);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: AVX-512 VNNI CPUs have every feature `pack_v4` enables (`has_vnni`).
+            unsafe { pack_v4(q, t, d) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (q, t);
+            None
+        }
+    }
+
+    /// Fills `buf` (row-major, `(qe - qs) x (te - ts)`) with the squared distances between
+    /// queries `qs..qe` and training rows `ts..te`; `ts` is a multiple of [`PANEL`].
+    pub(super) fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [f32]) {
+        debug_assert!(ts.is_multiple_of(PANEL) && qe <= self.qn.len());
+        #[cfg(target_arch = "x86_64")]
+        if has_vnni() && ts.is_multiple_of(PANEL) && qe <= self.qn.len() && te <= self.tn.len() {
+            let tt = te - ts;
+            if buf.len() >= (qe - qs) * tt {
+                // SAFETY: the CPU has the instructions (checked); `tile_vnni` stays inside
+                // the packed arrays (rows padded by `MR`, panels to whole vectors) and writes
+                // only `buf[..(qe - qs) * tt]`, whose length was checked.
+                unsafe { vnni::tile_vnni(self, qs, qe, ts, te, buf) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::{Int8Tiles, MR, NP, PANEL};
+    use std::arch::x86_64::{
+        __m512i, _mm512_add_epi32, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512,
+        _mm512_mask_storeu_ps, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_slli_epi32,
+        _mm512_sub_epi32,
+    };
+
+    /// See [`Int8Tiles::tile`]. Every micro-tile is `MR` query rows by `NPB` panels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI; `ts` must be a multiple of [`PANEL`],
+    /// `qe <= n_queries`, `te <= ` the padded training rows, `buf.len() >= (qe - qs) * (te - ts)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_vnni(
+        data: &Int8Tiles,
+        qs: usize,
+        qe: usize,
+        ts: usize,
+        te: usize,
+        buf: &mut [f32],
+    ) {
+        let tt = te - ts;
+        let panels = tt.div_ceil(PANEL);
+        let mut i = qs;
+        while i < qe {
+            let rows = (qe - i).min(MR);
+            let mut p = 0;
+            while p < panels {
+                let np = (panels - p).min(NP);
+                // SAFETY: forwarded from this function's contract.
+                unsafe {
+                    match np {
+                        4 => block::<4>(data, i, rows, qs, ts, p, tt, buf),
+                        3 => block::<3>(data, i, rows, qs, ts, p, tt, buf),
+                        2 => block::<2>(data, i, rows, qs, ts, p, tt, buf),
+                        _ => block::<1>(data, i, rows, qs, ts, p, tt, buf),
+                    }
+                }
+                p += np;
+            }
+            i += rows;
+        }
+    }
+
+    /// Distances of queries `i..i + rows` (`rows <= MR`) to the training rows of panels
+    /// `ts / PANEL + p ..` (`NPB` of them), written to `buf` row `i - qs`, column `p * PANEL`.
+    ///
+    /// # Safety
+    /// As [`tile_vnni`]; `i + MR` rows of packed queries exist (the padding).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    // The casts to `*const __m512i` feed unaligned loads (`loadu`), which need no alignment.
+    #[allow(clippy::cast_ptr_alignment)]
+    unsafe fn block<const NPB: usize>(
+        data: &Int8Tiles,
+        i: usize,
+        rows: usize,
+        qs: usize,
+        ts: usize,
+        p: usize,
+        tt: usize,
+        buf: &mut [f32],
+    ) {
+        let dp = data.dp;
+        let groups = dp / 4;
+        let panel0 = ts / PANEL + p;
+        let qp = data.q.as_ptr();
+        let tp = data.t.as_ptr();
+        let mut acc = [[_mm512_setzero_si512(); NPB]; MR];
+        for g in 0..groups {
+            // SAFETY: panel `panel0 + NPB - 1` and group `g` lie inside `t` (panels padded
+            // to whole vectors), query rows `i..i + MR` inside `q` (padded by `MR` rows).
+            unsafe {
+                let b: [__m512i; NPB] = std::array::from_fn(|n| {
+                    _mm512_loadu_si512(
+                        tp.add(((panel0 + n) * groups + g) * PANEL * 4)
+                            .cast::<__m512i>(),
+                    )
+                });
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_epi32(
+                        qp.add((i + r) * dp + 4 * g).cast::<i32>().read_unaligned(),
+                    );
+                    for (acc_rn, &b_n) in acc_r.iter_mut().zip(&b) {
+                        *acc_rn = _mm512_dpbusd_epi32(*acc_rn, a, b_n);
+                    }
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            let qn = _mm512_set1_epi32(data.qn[i + r]);
+            let out_row = (i + r - qs) * tt;
+            for (n, &acc_rn) in acc_r.iter().enumerate() {
+                let col = (p + n) * PANEL;
+                if col >= tt {
+                    break;
+                }
+                let valid = (tt - col).min(PANEL);
+                let mask: u16 = if valid == PANEL {
+                    u16::MAX
+                } else {
+                    (1u16 << valid) - 1
+                };
+                // SAFETY: `tn` is padded to whole panels; the masked store writes columns
+                // `col..col + valid` of row `out_row`, inside `buf` (its length was checked).
+                unsafe {
+                    let tn = _mm512_loadu_si512(data.tn.as_ptr().add(ts + col).cast::<__m512i>());
+                    let dist =
+                        _mm512_sub_epi32(_mm512_add_epi32(qn, tn), _mm512_slli_epi32::<1>(acc_rn));
+                    _mm512_mask_storeu_ps(
+                        buf.as_mut_ptr().add(out_row + col),
+                        mask,
+                        _mm512_cvtepi32_ps(dist),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Int8Tiles, feature_minima, has_vnni};
+    use crate::neighbors::Metric;
+    use ndarray::Array2;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        *seed >> 33
+    }
+
+    #[test]
+    fn eligibility() {
+        let ok = [0.0f64, 127.0, -5.0, 122.0];
+        assert!(feature_minima(&ok[..2], &ok[2..], 2).is_some());
+        assert!(feature_minima(&[0.0f64, 0.0], &[128.0, 0.0], 2).is_none());
+        assert!(feature_minima(&[0.5f64], &[1.0], 1).is_none());
+        assert!(feature_minima(&[f64::NAN], &[1.0], 1).is_none());
+        assert!(feature_minima(&[f64::INFINITY], &[1.0], 1).is_none());
+        // 1041 features spanning 127: distances can reach 2^24.
+        let wide = vec![127.0f32; 1041];
+        assert!(feature_minima(&wide, &vec![0.0f32; 1041], 1041).is_none());
+        assert!(feature_minima(&wide[..1040], &vec![0.0f32; 1040], 1040).is_some());
+    }
+
+    /// Every shape edge (rows not a multiple of the micro-tile, columns not of a panel, odd
+    /// feature counts, negative values): the distances are the exact integers.
+    #[test]
+    fn tiles_are_exact_squared_distances() {
+        let mut seed = 7u64;
+        for &(n_q, n_t, d) in &[
+            (1, 1, 1),
+            (7, 33, 5),
+            (13, 70, 64),
+            (6, 16, 3),
+            (25, 300, 67),
+        ] {
+            let mut draw = |n: usize| {
+                Array2::from_shape_fn((n, d), |(_, f)| (lcg(&mut seed) % 128) as f64 - f as f64)
+            };
+            let (q, t) = (draw(n_q), draw(n_t));
+            let Some(tiles) = Int8Tiles::new(q.view(), t.view(), &Metric::SqEuclidean) else {
+                // Only a CPU without AVX-512 VNNI declines this data.
+                assert!(!has_vnni());
+                return;
+            };
+            for (qs, qe) in [(0, n_q), (n_q / 2, n_q)] {
+                for ts in (0..n_t).step_by(32) {
+                    let te = (ts + 48).min(n_t);
+                    let mut buf = vec![f32::NAN; (qe - qs) * (te - ts)];
+                    tiles.tile(qs, qe, ts, te, &mut buf);
+                    for i in qs..qe {
+                        for j in ts..te {
+                            let exact: f64 = (0..d).map(|f| (q[[i, f]] - t[[j, f]]).powi(2)).sum();
+                            let got = buf[(i - qs) * (te - ts) + (j - ts)];
+                            assert_eq!(f64::from(got), exact, "({n_q},{n_t},{d}) {i} {j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
