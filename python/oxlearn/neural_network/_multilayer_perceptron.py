@@ -55,14 +55,6 @@ _NEVER = 2**62
 FloatArray = npt.NDArray[np.floating[Any]]
 
 
-def _n_threads() -> int:
-    """Thread count for the Rust kernels (see :func:`oxlearn._threads.default_threads`).
-
-    Results do not depend on the count (the kernels reduce in a fixed order).
-    """
-    return default_threads()
-
-
 def _pack(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> FloatArray:
     """Pack the parameters into a single vector (scikit-learn's ``_pack``)."""
     return np.hstack([layer.ravel() for layer in [*coefs, *intercepts]])
@@ -333,7 +325,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             intercepts,
             self.activation,
             self.out_activation_,
-            _n_threads(),
+            default_threads(),
         )
 
     def _initialize(self, y: npt.NDArray[Any], layer_units: list[int], dtype: Any) -> None:
@@ -491,7 +483,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             options["iprint"] = iprint
 
         loss_name = self._loss_name()
-        n_threads = _n_threads()
+        n_threads = default_threads()
         activation = str(self.activation)
         out_activation = self.out_activation_
         alpha = float(self.alpha)
@@ -560,7 +552,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.out_activation_,
             self._loss_name(),
             float(self.alpha),
-            _n_threads(),
+            default_threads(),
         )
         # scikit-learn's _loss_grad_lbfgs sets the weights through _unpack too.
         self._coef_indptr, self._intercept_indptr = _packed_layout(layer_units)
@@ -743,7 +735,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 best_validation_score=best_validation_score,
                 no_improvement_count=int(getattr(self, "_no_improvement_count", 0)),
                 score_kind=self._score_kind(),
-                n_threads=_n_threads(),
+                n_threads=default_threads(),
             )
         except KeyboardInterrupt:
             # Only reachable if the interrupt lands outside the kernel's own epoch-end

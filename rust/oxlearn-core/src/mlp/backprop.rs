@@ -48,6 +48,44 @@ struct Chunk<T> {
 }
 
 impl<T: Real> Chunk<T> {
+    /// The loss of the output layer (`acts[last]`, `rows` rows) and its delta with column
+    /// sums. With `fused` (the small-net path), a softmax log-loss takes the fused,
+    /// vectorised pass of `log_loss_and_delta` compiled for that level.
+    fn output_loss_delta(
+        &mut self,
+        spec: &NetSpec,
+        y: &[T],
+        sw: Option<&[T]>,
+        rows: usize,
+        fused: Option<SimdLevel>,
+    ) {
+        let last = spec.units.len() - 2;
+        let n_out = spec.units[last + 1];
+        let out = &self.acts[last][..rows * n_out];
+        let delta = &mut self.deltas[last][..rows * n_out];
+        let softmax_log_loss = spec.loss == Loss::LogLoss
+            && spec.out_activation == OutActivation::Softmax
+            && n_out > 1;
+        match fused {
+            Some(level) if softmax_log_loss => {
+                self.loss = log_loss_and_delta(
+                    level,
+                    out,
+                    y,
+                    n_out,
+                    sw,
+                    delta,
+                    &mut self.int_grads[last],
+                    &mut self.logs,
+                );
+            }
+            _ => {
+                self.loss = spec.loss.sum(out, y, n_out, sw);
+                output_delta(out, y, sw, n_out, delta, &mut self.int_grads[last]);
+            }
+        }
+    }
+
     fn new(units: &[usize], len: usize, grads: bool) -> Self {
         let per_layer = |on: bool| -> Vec<Vec<T>> {
             units[1..]
@@ -95,7 +133,6 @@ impl<T: Real> Chunk<T> {
         let rows = x.nrows();
         let layers = coefs.len();
         let last = layers - 1;
-        let n_out = units[layers];
         forward_chunk(
             x,
             coefs,
@@ -108,17 +145,7 @@ impl<T: Real> Chunk<T> {
             gemm_threads,
             !self.whole,
         );
-        let out = &self.acts[last][..rows * n_out];
-        self.loss = spec.loss.sum(out, y, n_out, sw);
-
-        output_delta(
-            out,
-            y,
-            sw,
-            n_out,
-            &mut self.deltas[last][..rows * n_out],
-            &mut self.int_grads[last],
-        );
+        self.output_loss_delta(spec, y, sw, rows, None);
         self.coef_grad(last, x, units, rows, gemm_threads);
 
         for i in (1..=last).rev() {
@@ -162,7 +189,6 @@ impl<T: Real> Chunk<T> {
         let units = &spec.units;
         let layers = coefs.len();
         let last = layers - 1;
-        let n_out = units[layers];
         forward_small(
             x,
             rows,
@@ -175,30 +201,7 @@ impl<T: Real> Chunk<T> {
             level,
             &mut self.panel,
         );
-        let out = &self.acts[last][..rows * n_out];
-        if spec.loss == Loss::LogLoss && spec.out_activation == OutActivation::Softmax && n_out > 1
-        {
-            self.loss = log_loss_and_delta(
-                level,
-                out,
-                y,
-                n_out,
-                sw,
-                &mut self.deltas[last][..rows * n_out],
-                &mut self.int_grads[last],
-                &mut self.logs,
-            );
-        } else {
-            self.loss = spec.loss.sum(out, y, n_out, sw);
-            output_delta(
-                out,
-                y,
-                sw,
-                n_out,
-                &mut self.deltas[last][..rows * n_out],
-                &mut self.int_grads[last],
-            );
-        }
+        self.output_loss_delta(spec, y, sw, rows, Some(level));
         self.coef_grad_small(last, x, rows, units, level);
         for i in (1..=last).rev() {
             let (lo, hi) = self.deltas.split_at_mut(i);

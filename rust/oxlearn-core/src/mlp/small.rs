@@ -369,58 +369,32 @@ fn product_body<T: Real, const MR: usize>(
         let j0 = (packed_from + p) * NC;
         pack(&b, kk, j0, NC.min(n - j0), dst);
     }
-    let mut acc = [[T::zero(); NC]; MR];
-    let mut acc2 = [[T::zero(); NC]; 2];
-    let mut acc1 = [[T::zero(); NC]; 1];
+    // Row blocks of `MR`, then of 2, then single rows, each with its own accumulator tile.
     let mut i0 = 0;
-    while i0 + MR <= m {
-        row_block::<T, MR>(
-            i0,
-            n,
-            kk,
-            &a,
-            &b,
-            &panels,
-            packed_from,
-            c,
-            ldc,
-            &mut epi,
-            &mut acc,
-        );
-        i0 += MR;
+    macro_rules! row_blocks {
+        ($rows:expr) => {
+            let mut acc = [[T::zero(); NC]; $rows];
+            while m - i0 >= $rows {
+                row_block::<T, { $rows }>(
+                    i0,
+                    n,
+                    kk,
+                    &a,
+                    &b,
+                    &panels,
+                    packed_from,
+                    c,
+                    ldc,
+                    &mut epi,
+                    &mut acc,
+                );
+                i0 += $rows;
+            }
+        };
     }
-    while i0 + 2 <= m {
-        row_block::<T, 2>(
-            i0,
-            n,
-            kk,
-            &a,
-            &b,
-            &panels,
-            packed_from,
-            c,
-            ldc,
-            &mut epi,
-            &mut acc2,
-        );
-        i0 += 2;
-    }
-    while i0 < m {
-        row_block::<T, 1>(
-            i0,
-            n,
-            kk,
-            &a,
-            &b,
-            &panels,
-            packed_from,
-            c,
-            ldc,
-            &mut epi,
-            &mut acc1,
-        );
-        i0 += 1;
-    }
+    row_blocks!(MR);
+    row_blocks!(2);
+    row_blocks!(1);
     *panel = panels;
     if let Epilogue::Deriv { f, act, colsum } = epi {
         // The activation's derivative and the column sums, row after row: the vectorised

@@ -157,12 +157,12 @@ impl<'a, T: Real> Prepared<'a, T> {
 
     /// Fills `buf` (row-major, `(qe - qs) x (te - ts)`) with the reduced distances between
     /// queries `qs..qe` and training rows `ts..te`.
-    fn tile(&self, (qs, qe, ts, te): (usize, usize, usize, usize), buf: &mut [T]) {
+    fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T]) {
         let tt = te - ts;
+        let buf = &mut buf[..(qe - qs) * tt];
         match self.metric {
             Metric::Euclidean | Metric::SqEuclidean => {
-                self.cross((qs, qe, ts, te), buf, T::from_f64_lossy(-2.0));
-                let buf = &mut buf[..(qe - qs) * tt];
+                self.cross(qs, qe, ts, te, buf, T::from_f64_lossy(-2.0));
                 let tn = &self.tn[ts..te];
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
                     let qn = self.qn[qs + i];
@@ -174,8 +174,7 @@ impl<'a, T: Real> Prepared<'a, T> {
                 }
             }
             Metric::Cosine => {
-                self.cross((qs, qe, ts, te), buf, T::one());
-                let buf = &mut buf[..(qe - qs) * tt];
+                self.cross(qs, qe, ts, te, buf, T::one());
                 let tn = &self.tn[ts..te];
                 let two = T::from_f64_lossy(2.0);
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
@@ -193,15 +192,13 @@ impl<'a, T: Real> Prepared<'a, T> {
                 }
             }
             Metric::Precomputed => {
-                let buf = &mut buf[..(qe - qs) * tt];
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
                     out.copy_from_slice(&row(&self.query, qs + i)[ts..te]);
                 }
             }
-            Metric::Manhattan => self.direct(qs, ts, tt, &mut buf[..(qe - qs) * tt], manhattan),
-            Metric::Chebyshev => self.direct(qs, ts, tt, &mut buf[..(qe - qs) * tt], chebyshev),
+            Metric::Manhattan => self.direct(qs, ts, tt, buf, manhattan),
+            Metric::Chebyshev => self.direct(qs, ts, tt, buf, chebyshev),
             Metric::Minkowski { .. } => {
-                let buf = &mut buf[..(qe - qs) * tt];
                 let p = self.p;
                 match &self.w {
                     None => self.direct(qs, ts, tt, buf, |a, b| minkowski(a, b, p)),
@@ -222,7 +219,7 @@ impl<'a, T: Real> Prepared<'a, T> {
     /// 64 float64 features grew it by 2 MiB, most of a search's peak extra memory); blocks
     /// of 64 rows cut that by four, at the same packing work (each training row is still
     /// packed once per query tile) and a few more calls.
-    fn cross(&self, (qs, qe, ts, te): (usize, usize, usize, usize), buf: &mut [T], alpha: T) {
+    fn cross(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T], alpha: T) {
         let q = self.query.slice(s![qs..qe, ..]);
         let Some(out) = buf.get_mut(..(qe - qs) * (te - ts)) else {
             return;
@@ -940,10 +937,10 @@ fn search_multi<T: Real>(
     let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
     search_tiles(&plan, wake, |qs, qe, ts, te, buf| {
         if fused {
-            prep.cross((qs, qe, ts, te), buf, minus_two);
+            prep.cross(qs, qe, ts, te, buf, minus_two);
             Some((&prep.qn[qs..qe], &prep.tn[ts..te]))
         } else {
-            prep.tile((qs, qe, ts, te), buf);
+            prep.tile(qs, qe, ts, te, buf);
             None
         }
     })
@@ -1267,7 +1264,7 @@ fn radius_search<T: Real>(
         for ts in (0..n_t).step_by(TRAIN_TILE) {
             let te = (ts + TRAIN_TILE).min(n_t);
             let tt = te - ts;
-            prep.tile((qs, qe, ts, te), &mut buf);
+            prep.tile(qs, qe, ts, te, &mut buf);
             for (i, (vals, idx)) in found.iter_mut().enumerate() {
                 for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
                     if v <= r {
