@@ -223,9 +223,9 @@ fn naive_product<T: Real>(
 }
 
 fn check_small_products<T: Real>() {
-    use oxlearn_core::mlp::small::{Epilogue, Left, Mat, Right, product};
+    use oxlearn_core::mlp::small::{Epilogue, GEMM_MIN, Left, Mat, Right, product};
     let mut rng = Pcg64::seed_from_u64(17);
-    // Row counts with every remainder of the 8-, 4- and 2-row tiles, widths below, at and
+    // Row counts with every remainder of the 4- and 2-row tiles, widths below, at and
     // above one 16-column tile, inner sizes down to one.
     for &(m, n, kk) in &[
         (37, 10, 13),
@@ -234,6 +234,18 @@ fn check_small_products<T: Real>() {
         (3, 1, 1),
         (200, 16, 10),
         (11, 29, 200),
+        // Wide tiles (AVX-512): 32 and 64 columns, partial last tiles, every row remainder
+        // of the 12-, 6-, 4-, 2- and 1-row blocks.
+        (100, 256, 64),
+        (23, 70, 37),
+        (13, 64, 1),
+        (31, 129, 100),
+        (47, 48, 9),
+        (12, 10, 256),
+        // Large in every dimension: the `gemm` crate's products (with the row index, still
+        // the tiles).
+        (100, 128, 128),
+        (GEMM_MIN, GEMM_MIN + 1, GEMM_MIN),
     ] {
         let src_rows = m.max(n).max(kk) + 7;
         let wide = m.max(n).max(kk) + 3;
@@ -293,12 +305,15 @@ fn check_small_products<T: Real>() {
                             }
                         },
                     );
-                    for e in 0..3 {
+                    for e in 0..6 {
                         let mut c = vec![T::nan(); m * n];
                         let mut colsum = vec![T::nan(); n];
                         let epi = match e {
                             0 => Epilogue::Store,
                             1 => Epilogue::BiasAct(&bias, Activation::Tanh),
+                            3 => Epilogue::Bias(&bias),
+                            4 => Epilogue::BiasAct(&bias, Activation::Relu),
+                            5 => Epilogue::BiasAct(&bias, Activation::Identity),
                             _ => Epilogue::Deriv {
                                 f: Activation::Relu,
                                 act: &act,
@@ -310,13 +325,28 @@ fn check_small_products<T: Real>() {
                         match e {
                             0 => {}
                             1 => Activation::Tanh.bias_activate(&mut expect, &bias),
+                            3 | 5 => Activation::Identity.bias_activate(&mut expect, &bias),
+                            4 => Activation::Relu.bias_activate(&mut expect, &bias),
                             _ => {
                                 let mut sums = vec![T::zero(); n];
                                 Activation::Relu.backprop_rows(&act, &mut expect, &mut sums);
-                                assert_eq!(bits(&colsum), bits(&sums), "{level:?} colsum");
+                                if picked || m.min(n).min(kk) < GEMM_MIN {
+                                    assert_eq!(bits(&colsum), bits(&sums), "{level:?} colsum");
+                                }
                             }
                         }
-                        assert_eq!(bits(&c), bits(&expect), "{level:?} {m}x{n}x{kk} {e}");
+                        let routed = !picked && m.min(n).min(kk) >= GEMM_MIN;
+                        if routed {
+                            // Another summation order: equal to rounding.
+                            let tol =
+                                T::from_f64_lossy(if size_of::<T>() == 4 { 1e-4 } else { 1e-12 });
+                            for (&g, &w) in c.iter().zip(&expect) {
+                                let scale = T::from_f64_lossy(kk as f64 * 4.0);
+                                assert!((g - w).abs() <= tol * scale, "{level:?} {m}x{n}x{kk} {e}");
+                            }
+                        } else {
+                            assert_eq!(bits(&c), bits(&expect), "{level:?} {m}x{n}x{kk} {e}");
+                        }
                         got.extend(bits(&c));
                     }
                 }

@@ -1,4 +1,4 @@
-//! Hand-written matrix products for narrow networks, fused with their element-wise passes.
+//! Hand-written matrix products for training steps, fused with their element-wise passes.
 //!
 //! Why this exists (our edge: fused kernels): in a network whose hidden and output layers are
 //! all narrow (digits with `(16,)`: products of `200 x 64 x 16`, `200 x 16 x 10`, ...), a
@@ -10,38 +10,56 @@
 //! the element-wise pass to the tile before storing it, and read the mini-batch's input
 //! rows in place through the shuffled index.
 //!
+//! On AVX-512 CPUs every network trains this way: the register tiles are written with
+//! intrinsics (the `wide` module: up to 24 vector accumulators, bias and ReLU applied in
+//! registers), and the products that are large in every dimension (a `(128, 128, 128)`
+//! net's hidden layers) go to the `gemm` crate, whose packed kernels are faster there
+//! (see [`product`]). On a digits fold, one thread, this took a `(256,)` fit from about
+//! 590 to 545 ms and a `(16,)` fit from about 70 to 57 ms; a `(128, 128, 128)` fit stayed
+//! within noise of the `gemm` path.
+//!
 //! Arithmetic: every output element is `sum_k a(i, k) * b(k, j)`, accumulated with a fused
 //! multiply-add in ascending `k` from zero, then the epilogue (bias add, activation, ...) in
 //! scikit-learn's order. The tiling (which rows and columns share registers) changes no
 //! operation, so the bits do not depend on the instruction set (every build uses the same
 //! fused multiply-adds: hardware FMA under AVX2/AVX-512, the correctly rounded libm `fma` on
-//! the portable build), the thread count or the batch's position in memory. The tests in
-//! `tests/mlp_simd.rs` check the levels against each other and against a plain loop.
+//! the portable build), the thread count or the batch's position in memory. Products sent
+//! to the `gemm` crate are chosen by shape alone and sent there at every level, so they too
+//! give the same bits at every level. The tests in `tests/mlp_simd.rs` check the levels
+//! against each other and against a plain loop.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
 use super::Activation;
+use super::activation::{backprop_rows_at, hidden_bias_activate};
 use super::simd::{SimdLevel, multiversion};
+use crate::linalg::gemm;
+use crate::parallel::Threads;
 use crate::real::Real;
 
 /// Columns of one register tile (two AVX-512 vectors of `f64`, one of `f32`).
 pub const NC: usize = 16;
 
-/// Hidden and output layers at most this wide use these kernels (see
-/// [`applies`]); wider layers keep the `gemm` crate, which is faster there.
+/// Without AVX-512, hidden and output layers at most this wide use these kernels (see
+/// [`applies`]); wider layers keep the `gemm` crate, which is faster there than the
+/// portable tiles.
 pub const SMALL_MAX: usize = 32;
 
-/// Whether a network of layer widths `units` trains and predicts with these kernels: every
-/// layer after the input at most [`SMALL_MAX`] wide (the input may be any width), on a CPU
-/// with fused multiply-add instructions (an x86-64 CPU without them would compute each one
-/// in libm's software `fma`, far slower than the `gemm` crate's plain products).
+/// Whether a network of layer widths `units` trains and predicts with these kernels: on an
+/// AVX-512 CPU always, otherwise when every layer after the input is at most [`SMALL_MAX`]
+/// wide (the input may be any width) on a CPU with fused multiply-add instructions (an
+/// x86-64 CPU without them would compute each one in libm's software `fma`, far slower than
+/// the `gemm` crate's plain products).
 pub fn applies(units: &[usize]) -> bool {
     let hardware_fma = cfg!(any(target_feature = "fma", not(target_arch = "x86_64")))
         || SimdLevel::detected() != SimdLevel::Portable;
-    hardware_fma && units.len() >= 2 && units[1..].iter().all(|&w| w <= SMALL_MAX)
+    let narrow = units.len() >= 2 && units[1..].iter().all(|&w| w <= SMALL_MAX);
+    hardware_fma && units.len() >= 2 && (narrow || SimdLevel::detected() == SimdLevel::Avx512)
 }
 
 /// A row-major matrix whose row `r` starts at `data[row(r) * ld]`, with `row(r) = idx[r]`
@@ -134,32 +152,32 @@ pub enum Epilogue<'a, T> {
     },
 }
 
-/// One register tile: `acc[r][j] = sum_k a(i0 + r, k) b(k, j)` for `R` rows, `NC`
-/// columns and `k < kk`, with row `k` of the right operand at `b[k * ldb..k * ldb + NC]`.
+/// One register tile: `acc[r][j] = sum_k a(i0 + r, k) b(k, j)` for `R` rows, `W`
+/// columns and `k < kk`, with row `k` of the right operand at `b[k * ldb..k * ldb + W]`.
 /// `cols_rows`: the rows a [`Left::Cols`] operand was checked for (see [`product_body`]).
 #[inline(always)]
-fn tile<T: Real, const R: usize>(
+fn tile<T: Real, const R: usize, const W: usize>(
     a: &Left<'_, T>,
     i0: usize,
     kk: usize,
     b: &[T],
     ldb: usize,
     cols_rows: usize,
-    acc: &mut [[T; NC]; R],
+    acc: &mut [[T; W]; R],
 ) {
     if kk == 0 {
-        *acc = [[T::zero(); NC]; R];
+        *acc = [[T::zero(); W]; R];
         return;
     }
-    assert!(b.len() >= (kk - 1) * ldb + NC, "right operand too short");
+    assert!(b.len() >= (kk - 1) * ldb + W, "right operand too short");
     // A local tile (in registers), copied out once.
-    let mut sums = [[T::zero(); NC]; R];
+    let mut sums = [[T::zero(); W]; R];
     match a {
         Left::Rows(m) => {
             let rows: [&[T]; R] = std::array::from_fn(|r| m.seg(i0 + r, 0, kk));
             for k in 0..kk {
                 let s = k * ldb;
-                let brow: &[T; NC] = b[s..s + NC].try_into().expect("NC values");
+                let brow: &[T; W] = b[s..s + W].try_into().expect("W values");
                 for (acc_r, row) in sums.iter_mut().zip(&rows) {
                     let av = row[k];
                     for (c, &bj) in acc_r.iter_mut().zip(brow) {
@@ -172,7 +190,7 @@ fn tile<T: Real, const R: usize>(
             assert!(i0 + R <= cols_rows, "tile beyond the checked rows");
             for k in 0..kk {
                 let s = k * ldb;
-                let brow: &[T; NC] = b[s..s + NC].try_into().expect("NC values");
+                let brow: &[T; W] = b[s..s + W].try_into().expect("W values");
                 let at = m.start(k) + i0;
                 // SAFETY: `product_body` checked `start(k) + cols_rows <= data.len()` for every
                 // `k < kk`, and `i0 + R <= cols_rows`.
@@ -188,20 +206,330 @@ fn tile<T: Real, const R: usize>(
     *acc = sums;
 }
 
-/// Copies columns `j0 .. j0 + nt` of `b` (`kk` rows) into `panel`, a zeroed `kk x NC`
+/// One row block of a product through the AVX-512 kernels of [`wide`] (only the AVX-512
+/// build, [`product_v4`], calls it): the tile of rows `i0..i0 + R`, columns `j0..j0 + nt`,
+/// through the epilogue. A store, a bias and a bias + ReLU are applied in registers and
+/// stored straight into `c`; the other epilogues go through `acc` and [`epilogue`]. Types
+/// and widths the kernels lack take the portable [`tile`].
+#[inline(always)]
+fn block_wide<T: Real, const R: usize, const W: usize>(
+    a: &Left<'_, T>,
+    i0: usize,
+    kk: usize,
+    b: &[T],
+    ldb: usize,
+    cols_rows: usize,
+    epi: &mut Epilogue<'_, T>,
+    acc: &mut [[T; W]; R],
+    c: &mut [T],
+    ldc: usize,
+    j0: usize,
+    nt: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::any::TypeId;
+        let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
+        let known = TypeId::of::<T>() == TypeId::of::<f32>() || is_f64;
+        let lanes = if is_f64 { 8 } else { 16 };
+        let vectors = W / lanes;
+        if kk > 0 && known && W.is_multiple_of(lanes) && matches!(vectors, 1 | 2 | 4) {
+            assert!(b.len() >= (kk - 1) * ldb + W, "right operand too short");
+            let src = match a {
+                // `seg` checks that each row holds `kk` values.
+                Left::Rows(m) => {
+                    wide::Src::Rows(std::array::from_fn(|r| m.seg(i0 + r, 0, kk).as_ptr()))
+                }
+                Left::Cols(m) => {
+                    assert!(i0 + R <= cols_rows, "tile beyond the checked rows");
+                    wide::Src::Cols {
+                        data: m.data.as_ptr(),
+                        ld: m.ld,
+                        idx: m.idx.map(<[usize]>::as_ptr),
+                        i0,
+                    }
+                }
+            };
+            let fin = match epi {
+                Epilogue::Store | Epilogue::Deriv { .. } => Some(wide::Fin::Store),
+                Epilogue::Bias(bias) | Epilogue::BiasAct(bias, Activation::Identity) => {
+                    Some(wide::Fin::Bias(bias[j0..j0 + nt].as_ptr()))
+                }
+                Epilogue::BiasAct(bias, Activation::Relu) => {
+                    Some(wide::Fin::BiasRelu(bias[j0..j0 + nt].as_ptr()))
+                }
+                Epilogue::BiasAct(..) => None,
+            };
+            let fused = fin.is_some();
+            let (out, ldo, cols, fin) = match fin {
+                Some(fin) => {
+                    assert!(
+                        nt <= W && c.len() >= (i0 + R - 1) * ldc + j0 + nt,
+                        "output too short"
+                    );
+                    (c[(i0 * ldc + j0)..].as_mut_ptr(), ldc, nt, fin)
+                }
+                None => (acc.as_mut_ptr().cast::<T>(), W, W, wide::Fin::Store),
+            };
+            debug_assert_eq!(SimdLevel::detected(), SimdLevel::Avx512);
+            // SAFETY: only the AVX-512 build calls this function (`product_v4`, run by
+            // `product` on a CPU where the features were detected), and `T` is the kernel's
+            // type. Every row `k < kk` of `b` holds `W` values from `k * ldb` (asserted
+            // above); a `Rows` row holds `kk` values (`seg`); `product_body` checked
+            // `start(k) + cols_rows <= data.len()` for a `Cols` operand, and
+            // `i0 + R <= cols_rows`; `out` holds `cols` values at each of `R` rows `ldo`
+            // apart (asserted above, or `acc`), and a bias `cols` values.
+            unsafe {
+                macro_rules! run {
+                    ($kernel:ident, $t:ty, $v:literal) => {
+                        wide::$kernel::<R, $v>(
+                            src.cast::<$t>(),
+                            kk,
+                            b.as_ptr().cast::<$t>(),
+                            ldb,
+                            out.cast::<$t>(),
+                            ldo,
+                            cols,
+                            fin.cast::<$t>(),
+                        )
+                    };
+                }
+                match (is_f64, vectors) {
+                    (true, 1) => run!(tile_f64, f64, 1),
+                    (true, 2) => run!(tile_f64, f64, 2),
+                    (true, _) => run!(tile_f64, f64, 4),
+                    (false, 1) => run!(tile_f32, f32, 1),
+                    (false, 2) => run!(tile_f32, f32, 2),
+                    (false, _) => run!(tile_f32, f32, 4),
+                }
+            }
+            if !fused {
+                epilogue::<T, R, W>(epi, acc, c, ldc, i0, j0, nt);
+            }
+            return;
+        }
+    }
+    tile::<T, R, W>(a, i0, kk, b, ldb, cols_rows, acc);
+    epilogue::<T, R, W>(epi, acc, c, ldc, i0, j0, nt);
+}
+
+/// AVX-512 register tiles: `R` rows by `V` vectors (8 `f64` or 16 `f32` columns each), up
+/// to 24 accumulators in registers, with the store, bias or bias + ReLU applied before the
+/// (masked) store.
+///
+/// Why hand-written: written as portable loops, a tile this size is spilled to the stack by
+/// the compiler, and the 4 x 16 tile it keeps in registers runs at half the FMA throughput
+/// for `f32` (one accumulator per row). The arithmetic is [`tile`]'s and [`epilogue`]'s:
+/// one fused multiply-add per `k`, ascending from zero, then `s + bias` and ReLU's
+/// `if x < 0 { 0 } else { x }`, so the bits are those of every other level.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        __m512, __m512d, _CMP_LT_OQ, _mm512_add_pd, _mm512_add_ps, _mm512_cmp_pd_mask,
+        _mm512_cmp_ps_mask, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps,
+        _mm512_mask_mov_pd, _mm512_mask_mov_ps, _mm512_mask_storeu_pd, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_set1_pd, _mm512_set1_ps,
+        _mm512_setzero_pd, _mm512_setzero_ps,
+    };
+
+    /// Where `a(i0 + r, k)` lives.
+    #[derive(Clone, Copy)]
+    pub enum Src<T, const R: usize> {
+        /// At `rows[r] + k`.
+        Rows([*const T; R]),
+        /// At `data + row(k) * ld + i0 + r`, with `row(k) = idx[k]` or `k`.
+        Cols {
+            data: *const T,
+            ld: usize,
+            idx: Option<*const usize>,
+            i0: usize,
+        },
+    }
+
+    impl<T, const R: usize> Src<T, R> {
+        /// The same addresses, as `U` (the caller checked that `T` is `U`).
+        pub fn cast<U>(self) -> Src<U, R> {
+            match self {
+                Self::Rows(rows) => Src::Rows(rows.map(<*const T>::cast)),
+                Self::Cols { data, ld, idx, i0 } => Src::Cols {
+                    data: data.cast(),
+                    ld,
+                    idx,
+                    i0,
+                },
+            }
+        }
+    }
+
+    /// What the kernel does to the sums before storing them.
+    #[derive(Clone, Copy)]
+    pub enum Fin<T> {
+        /// Stores them.
+        Store,
+        /// Adds `bias[j]` (the pointer is at the tile's first column).
+        Bias(*const T),
+        /// Adds `bias[j]`, then ReLU.
+        BiasRelu(*const T),
+    }
+
+    impl<T> Fin<T> {
+        /// The same, as `U` (the caller checked that `T` is `U`).
+        pub fn cast<U>(self) -> Fin<U> {
+            match self {
+                Self::Store => Fin::Store,
+                Self::Bias(p) => Fin::Bias(p.cast()),
+                Self::BiasRelu(p) => Fin::BiasRelu(p.cast()),
+            }
+        }
+    }
+
+    macro_rules! wide_tile {
+        ($name:ident, $t:ty, $v:ty, $lanes:expr, $mask:ty, $zero:ident, $load:ident,
+         $maskz_load:ident, $set1:ident, $fma:ident, $add:ident, $cmp:ident, $mask_mov:ident,
+         $mask_store:ident) => {
+            /// `out[r * ldo + j] = fin(sum_k a(r, k) b[k * ldb + j])` for `r < R`,
+            /// `j < cols` (at most `V * L` for `L` lanes), `k < kk`.
+            ///
+            /// # Safety
+            /// The CPU has AVX-512F; `b + k * ldb` holds `V * L` values for every `k < kk`;
+            /// `a`'s addresses hold `a(r, k)` for every `r < R`, `k < kk` (and `idx` `kk`
+            /// values); `out + r * ldo` holds `cols` values for every `r < R`, and a bias
+            /// `cols` values.
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            pub unsafe fn $name<const R: usize, const V: usize>(
+                a: Src<$t, R>,
+                kk: usize,
+                b: *const $t,
+                ldb: usize,
+                out: *mut $t,
+                ldo: usize,
+                cols: usize,
+                fin: Fin<$t>,
+            ) {
+                let mut s: [[$v; V]; R] = [[$zero(); V]; R];
+                let mut bv: [$v; V] = [$zero(); V];
+                // SAFETY (every block below): the addresses are those the caller vouches for.
+                match a {
+                    Src::Rows(rows) => {
+                        for k in 0..kk {
+                            let bp = unsafe { b.add(k * ldb) };
+                            for (v, x) in bv.iter_mut().enumerate() {
+                                *x = unsafe { $load(bp.add(v * $lanes)) };
+                            }
+                            for (sr, row) in s.iter_mut().zip(&rows) {
+                                let av = $set1(unsafe { *row.add(k) });
+                                for (acc, &bj) in sr.iter_mut().zip(&bv) {
+                                    *acc = $fma(av, bj, *acc);
+                                }
+                            }
+                        }
+                    }
+                    Src::Cols { data, ld, idx, i0 } => {
+                        for k in 0..kk {
+                            let bp = unsafe { b.add(k * ldb) };
+                            for (v, x) in bv.iter_mut().enumerate() {
+                                *x = unsafe { $load(bp.add(v * $lanes)) };
+                            }
+                            let row = match idx {
+                                Some(ix) => unsafe { *ix.add(k) },
+                                None => k,
+                            };
+                            let ap = unsafe { data.add(row * ld + i0) };
+                            for (r, sr) in s.iter_mut().enumerate() {
+                                let av = $set1(unsafe { *ap.add(r) });
+                                for (acc, &bj) in sr.iter_mut().zip(&bv) {
+                                    *acc = $fma(av, bj, *acc);
+                                }
+                            }
+                        }
+                    }
+                }
+                let masks: [$mask; V] = std::array::from_fn(|v| {
+                    let valid = cols.saturating_sub(v * $lanes).min($lanes);
+                    ((1_u32 << valid) - 1) as $mask
+                });
+                let (bias, relu) = match fin {
+                    Fin::Store => (None, false),
+                    Fin::Bias(p) => (Some(p), false),
+                    Fin::BiasRelu(p) => (Some(p), true),
+                };
+                if let Some(p) = bias {
+                    let bias: [$v; V] = std::array::from_fn(|v| unsafe {
+                        $maskz_load(masks[v], p.add(v * $lanes))
+                    });
+                    for sr in &mut s {
+                        for (x, &bj) in sr.iter_mut().zip(&bias) {
+                            *x = $add(*x, bj);
+                            if relu {
+                                let neg = $cmp::<_CMP_LT_OQ>(*x, $zero());
+                                *x = $mask_mov(*x, neg, $zero());
+                            }
+                        }
+                    }
+                }
+                for (r, sr) in s.iter().enumerate() {
+                    for (v, &x) in sr.iter().enumerate() {
+                        unsafe { $mask_store(out.add(r * ldo + v * $lanes), masks[v], x) };
+                    }
+                }
+            }
+        };
+    }
+
+    wide_tile!(
+        tile_f64,
+        f64,
+        __m512d,
+        8,
+        u8,
+        _mm512_setzero_pd,
+        _mm512_loadu_pd,
+        _mm512_maskz_loadu_pd,
+        _mm512_set1_pd,
+        _mm512_fmadd_pd,
+        _mm512_add_pd,
+        _mm512_cmp_pd_mask,
+        _mm512_mask_mov_pd,
+        _mm512_mask_storeu_pd
+    );
+    wide_tile!(
+        tile_f32,
+        f32,
+        __m512,
+        16,
+        u16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_maskz_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_cmp_ps_mask,
+        _mm512_mask_mov_ps,
+        _mm512_mask_storeu_ps
+    );
+}
+
+/// Copies columns `j0 .. j0 + nt` of `b` (`kk` rows) into `panel`, a zeroed `kk x W`
 /// row-major block (zero beyond `nt`).
 #[inline(always)]
-fn pack<T: Real>(b: &Right<'_, T>, kk: usize, j0: usize, nt: usize, panel: &mut [T]) {
+fn pack<T: Real, const W: usize>(
+    b: &Right<'_, T>,
+    kk: usize,
+    j0: usize,
+    nt: usize,
+    panel: &mut [T],
+) {
     match b {
         Right::Rows(m) => {
-            for (k, dst) in panel.chunks_exact_mut(NC).enumerate().take(kk) {
+            for (k, dst) in panel.chunks_exact_mut(W).enumerate().take(kk) {
                 dst[..nt].copy_from_slice(m.seg(k, j0, nt));
             }
         }
         Right::Cols(m) => {
             for j in 0..nt {
                 let col = m.seg(j0 + j, 0, kk);
-                for (dst, &v) in panel.chunks_exact_mut(NC).zip(col) {
+                for (dst, &v) in panel.chunks_exact_mut(W).zip(col) {
                     dst[j] = v;
                 }
             }
@@ -209,52 +537,12 @@ fn pack<T: Real>(b: &Right<'_, T>, kk: usize, j0: usize, nt: usize, panel: &mut 
     }
 }
 
-/// Rows `i0 .. i0 + R` of the product, every column tile, through the epilogue; `acc` is
-/// the tile's scratch space.
-#[inline(always)]
-fn row_block<T: Real, const R: usize>(
-    i0: usize,
-    n: usize,
-    kk: usize,
-    a: &Left<'_, T>,
-    b: &Right<'_, T>,
-    panels: &[T],
-    packed_from: usize,
-    c: &mut [T],
-    ldc: usize,
-    epi: &mut Epilogue<'_, T>,
-    acc: &mut [[T; NC]; R],
-) {
-    let cols_rows = if matches!(a, Left::Cols(_)) {
-        i0 + R
-    } else {
-        0
-    };
-    let mut j0 = 0;
-    let mut tile_no = 0;
-    while j0 < n {
-        let nt = NC.min(n - j0);
-        match b {
-            Right::Rows(m) if tile_no < packed_from => {
-                tile::<T, R>(a, i0, kk, &m.data[j0..], m.ld, cols_rows, acc);
-            }
-            _ => {
-                let p = (tile_no - packed_from) * kk * NC;
-                tile::<T, R>(a, i0, kk, &panels[p..p + kk * NC], NC, cols_rows, acc);
-            }
-        }
-        epilogue::<T, R>(epi, acc, c, ldc, i0, j0, nt);
-        j0 += nt;
-        tile_no += 1;
-    }
-}
-
 /// The epilogue of the tile at rows `i0..i0 + R`, columns `j0..j0 + nt`, one loop per case
 /// so that each vectorises.
 #[inline(always)]
-fn epilogue<T: Real, const R: usize>(
+fn epilogue<T: Real, const R: usize, const W: usize>(
     epi: &mut Epilogue<'_, T>,
-    acc: &[[T; NC]; R],
+    acc: &[[T; W]; R],
     c: &mut [T],
     ldc: usize,
     i0: usize,
@@ -300,10 +588,10 @@ fn epilogue<T: Real, const R: usize>(
 }
 
 /// `c[i0 + r][j0 + j] = f(acc[r][j], bias[j])` (`bias` empty: `f(acc, 0)`), over fixed
-/// `NC`-wide loops when the tile is full.
+/// `W`-wide loops when the tile is full.
 #[inline(always)]
-fn rows_map<T: Real, const R: usize>(
-    acc: &[[T; NC]; R],
+fn rows_map<T: Real, const R: usize, const W: usize>(
+    acc: &[[T; W]; R],
     c: &mut [T],
     ldc: usize,
     i0: usize,
@@ -312,13 +600,13 @@ fn rows_map<T: Real, const R: usize>(
     f: impl Fn(T, T) -> T,
     bias: &[T],
 ) {
-    let mut b = [T::zero(); NC];
+    let mut b = [T::zero(); W];
     b[..bias.len()].copy_from_slice(bias);
     for (r, s) in acc.iter().enumerate() {
         let at = (i0 + r) * ldc + j0;
-        if nt == NC {
-            let out: &mut [T; NC] = (&mut c[at..at + NC]).try_into().expect("NC values");
-            for j in 0..NC {
+        if nt == W {
+            let out: &mut [T; W] = (&mut c[at..at + W]).try_into().expect("W values");
+            for j in 0..W {
                 out[j] = f(s[j], b[j]);
             }
         } else {
@@ -329,10 +617,12 @@ fn rows_map<T: Real, const R: usize>(
     }
 }
 
-/// The whole product with `MR`-row register tiles (the tile height changes which sums share
-/// registers, never an operation).
+/// The whole product with `MR`-row, `W`-column register tiles (the tile shape changes which
+/// sums share registers, never an operation), through [`block_wide`] when `WIDE`. Column
+/// tiles are the outer loop, so one tile's `kk x W` block of `b` stays in L1 while every
+/// row block reads it.
 #[inline(always)]
-fn product_body<T: Real, const MR: usize>(
+fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     m: usize,
     n: usize,
     kk: usize,
@@ -356,45 +646,52 @@ fn product_body<T: Real, const MR: usize>(
     }
     // Full column tiles of a plain row-major `b` are read in place; the others are packed
     // once for every row block.
-    let tiles = n.div_ceil(NC);
+    let tiles = n.div_ceil(W);
     let packed_from = match b {
-        Right::Rows(mb) if mb.idx.is_none() => n / NC,
+        Right::Rows(mb) if mb.idx.is_none() => n / W,
         _ => 0,
     };
     let mut panels = std::mem::take(panel);
     panels.clear();
-    panels.resize((tiles - packed_from) * kk * NC, T::zero());
+    panels.resize((tiles - packed_from) * kk * W, T::zero());
     // (With `kk == 0` there is nothing to pack: every sum is empty.)
-    for (p, dst) in panels.chunks_exact_mut((kk * NC).max(1)).enumerate() {
-        let j0 = (packed_from + p) * NC;
-        pack(&b, kk, j0, NC.min(n - j0), dst);
+    for (p, dst) in panels.chunks_exact_mut((kk * W).max(1)).enumerate() {
+        let j0 = (packed_from + p) * W;
+        pack::<T, W>(&b, kk, j0, W.min(n - j0), dst);
     }
-    // Row blocks of `MR`, then of 2, then single rows, each with its own accumulator tile.
-    let mut i0 = 0;
-    macro_rules! row_blocks {
-        ($rows:expr) => {
-            let mut acc = [[T::zero(); NC]; $rows];
-            while m - i0 >= $rows {
-                row_block::<T, { $rows }>(
-                    i0,
-                    n,
-                    kk,
-                    &a,
-                    &b,
-                    &panels,
-                    packed_from,
-                    c,
-                    ldc,
-                    &mut epi,
-                    &mut acc,
-                );
-                i0 += $rows;
+    for t in 0..tiles {
+        let j0 = t * W;
+        let nt = W.min(n - j0);
+        let (bt, ldb): (&[T], usize) = match b {
+            Right::Rows(mb) if t < packed_from => (&mb.data[j0..], mb.ld),
+            _ => {
+                let p = (t - packed_from) * kk * W;
+                (&panels[p..p + kk * W], W)
             }
         };
+        // Row blocks of `MR`, then of 4, 2 and 1, each with its own accumulator tile.
+        let mut i0 = 0;
+        macro_rules! row_blocks {
+            ($rows:expr) => {
+                let mut acc = [[T::zero(); W]; $rows];
+                while m - i0 >= $rows {
+                    if WIDE {
+                        block_wide::<T, { $rows }, W>(
+                            &a, i0, kk, bt, ldb, m, &mut epi, &mut acc, c, ldc, j0, nt,
+                        );
+                    } else {
+                        tile::<T, { $rows }, W>(&a, i0, kk, bt, ldb, m, &mut acc);
+                        epilogue::<T, { $rows }, W>(&mut epi, &acc, c, ldc, i0, j0, nt);
+                    }
+                    i0 += $rows;
+                }
+            };
+        }
+        row_blocks!(MR);
+        row_blocks!(4);
+        row_blocks!(2);
+        row_blocks!(1);
     }
-    row_blocks!(MR);
-    row_blocks!(2);
-    row_blocks!(1);
     *panel = panels;
     if let Epilogue::Deriv { f, act, colsum } = epi {
         // The activation's derivative and the column sums, row after row: the vectorised
@@ -404,8 +701,8 @@ fn product_body<T: Real, const MR: usize>(
     }
 }
 
-/// [`product_body`] with 4-row tiles: 8 AVX-512 registers of `f64` sums (the portable loops
-/// keep no more in registers).
+/// [`product_body`] with 4-row, [`NC`]-column tiles: 8 AVX-512 registers of `f64` sums (the
+/// portable loops keep no more in registers).
 #[inline(always)]
 fn product_mr4<T: Real>(
     m: usize,
@@ -418,14 +715,104 @@ fn product_mr4<T: Real>(
     epi: Epilogue<'_, T>,
     panel: &mut Vec<T>,
 ) {
-    product_body::<T, 4>(m, n, kk, a, b, c, ldc, epi, panel);
+    product_body::<T, 4, NC, false>(m, n, kk, a, b, c, ldc, epi, panel);
+}
+
+/// The AVX-512 build: register tiles of up to 24 vectors through [`block_wide`], four
+/// vectors wide (32 `f64` or 64 `f32` columns) by 6 rows when the product is that wide,
+/// narrower and taller otherwise (12 rows of 16 columns for the 10 classes of an output
+/// layer).
+#[inline(always)]
+fn product_v4<T: Real>(
+    m: usize,
+    n: usize,
+    kk: usize,
+    a: Left<'_, T>,
+    b: Right<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+    epi: Epilogue<'_, T>,
+    panel: &mut Vec<T>,
+) {
+    if size_of::<T>() == 8 {
+        if n >= 32 {
+            product_body::<T, 6, 32, true>(m, n, kk, a, b, c, ldc, epi, panel);
+        } else {
+            product_body::<T, 12, 16, true>(m, n, kk, a, b, c, ldc, epi, panel);
+        }
+    } else if n >= 64 {
+        product_body::<T, 6, 64, true>(m, n, kk, a, b, c, ldc, epi, panel);
+    } else if n > 16 {
+        product_body::<T, 12, 32, true>(m, n, kk, a, b, c, ldc, epi, panel);
+    } else {
+        product_body::<T, 12, 16, true>(m, n, kk, a, b, c, ldc, epi, panel);
+    }
+}
+
+/// Products at least this large in every dimension go to the `gemm` crate (see
+/// [`product`]).
+pub const GEMM_MIN: usize = 96;
+
+/// `c(i, j) = epilogue(sum_k a(i, k) b(k, j))` for `i < m`, `j < n`, `k < kk`, with `c`
+/// row-major (`ldc` apart) and `panel` scratch space for packed column tiles.
+///
+/// Products of at least [`GEMM_MIN`] in every dimension, on operands read in place (no
+/// row index), go to the `gemm` crate with the epilogue as a pass of its own: its packed
+/// micro-kernels ran the `100 x 128 x 128` products of a `(128, 128, 128)` net 10-20% faster
+/// than these tiles, and a whole one-thread fit 3-8% faster (measured with the tiles for
+/// every product against this split). The others run this module's register
+/// tiles compiled for `level` (see the module docs for their arithmetic). The choice depends
+/// on the shapes only, so every level gives the same bits.
+pub fn product<T: Real>(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    kk: usize,
+    a: Left<'_, T>,
+    b: Right<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+    epi: Epilogue<'_, T>,
+    panel: &mut Vec<T>,
+) {
+    let (am, bm) = match (&a, &b) {
+        (Left::Rows(x) | Left::Cols(x), Right::Rows(y) | Right::Cols(y)) => (x, y),
+    };
+    let large = m >= GEMM_MIN && n >= GEMM_MIN && kk >= GEMM_MIN;
+    if !(large && ldc == n && am.idx.is_none() && bm.idx.is_none()) {
+        product_tiles(level, m, n, kk, a, b, c, ldc, epi, panel);
+        return;
+    }
+    let av = in_place(am.data, am.ld, m, kk, matches!(a, Left::Rows(_)));
+    let bv = in_place(bm.data, bm.ld, kk, n, matches!(b, Right::Rows(_)));
+    let out = &mut c[..m * n];
+    let cv = ArrayViewMut2::from_shape((m, n), &mut *out).expect("output holds m * n values");
+    gemm(T::one(), av, bv, T::zero(), cv, Threads::Single);
+    match epi {
+        Epilogue::Store => {}
+        Epilogue::Bias(bias) => hidden_bias_activate(level, Activation::Identity, out, &bias[..n]),
+        Epilogue::BiasAct(bias, f) => hidden_bias_activate(level, f, out, &bias[..n]),
+        Epilogue::Deriv { f, act, colsum } => {
+            backprop_rows_at(level, f, &act[..m * n], out, &mut colsum[..n]);
+        }
+    }
+}
+
+/// `data` as a `rows x cols` matrix: row-major `ld` apart, or its transpose.
+fn in_place<T>(
+    data: &[T],
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    by_rows: bool,
+) -> ArrayView2<'_, T> {
+    let strides = if by_rows { (ld, 1) } else { (1, ld) };
+    ArrayView2::from_shape((rows, cols).strides(strides), data).expect("operand holds its rows")
 }
 
 multiversion! {
-    /// `c(i, j) = epilogue(sum_k a(i, k) b(k, j))` for `i < m`, `j < n`, `k < kk`, with `c`
-    /// row-major (`ldc` apart) and `panel` scratch space for packed column tiles; compiled
-    /// for `level` (see the module docs for the arithmetic).
-    pub fn product<T: Real>(
+    /// [`product`]'s register tiles, compiled for `level`.
+    fn product_tiles<T: Real>(
         m: usize,
         n: usize,
         kk: usize,
@@ -435,5 +822,5 @@ multiversion! {
         ldc: usize,
         epi: Epilogue<'_, T>,
         panel: &mut Vec<T>,
-    ) => product_mr4
+    ) => v4: product_v4, v3: product_mr4, portable: product_mr4
 }
