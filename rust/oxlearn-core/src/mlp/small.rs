@@ -721,7 +721,8 @@ fn product_mr4<T: Real>(
 /// The AVX-512 build: register tiles of up to 24 vectors through [`block_wide`], four
 /// vectors wide (32 `f64` or 64 `f32` columns) by 6 rows when the product is that wide,
 /// narrower and taller otherwise (12 rows of 16 columns for the 10 classes of an output
-/// layer).
+/// layer). (Only the x86-64 AVX-512 copy of [`product_tiles`] runs it.)
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn product_v4<T: Real>(
     m: usize,
