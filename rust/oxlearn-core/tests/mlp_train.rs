@@ -66,7 +66,8 @@ fn adam_first_steps_match_hand_computation() {
         // The first Adam step moves each weight by about lr_init in the gradient's opposite sign.
         assert!((p[i] - [0.5, -1.0][i] + 0.001 * g[i].signum()).abs() < 1e-6);
     }
-    // float32 parameters: the update is formed in float64 and rounded once.
+    // float32 parameters: the update is formed in float32, the float64 step size rounded to
+    // float32 first.
     let c = AdamConsts {
         b1: 0.9_f32,
         omb1: (1.0 - 0.9_f64) as f32,
@@ -81,7 +82,7 @@ fn adam_first_steps_match_hand_computation() {
     adam_step(&mut p32, &[0.2_f32], &mut m32, &mut v32, &c);
     let mm = c.omb1 * 0.2_f32;
     let vv = c.omb2 * (0.2_f32 * 0.2_f32);
-    let want = (0.5_f64 + (-lr1 * f64::from(mm)) / f64::from(vv.sqrt() + 1e-8_f32)) as f32;
+    let want = 0.5_f32 + (-lr1 as f32 * mm) / (vv.sqrt() + 1e-8_f32);
     assert_eq!(p32[0], want);
 }
 

@@ -34,6 +34,8 @@ struct Chunk<T> {
     int_grads: Vec<Vec<T>>,
     /// This chunk's [`super::Loss::sum`].
     loss: f64,
+    /// This chunk's share of the coefficients' sum of squares (see [`penalty_share`]).
+    sumsq: f64,
     /// The chunk's gathered input rows, targets and weights (shuffled training batches).
     xb: Vec<T>,
     yb: Vec<T>,
@@ -106,6 +108,7 @@ impl<T: Real> Chunk<T> {
                 .map(|(_, &w)| vec![T::zero(); if grads { w } else { 0 }])
                 .collect(),
             loss: 0.0,
+            sumsq: 0.0,
             xb: Vec::new(),
             yb: Vec::new(),
             swb: Vec::new(),
@@ -372,7 +375,8 @@ pub struct Workspace<T> {
     /// One chunk for the whole batch, GEMMs parallel inside (see [`Workspace::whole_batch`]).
     whole: bool,
     /// Set by the deferred evaluations: the per-chunk gradients of this many chunks wait
-    /// for [`Workspace::update_params`], with the L2 factor and the divisor.
+    /// for [`Workspace::update_params`], with the L2 factor and the gradient scale (the
+    /// reciprocal of the weight sum).
     pending: Option<(usize, T, T)>,
     /// Gradient of each coefficient matrix (scikit-learn's `coef_grads`).
     pub coef_grads: Vec<Array2<T>>,
@@ -518,7 +522,8 @@ impl<T: Real> Workspace<T> {
     /// Loss (with the L2 term) and gradients for one batch: `x` `(rows, units[0])`, `y`
     /// row-major `(rows, n_outputs)`, `sw` per-row weights or `None`. The gradients land in
     /// [`Workspace::coef_grads`] and [`Workspace::intercept_grads`], already including the
-    /// L2 term and the division by the weight sum, exactly as scikit-learn's `_backprop`.
+    /// L2 term and the scaling by the reciprocal of the weight sum, as scikit-learn's
+    /// `_backprop` (which divides by it).
     pub fn backprop(
         &mut self,
         x: ArrayView2<'_, T>,
@@ -619,7 +624,7 @@ impl<T: Real> Workspace<T> {
     ) {
         let layers = self.units.len() - 1;
         let level = self.level;
-        if let Some((n, alpha, div)) = self.pending.take() {
+        if let Some((n, alpha, scale)) = self.pending.take() {
             let chunks = &self.chunks[..n];
             let parts: Vec<Vec<&[T]>> = (0..layers)
                 .map(|l| chunks.iter().map(|c| &c.coef_grads[l][..]).collect())
@@ -627,7 +632,7 @@ impl<T: Real> Workspace<T> {
                 .collect();
             let grad = |i: usize, off: usize, p: &[T], dst: &mut [T]| {
                 let w = (i < layers).then_some(p);
-                grad_block_at(level, dst, &parts[i], off, w, alpha, div);
+                grad_block_at(level, dst, &parts[i], off, w, alpha, scale);
             };
             optimizer.update_with_on(params, &grad, first, second, exec);
         } else {
@@ -671,7 +676,10 @@ impl<T: Real> Workspace<T> {
             ),
         };
         let sw_sum_f64 = sw_sum_f64.unwrap_or(rows as f64);
-        let sw_sum = T::from_f64_lossy(sw_sum_f64);
+        // The gradients are scaled by the reciprocal of the weight sum where scikit-learn
+        // divides by it: a division per parameter kept the divider busy, beside Adam's square
+        // root and division, for about a third of each update (at most an ulp apart).
+        let scale = T::from_f64_lossy(1.0 / sw_sum_f64);
         let alpha_t = T::from_f64_lossy(alpha);
         let coef_slices: Vec<Cow<'_, [T]>> = coefs
             .iter()
@@ -695,6 +703,7 @@ impl<T: Real> Workspace<T> {
         let cs: Vec<&[T]> = coef_slices.iter().map(|c| &c[..]).collect();
         self.pending = None;
         let mut total = 0.0_f64;
+        let mut sumsq = 0.0_f64;
         let mut wave_start = 0;
         while wave_start < n_chunks {
             let wave = (n_chunks - wave_start).min(self.chunks.len());
@@ -703,6 +712,9 @@ impl<T: Real> Workspace<T> {
                 let start = (wave_start + i) * len;
                 let end = (start + len).min(rows);
                 let r = end - start;
+                if !self.whole {
+                    chunk.sumsq = penalty_share(level, &cs, wave_start + i, n_chunks);
+                }
                 match src {
                     Src::Rows { x, y, sw } if small && x.is_standard_layout() => {
                         let xs = x.slice(ndarray::s![start..end, ..]);
@@ -778,9 +790,10 @@ impl<T: Real> Workspace<T> {
             });
             for c in chunks.iter() {
                 total += c.loss;
+                sumsq += c.sumsq;
             }
             if defer {
-                self.pending = Some((wave, alpha_t, sw_sum));
+                self.pending = Some((wave, alpha_t, scale));
             } else {
                 let keep = wave_start > 0;
                 let done = wave_start + wave == n_chunks;
@@ -790,7 +803,7 @@ impl<T: Real> Workspace<T> {
                     let dst = self.coef_grads[l]
                         .as_slice_mut()
                         .expect("owned gradient is contiguous");
-                    let finish = done.then(|| (&coef_slices[l][..], alpha_t, sw_sum));
+                    let finish = done.then(|| (&coef_slices[l][..], alpha_t, scale));
                     reduce(level, threads, dst, &parts, keep, finish);
                     let parts: Vec<&[T]> = chunks.iter().map(|c| &c.int_grads[l][..]).collect();
                     let dst = self.intercept_grads[l]
@@ -799,7 +812,7 @@ impl<T: Real> Workspace<T> {
                     reduce(level, Threads::Single, dst, &parts, keep, None);
                     if done {
                         for v in dst.iter_mut() {
-                            *v /= sw_sum;
+                            *v *= scale;
                         }
                     }
                 }
@@ -814,11 +827,33 @@ impl<T: Real> Workspace<T> {
                 .map(|c| c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>())
                 .sum()
         } else {
-            coef_slices.iter().map(|c| sum_squares(level, c)).sum()
+            sumsq
         };
         loss += (0.5 * alpha) * values / sw_sum_f64;
         loss
     }
+}
+
+/// Part `part` of `parts` of the coefficients' sum of squares (the L2 penalty): the
+/// coefficients, taken as one sequence layer after layer, are cut into `parts` nearly equal
+/// ranges, and this sums range `part` piece by piece ([`sum_squares`] on each layer's
+/// piece, the pieces added in order). Each chunk computes its own share inside the parallel
+/// section, instead of the caller going over every coefficient between sections while the
+/// other threads wait; the partition depends on the chunk count only, so the bits do not
+/// depend on the thread count.
+fn penalty_share<T: Real>(level: SimdLevel, coefs: &[&[T]], part: usize, parts: usize) -> f64 {
+    let total: usize = coefs.iter().map(|c| c.len()).sum();
+    let (lo, hi) = (total * part / parts, total * (part + 1) / parts);
+    let mut sum = 0.0;
+    let mut base = 0;
+    for c in coefs {
+        let (a, b) = (lo.max(base), hi.min(base + c.len()));
+        if a < b {
+            sum += sum_squares(level, &c[a - base..b - base]);
+        }
+        base += c.len();
+    }
+    sum
 }
 
 /// Coefficient and intercept views of one network's parameters.

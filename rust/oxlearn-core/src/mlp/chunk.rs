@@ -87,7 +87,8 @@ pub(crate) fn for_blocks<T: Send>(
 
 /// `dst = (dst if keep else 0) + parts[0] + parts[1] + ...` element by element, left to right
 /// (when `keep` is false, `dst = parts[0] + parts[1] + ...`). Then, with `finish =
-/// Some((w, alpha, div))`, `dst = (dst + alpha * w) / div`. Every slice has `dst.len()` values.
+/// Some((w, alpha, scale))`, `dst = (dst + alpha * w) * scale`. Every slice has `dst.len()`
+/// values.
 #[inline(always)]
 fn reduce_block<T: Real>(dst: &mut [T], parts: &[&[T]], keep: bool, finish: Option<(&[T], T, T)>) {
     let mut rest = parts;
@@ -105,9 +106,9 @@ fn reduce_block<T: Real>(dst: &mut [T], parts: &[&[T]], keep: bool, finish: Opti
             *d += v;
         }
     }
-    if let Some((w, alpha, div)) = finish {
+    if let Some((w, alpha, scale)) = finish {
         for (d, &wv) in dst.iter_mut().zip(w) {
-            *d = (*d + alpha * wv) / div;
+            *d = (*d + alpha * wv) * scale;
         }
     }
 }
@@ -154,10 +155,10 @@ multiversion! {
     pub fn sum_squares<T: Real>(values: &[T]) -> f64 => sum_squares_block
 }
 
-/// One block of a final gradient: `dst = ((parts[0] + parts[1] + ...) + alpha * w) / div`
-/// over `parts[..][off..off + dst.len()]`, or `dst = (parts[0] + ...) / div` without `w`: the
-/// same operations, in the same order, as [`reduce`] followed by its finish (or by the
-/// division of the intercept gradients).
+/// One block of a final gradient: `dst = ((parts[0] + parts[1] + ...) + alpha * w) * scale`
+/// over `parts[..][off..off + dst.len()]`, or `dst = (parts[0] + ...) * scale` without `w`:
+/// the same operations, in the same order, as [`reduce`] followed by its finish (or by the
+/// scaling of the intercept gradients).
 #[inline(always)]
 fn grad_block<T: Real>(
     dst: &mut [T],
@@ -165,7 +166,7 @@ fn grad_block<T: Real>(
     off: usize,
     w: Option<&[T]>,
     alpha: T,
-    div: T,
+    scale: T,
 ) {
     let n = dst.len();
     match parts.split_first() {
@@ -182,12 +183,12 @@ fn grad_block<T: Real>(
     match w {
         Some(w) => {
             for (d, &wv) in dst.iter_mut().zip(w) {
-                *d = (*d + alpha * wv) / div;
+                *d = (*d + alpha * wv) * scale;
             }
         }
         None => {
             for d in dst.iter_mut() {
-                *d /= div;
+                *d *= scale;
             }
         }
     }
@@ -201,7 +202,7 @@ multiversion! {
         off: usize,
         w: Option<&[T]>,
         alpha: T,
-        div: T,
+        scale: T,
     ) => grad_block
 }
 

@@ -1,10 +1,15 @@
 //! scikit-learn's `SGDOptimizer` and `AdamOptimizer` (`_stochastic_optimizers.py`).
 //!
 //! Parameters, gradients and optimizer state are lists of flat slices in scikit-learn's
-//! `_pack` order (every coef, then every intercept). The arithmetic mirrors NumPy's with
-//! Python-float hyper-parameters: SGD runs entirely in the training dtype; Adam's bias-corrected
-//! learning rate is a float64 scalar, so (as in NumPy) each update `-lr * m / (sqrt(v) + eps)`
-//! is computed in float64 and rounded once when added to a float32 parameter.
+//! `_pack` order (every coef, then every intercept). Both optimizers run entirely in the
+//! training dtype, Adam's bias-corrected learning rate (a float64 scalar) rounded to it once
+//! per step. NumPy differs there for float32: its `-lr * m / (sqrt(v) + eps)` has a float64
+//! scalar, so it forms the update in float64 and rounds it when adding it to the parameter.
+//! We did the same until it measured as the largest cost after the products (two float64
+//! divisions per sixteen float32 parameters on the divider, next to the square root); in
+//! float32 it is one, and a float32 fit of a digits `(256,)` net took 11% less time on one
+//! thread. The update differs from NumPy's by about an ulp of the update, far below an ulp of
+//! the parameter it is added to.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
@@ -289,7 +294,8 @@ pub fn sgd_step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], mu: T, lr: T, nester
     }
 }
 
-/// Adam's constants for one step, in the training dtype (and the float64 step size).
+/// Adam's constants for one step, in the training dtype (and the float64 step size, rounded
+/// to the training dtype by [`adam_step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct AdamConsts<T> {
     /// `beta_1`.
@@ -309,13 +315,13 @@ pub struct AdamConsts<T> {
 /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
 #[inline(always)]
 pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
+    let neg_lr = T::from_f64_lossy(c.neg_lr);
     for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let nm = c.b1 * *mv + c.omb1 * gv;
         let nv = c.b2 * *vv + c.omb2 * (gv * gv);
         *mv = nm;
         *vv = nv;
-        let upd = (c.neg_lr * nm.to_f64_lossless()) / (nv.sqrt() + c.eps).to_f64_lossless();
-        *pv = T::from_f64_lossy(pv.to_f64_lossless() + upd);
+        *pv += (neg_lr * nm) / (nv.sqrt() + c.eps);
     }
 }
 
