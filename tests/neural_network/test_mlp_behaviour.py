@@ -331,3 +331,28 @@ def test_sample_weight_zero_equals_dropping_samples() -> None:
     a = _fit(MLPRegressor(**params), X, y, sample_weight=sw)
     b = _fit(MLPRegressor(**params), X[:100], y[:100])
     assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-8)
+
+
+# ------------------------------------------------------------------ label encoding
+@pytest.mark.parametrize(
+    "fit_y, y",
+    [
+        ([3, 1, 2, 3, 1], [3, 1, 2, 3, 1]),
+        ([3, 1, 2, 3, 1], [2, 2, 3]),  # a later partial_fit batch with fewer classes
+        (["b", "a", "c"], ["c", "a", "a", "b"]),
+        ([1.0, 3.0, 2.0, 1.0], [3.0, 1.0]),
+        ([1, 0, 1], [1, 0, 1, 1]),  # binary: one column
+        (["no", "yes"], ["yes", "yes"]),
+        ([True, False, True], [False]),
+        ([[1, 0], [0, 1], [1, 1]], [[1, 0], [1, 1]]),  # multilabel: through transform
+    ],
+)
+def test_binarize_equals_label_binarizer(fit_y: Any, y: Any) -> None:
+    from oxlearn.neural_network._multilayer_perceptron import _binarize
+    from sklearn.preprocessing import LabelBinarizer
+
+    lb = LabelBinarizer().fit(np.asarray(fit_y))
+    got = _binarize(lb, np.asarray(y))
+    want = lb.transform(np.asarray(y)).astype(bool)
+    assert got.dtype == want.dtype == np.bool_
+    assert_array_equal(got, want)
