@@ -678,7 +678,7 @@ impl<T: Real> Workspace<T> {
         let sw_sum_f64 = sw_sum_f64.unwrap_or(rows as f64);
         // The gradients are scaled by the reciprocal of the weight sum where scikit-learn
         // divides by it: a division per parameter kept the divider busy, beside Adam's square
-        // root and division, for about a third of each update (at most an ulp apart).
+        // root and division, for about a third of each update (the two agree to an ulp or so).
         let scale = T::from_f64_lossy(1.0 / sw_sum_f64);
         let alpha_t = T::from_f64_lossy(alpha);
         let coef_slices: Vec<Cow<'_, [T]>> = coefs
