@@ -208,7 +208,7 @@ multiversion! {
     pub fn softmax_block<T: Real>(z: &mut [T], bias: &[T]) => softmax_block_body
 }
 
-/// Values per group of rows whose softmax divisions run as one flat pass.
+/// Values per group of rows whose softmax normalisation runs as one flat pass.
 const SOFTMAX_GROUP: usize = 256;
 
 #[inline(always)]
@@ -241,31 +241,34 @@ fn softmax_rows_body<T: Real>(z: &mut [T], w: usize) {
     for v in z.iter_mut() {
         *v = T::from_f64_lossy(exp_f64(v.to_f64_lossless()));
     }
-    // Row sums (left to right), then the divisions as one flat pass over groups of rows
-    // against a buffer of repeated sums: a 10-wide row alone does not vectorise.
+    // Row sums (left to right), then one flat pass over groups of rows multiplying by a
+    // buffer of repeated reciprocals (a 10-wide row alone does not vectorise). scikit-learn
+    // divides by the sum; one division per row and a product per value is within an ulp or
+    // so of that and kept the divider from being a third of the softmax.
     if w > SOFTMAX_GROUP {
         for row in z.chunks_exact_mut(w) {
             let mut sum = T::zero();
             for &v in row.iter() {
                 sum += v;
             }
+            let inv = T::one() / sum;
             for v in row.iter_mut() {
-                *v /= sum;
+                *v *= inv;
             }
         }
         return;
     }
-    let mut div = [T::zero(); SOFTMAX_GROUP];
+    let mut inv = [T::zero(); SOFTMAX_GROUP];
     for group in z.chunks_mut(SOFTMAX_GROUP / w * w) {
-        for (row, d) in group.chunks_exact(w).zip(div.chunks_exact_mut(w)) {
+        for (row, d) in group.chunks_exact(w).zip(inv.chunks_exact_mut(w)) {
             let mut sum = T::zero();
             for &v in row {
                 sum += v;
             }
-            d.fill(sum);
+            d.fill(T::one() / sum);
         }
-        for (v, &d) in group.iter_mut().zip(&div) {
-            *v /= d;
+        for (v, &d) in group.iter_mut().zip(&inv) {
+            *v *= d;
         }
     }
 }
@@ -274,7 +277,8 @@ fn softmax_rows_body<T: Real>(z: &mut [T], w: usize) {
 /// value, and the softmax's exponentials were a fifth of a small network's training step).
 ///
 /// Cody-Waite reduction `x = n ln2 + r`, `|r| <= ln2 / 2`, with fdlibm's split of `ln2`, a
-/// degree-13 Taylor polynomial for `e^r` (truncation error below 1e-17) and `2^n` applied as
+/// degree-13 Taylor polynomial for `e^r` (truncation error below 1e-17, evaluated by Estrin's
+/// scheme) and `2^n` applied as
 /// two exact power-of-two factors so that subnormal results and overflow come out right.
 /// Within 2 ulp of the correctly rounded value; `exp(NaN)` is NaN, `exp(-inf)` is 0 and
 /// `exp(inf)` is inf.
@@ -292,20 +296,25 @@ pub fn exp_f64(x: f64) -> f64 {
     let nf = t - SHIFT;
     let n = (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
     let r = (x - nf * LN2_HI) - nf * LN2_LO;
-    let mut p = 1.0 / 6_227_020_800.0;
-    p = p * r + 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    // Estrin's scheme: pairs of terms, then powers r^2, r^4, r^8. Horner's fourteen
+    // dependent steps made the exponential latency-bound (2.3 us against 1.3 us for a
+    // 100 x 10 softmax block).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let q0 = r + 1.0;
+    let q1 = r * (1.0 / 6.0) + 0.5;
+    let q2 = r * (1.0 / 120.0) + 1.0 / 24.0;
+    let q3 = r * (1.0 / 5_040.0) + 1.0 / 720.0;
+    let q4 = r * (1.0 / 362_880.0) + 1.0 / 40_320.0;
+    let q5 = r * (1.0 / 39_916_800.0) + 1.0 / 3_628_800.0;
+    let q6 = r * (1.0 / 6_227_020_800.0) + 1.0 / 479_001_600.0;
+    let s0 = q1 * r2 + q0;
+    let s1 = q3 * r2 + q2;
+    let s2 = q5 * r2 + q4;
+    let u0 = s1 * r4 + s0;
+    let u1 = q6 * r4 + s2;
+    let p = u1 * r8 + u0;
     // 2^n as 2^n1 * 2^n2 with both exponents normal.
     let n1 = n >> 1;
     let n2 = n - n1;
