@@ -230,10 +230,8 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
     {
         use std::any::TypeId;
         let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
-        let known = TypeId::of::<T>() == TypeId::of::<f32>() || is_f64;
-        let lanes = if is_f64 { 8 } else { 16 };
-        let vectors = W / lanes;
-        if kk > 0 && known && W.is_multiple_of(lanes) && matches!(vectors, 1 | 2 | 4) {
+        let vectors = W / if is_f64 { 8 } else { 16 };
+        if kk > 0 && has_wide_kernel::<T, W>() {
             assert!(b.len() >= (kk - 1) * ldb + W, "right operand too short");
             let src = match a {
                 // `seg` checks that each row holds `kk` values.
@@ -251,6 +249,21 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                 }
             };
             let fin = match epi {
+                Epilogue::Deriv {
+                    f: Activation::Relu,
+                    act,
+                    colsum,
+                } => {
+                    assert!(
+                        act.len() >= (i0 + R - 1) * ldc + j0 + nt && colsum.len() >= j0 + nt,
+                        "activations or column sums too short"
+                    );
+                    Some(wide::Fin::ReluDeriv(
+                        act[(i0 * ldc + j0)..].as_ptr(),
+                        ldc,
+                        colsum[j0..].as_mut_ptr(),
+                    ))
+                }
                 Epilogue::Store | Epilogue::Deriv { .. } => Some(wide::Fin::Store),
                 Epilogue::Bias(bias) | Epilogue::BiasAct(bias, Activation::Identity) => {
                     Some(wide::Fin::Bias(bias[j0..j0 + nt].as_ptr()))
@@ -278,7 +291,9 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
             // above); a `Rows` row holds `kk` values (`seg`); `product_body` checked
             // `start(k) + cols_rows <= data.len()` for a `Cols` operand, and
             // `i0 + R <= cols_rows`; `out` holds `cols` values at each of `R` rows `ldo`
-            // apart (asserted above, or `acc`), and a bias `cols` values.
+            // apart (asserted above, or `acc`), and a bias `cols` values; for ReLU's
+            // derivative the activations are laid out as `out` and the column sums hold
+            // `cols` values (asserted above).
             unsafe {
                 macro_rules! run {
                     ($kernel:ident, $t:ty, $v:literal) => {
@@ -313,6 +328,24 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
     epilogue::<T, R, W>(epi, acc, c, ldc, i0, j0, nt);
 }
 
+/// Whether [`block_wide`] runs `T` tiles `W` wide through the [`wide`] kernels (for a
+/// non-empty inner dimension): `f32` or `f64`, one, two or four vectors.
+#[inline(always)]
+fn has_wide_kernel<T: 'static, const W: usize>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::any::TypeId;
+        let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
+        let known = TypeId::of::<T>() == TypeId::of::<f32>() || is_f64;
+        let lanes = if is_f64 { 8 } else { 16 };
+        known && W.is_multiple_of(lanes) && matches!(W / lanes, 1 | 2 | 4)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// AVX-512 register tiles: `R` rows by `V` vectors (8 `f64` or 16 `f32` columns each), up
 /// to 24 accumulators in registers, with the store, bias or bias + ReLU applied before the
 /// (masked) store.
@@ -325,7 +358,7 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use std::arch::x86_64::{
-        __m512, __m512d, _CMP_LT_OQ, _mm512_add_pd, _mm512_add_ps, _mm512_cmp_pd_mask,
+        __m512, __m512d, _CMP_EQ_OQ, _CMP_LT_OQ, _mm512_add_pd, _mm512_add_ps, _mm512_cmp_pd_mask,
         _mm512_cmp_ps_mask, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps,
         _mm512_mask_mov_pd, _mm512_mask_mov_ps, _mm512_mask_storeu_pd, _mm512_mask_storeu_ps,
         _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_set1_pd, _mm512_set1_ps,
@@ -370,6 +403,10 @@ mod wide {
         Bias(*const T),
         /// Adds `bias[j]`, then ReLU.
         BiasRelu(*const T),
+        /// ReLU's derivative: zero where the activation `act[r * lda + j]` is zero (the
+        /// pointer is at the tile's first row and column); then adds each stored row, in
+        /// row order, to the column sums `colsum[j]`.
+        ReluDeriv(*const T, usize, *mut T),
     }
 
     impl<T> Fin<T> {
@@ -379,6 +416,7 @@ mod wide {
                 Self::Store => Fin::Store,
                 Self::Bias(p) => Fin::Bias(p.cast()),
                 Self::BiasRelu(p) => Fin::BiasRelu(p.cast()),
+                Self::ReluDeriv(a, lda, cs) => Fin::ReluDeriv(a.cast(), lda, cs.cast()),
             }
         }
     }
@@ -449,10 +487,24 @@ mod wide {
                     ((1_u32 << valid) - 1) as $mask
                 });
                 let (bias, relu) = match fin {
-                    Fin::Store => (None, false),
+                    Fin::Store | Fin::ReluDeriv(..) => (None, false),
                     Fin::Bias(p) => (Some(p), false),
                     Fin::BiasRelu(p) => (Some(p), true),
                 };
+                if let Fin::ReluDeriv(act, lda, colsum) = fin {
+                    // delta[Z == 0] = 0, then the column sums row after row (rows of
+                    // earlier tiles were added before): the separate pass's operations.
+                    for v in 0..V {
+                        let mut cs = unsafe { $maskz_load(masks[v], colsum.add(v * $lanes)) };
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let z = unsafe { $maskz_load(masks[v], act.add(r * lda + v * $lanes)) };
+                            let dead = $cmp::<_CMP_EQ_OQ>(z, $zero());
+                            sr[v] = $mask_mov(sr[v], dead, $zero());
+                            cs = $add(cs, sr[v]);
+                        }
+                        unsafe { $mask_store(colsum.add(v * $lanes), masks[v], cs) };
+                    }
+                }
                 if let Some(p) = bias {
                     let bias: [$v; V] = std::array::from_fn(|v| unsafe {
                         $maskz_load(masks[v], p.add(v * $lanes))
@@ -634,6 +686,7 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     panel: &mut Vec<T>,
 ) {
     if let Epilogue::Deriv { colsum, .. } = &mut epi {
+        assert_eq!(ldc, n, "a derivative epilogue writes a contiguous block");
         colsum[..n].fill(T::zero());
     }
     if m == 0 || n == 0 {
@@ -694,10 +747,14 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     }
     *panel = panels;
     if let Epilogue::Deriv { f, act, colsum } = epi {
-        // The activation's derivative and the column sums, row after row: the vectorised
-        // pass of the gemm path (`Activation::backprop_rows`), while the product is in L1.
-        assert_eq!(ldc, n, "a derivative epilogue writes a contiguous block");
-        f.backprop_rows(&act[..m * n], &mut c[..m * n], &mut colsum[..n]);
+        // The wide kernels apply ReLU's derivative and add the column sums in the tile, as
+        // each row block is stored (a separate pass over a 100 x 256 block took longer than
+        // its product); otherwise the activation's derivative and the column sums, row after
+        // row: the vectorised pass of the gemm path (`Activation::backprop_rows`).
+        let fused = WIDE && kk > 0 && f == Activation::Relu && has_wide_kernel::<T, W>();
+        if !fused {
+            f.backprop_rows(&act[..m * n], &mut c[..m * n], &mut colsum[..n]);
+        }
     }
 }
 
