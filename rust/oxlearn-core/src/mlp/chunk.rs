@@ -29,8 +29,10 @@ pub const CHUNK_ROWS: usize = 128;
 /// units[i + 1])`): below that, a chunk's work is too short to pay for a second thread and
 /// its extra kernel calls. With the fused small kernels ([`super::small`]) a 100-row chunk
 /// of a digits `(16,)` net (~118k multiply-adds, ~15 µs) does pay: the 200-row batches of
-/// that net now split in two, and a 2-thread fit runs in ~47 ms instead of ~61 ms (one
-/// thread: ~69 ms instead of ~61 ms, the cost of the second chunk's kernel calls).
+/// that net split in two. When this threshold was set (before the AVX-512 tiles), that took
+/// a 2-thread fit from ~61 to ~47 ms, and one thread from ~61 to ~69 ms (the cost of the
+/// second chunk's kernel calls); with today's kernels a 2-thread fit takes ~41-44 ms and
+/// one thread ~51 ms.
 pub const MIN_CHUNK_MACS: usize = 1 << 17;
 
 /// Chunks whose buffers are alive at once; more chunks are processed in waves of this many
