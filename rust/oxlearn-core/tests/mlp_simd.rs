@@ -44,7 +44,7 @@ fn check_levels<T: Real>() {
         b2: T::from_f64_lossy(0.999),
         omb2: T::from_f64_lossy(1.0 - 0.999),
         eps: T::from_f64_lossy(1e-8),
-        neg_lr: -1e-3,
+        neg_lr: T::from_f64_lossy(-1e-3),
     };
     let mut reference = None;
     for level in SimdLevel::available().into_iter().rev() {

@@ -74,7 +74,7 @@ fn adam_first_steps_match_hand_computation() {
         b2: 0.999_f32,
         omb2: (1.0 - 0.999_f64) as f32,
         eps: 1e-8_f32,
-        neg_lr: -lr1,
+        neg_lr: -lr1 as f32,
     };
     let mut p32 = [0.5_f32];
     let mut m32 = [0.0_f32];

@@ -200,7 +200,7 @@ impl Optimizer {
                     b2: T::from_f64_lossy(*beta_2),
                     omb2: T::from_f64_lossy(1.0 - *beta_2),
                     eps: T::from_f64_lossy(*epsilon),
-                    neg_lr: -*lr,
+                    neg_lr: T::from_f64_lossy(-*lr),
                 })
             }
         };
@@ -294,8 +294,7 @@ pub fn sgd_step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], mu: T, lr: T, nester
     }
 }
 
-/// Adam's constants for one step, in the training dtype (and the float64 step size, rounded
-/// to the training dtype by [`adam_step`]).
+/// Adam's constants for one step, in the training dtype.
 #[derive(Debug, Clone, Copy)]
 pub struct AdamConsts<T> {
     /// `beta_1`.
@@ -308,20 +307,19 @@ pub struct AdamConsts<T> {
     pub omb2: T,
     /// `epsilon`.
     pub eps: T,
-    /// Minus the bias-corrected learning rate, float64.
-    pub neg_lr: f64,
+    /// Minus the bias-corrected learning rate (a float64 scalar, rounded once per step).
+    pub neg_lr: T,
 }
 
 /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
 #[inline(always)]
 pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
-    let neg_lr = T::from_f64_lossy(c.neg_lr);
     for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let nm = c.b1 * *mv + c.omb1 * gv;
         let nv = c.b2 * *vv + c.omb2 * (gv * gv);
         *mv = nm;
         *vv = nv;
-        *pv += (neg_lr * nm) / (nv.sqrt() + c.eps);
+        *pv += (c.neg_lr * nm) / (nv.sqrt() + c.eps);
     }
 }
 
