@@ -6,22 +6,23 @@ use std::sync::Mutex;
 use super::Metric;
 use super::heap::{KHeap, simultaneous_sort, stable_sort};
 use super::int8::Int8Tiles;
+use super::screen::Screen;
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
 use crate::parallel::{Threads, Wake};
 use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
-const TRAIN_TILE: usize = 256;
+pub(super) const TRAIN_TILE: usize = 256;
 /// Training rows per GEMM call within a tile (see [`Prepared::cross`]).
-const GEMM_TRAIN_ROWS: usize = 64;
+pub(super) const GEMM_TRAIN_ROWS: usize = 64;
 /// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles
 /// cut the GEMM's repacking but raise the peak memory, smaller ones the reverse).
-const QUERY_TILE: usize = 256;
+pub(super) const QUERY_TILE: usize = 256;
 /// scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 const SKLEARN_CHUNK: usize = 256;
 /// Candidates compared against the heap root at once (the bits of one `u64` mask).
-const LANES: usize = 64;
+pub(super) const LANES: usize = 64;
 /// Below this many multiply-adds a search runs on the calling thread: starting a pool would
 /// cost more than it saves (results are the same either way).
 const MIN_PARALLEL_WORK: usize = 1 << 20;
@@ -248,7 +249,7 @@ impl<'a, T: Real> Prepared<'a, T> {
 /// Sums `f(a_j, b_j)` with 8 independent accumulators (so the loop vectorises).
 #[inline(always)] // also inlined into `multiversioned!` wrappers (see `sq_norms`)
 #[allow(clippy::inline_always)]
-fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+pub(super) fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let mut acc = [T::zero(); 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
@@ -384,9 +385,9 @@ fn small_integers<T: Real>(c: &[T], limit: f64) -> bool {
 
 /// Query rows per tile for `n_queries` queries on `threads` threads: enough tiles for every
 /// thread, at most [`QUERY_TILE`] rows each.
-fn query_tile(n_queries: usize, threads: Threads) -> usize {
+fn query_tile(n_queries: usize, threads: Threads, max_rows: usize) -> usize {
     let per_thread = n_queries.div_ceil(2 * threads.count()).max(1);
-    per_thread.clamp(1, QUERY_TILE)
+    per_thread.clamp(1, max_rows.max(1))
 }
 
 /// Runs `f` on every query tile (`start..end`), in parallel when `threads` is a pool, and
@@ -396,7 +397,7 @@ fn over_query_tiles<R: Send>(
     threads: Threads,
     f: impl Fn(usize, usize) -> R + Sync + Send,
 ) -> Result<Vec<R>> {
-    let tq = query_tile(n_queries, threads);
+    let tq = query_tile(n_queries, threads, QUERY_TILE);
     let starts: Vec<usize> = (0..n_queries).step_by(tq).collect();
     let slots: Vec<Mutex<Option<R>>> = starts.iter().map(|_| Mutex::new(None)).collect();
     threads.for_each_index(starts.len(), |t| {
@@ -539,7 +540,7 @@ fn push_rest<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], rest: &[T], ba
 
 #[inline(always)] // compiled into each `target_feature` wrapper below
 #[allow(clippy::inline_always)]
-fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usize) {
+pub(super) fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usize) {
     if v < big.root() {
         big.push(v, idx);
         for h in small.iter_mut() {
@@ -591,7 +592,7 @@ fn reduce_tile_body<T: Real>(
 /// Bit `l` set when `v[l] < root`: the portable version.
 #[inline(always)] // compiled into each `target_feature` wrapper below
 #[allow(clippy::inline_always)]
-fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
+pub(super) fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
     let mut mask = 0u64;
     for (l, &x) in v.iter().enumerate() {
         mask |= u64::from(x < root) << l;
@@ -610,7 +611,7 @@ fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
 #[target_feature(enable = "avx2")]
 #[inline]
 #[allow(unused_unsafe)]
-fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
+pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     use std::arch::x86_64::{
         __m256, __m256d, _CMP_LT_OQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd,
         _mm256_loadu_ps, _mm256_movemask_pd, _mm256_movemask_ps, _mm256_or_pd, _mm256_or_ps,
@@ -674,7 +675,7 @@ fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
 /// The compilations of [`reduce_tile_body`].
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Simd {
+pub(super) enum Simd {
     /// AVX-512 (F, VL, BW, DQ) with AVX2, FMA and BMI1.
     V4,
     /// AVX2 with FMA and BMI1.
@@ -685,7 +686,7 @@ enum Simd {
 
 /// Which compilation of [`reduce_tile_body`] this CPU runs (detected once).
 #[cfg(target_arch = "x86_64")]
-fn simd_level() -> Simd {
+pub(super) fn simd_level() -> Simd {
     use std::sync::OnceLock;
     static LEVEL: OnceLock<Simd> = OnceLock::new();
     *LEVEL.get_or_init(|| {
@@ -744,9 +745,9 @@ fn reduce_tile_v3<T: Real>(
 /// plain loops that vectorise 4-8 times wider than at the baseline target. Same source, so
 /// same results (the compiler does not reassociate float sums).
 macro_rules! multiversioned {
-    ($(#[$doc:meta])* fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
         $(#[$doc])*
-        fn $name<$T: Real>($($arg: $ty),*) -> $ret {
+        $vis fn $name<$T: Real>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(
@@ -783,7 +784,7 @@ multiversioned! {
 
 multiversioned! {
     /// [`sq_norms`] compiled for this CPU.
-    fn sq_norms_simd<T>(a: &ArrayView2<'_, T>) -> Vec<T> = sq_norms;
+    pub(super) fn sq_norms_simd<T>(a: &ArrayView2<'_, T>) -> Vec<T> = sq_norms;
 }
 
 /// [`reduce_tile_body`] in the best compilation for this CPU (`portable` forces the baseline).
@@ -859,13 +860,13 @@ pub fn kneighbors_multi<T: Real>(
 /// metrics), so a float32 search rounds its distances to float32, whatever type the search
 /// ran in (an exact float64 search may run in float32 or integers, see `exact_in_f32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Precision {
+pub(super) enum Precision {
     F32,
     F64,
 }
 
 impl Precision {
-    fn of<T: Real>() -> Self {
+    pub(super) fn of<T: Real>() -> Self {
         if std::mem::size_of::<T>() == std::mem::size_of::<f32>() {
             Self::F32
         } else {
@@ -930,6 +931,11 @@ fn search_multi<T: Real>(
         drop(wake);
         return search_multi(q32.view(), t32.view(), ks, metric, threads, precision);
     }
+    if let Some(screen) = Screen::new(query, train, metric) {
+        // The same answers, ties included, with most of the GEMM in float32 (see `screen`).
+        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+        return screen.search(&plan, wake);
+    }
     let prep = Prepared::new(query, train, metric)?;
     // Euclidean tiles: the GEMM cross term, then norms added while reducing (one pass less).
     let fused = matches!(metric, Metric::Euclidean | Metric::SqEuclidean);
@@ -947,9 +953,9 @@ fn search_multi<T: Real>(
 }
 
 /// What a search computes and how it reports it (see [`search_tiles`]).
-struct Plan<'a> {
+pub(super) struct Plan<'a> {
     n_q: usize,
-    n_t: usize,
+    pub(super) n_t: usize,
     ks: &'a [usize],
     metric: &'a Metric,
     threads: Threads,
@@ -957,14 +963,14 @@ struct Plan<'a> {
     strategy: Strategy,
     /// Positions in `ks` in increasing `k` order, and those `k`.
     order: Vec<usize>,
-    sorted_ks: Vec<usize>,
+    pub(super) sorted_ks: Vec<usize>,
     /// Where each `k`'s values start in a query's row of results, and the row length.
     offsets: Vec<usize>,
     kk: usize,
 }
 
 impl<'a> Plan<'a> {
-    fn new(
+    pub(super) fn new(
         n_q: usize,
         n_t: usize,
         ks: &'a [usize],
@@ -1027,9 +1033,65 @@ fn search_tiles<'p, T: Real>(
     wake: Wake,
     fill: impl Fn(usize, usize, usize, usize, &mut [T]) -> Option<(&'p [T], &'p [T])> + Sync,
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    let n_t = plan.n_t;
+    over_tiles(
+        plan,
+        wake,
+        QUERY_TILE,
+        |rows| Scratch::new(rows, TRAIN_TILE.min(n_t), &plan.sorted_ks),
+        |scratch: &mut Scratch<T>, qs, qe, out_d, out_i| {
+            let Scratch { buf, heaps, fresh } = scratch;
+            let heaps = &mut heaps[..qe - qs];
+            for h in heaps.iter_mut().flatten() {
+                h.reset();
+            }
+            for ts in (0..n_t).step_by(TRAIN_TILE) {
+                let te = (ts + TRAIN_TILE).min(n_t);
+                let norms = fill(qs, qe, ts, te, buf);
+                reduce_tile(heaps, buf, te - ts, ts, norms, false);
+            }
+            finish_tile(plan, heaps, fresh, out_d, out_i);
+        },
+    )
+}
+
+/// Sorts each query's filled heaps (see [`finish_heap`]) into its rows of the results;
+/// `fresh` holds one spare heap per `k`.
+pub(super) fn finish_tile<T: Real>(
+    plan: &Plan<'_>,
+    heaps: &mut [Vec<KHeap<T>>],
+    fresh: &mut [KHeap<T>],
+    out_d: &mut [f64],
+    out_i: &mut [usize],
+) {
+    let kk = plan.kk;
+    let rows = out_d.chunks_exact_mut(kk).zip(out_i.chunks_exact_mut(kk));
+    for (per_query, (row_d, row_i)) in heaps.iter_mut().zip(rows) {
+        for ((&slot, h), spare) in plan
+            .order
+            .iter()
+            .zip(per_query.iter_mut())
+            .zip(fresh.iter_mut())
+        {
+            finish_heap(h, plan.strategy, spare);
+            plan.write(slot, &h.values, &h.indices, row_d, row_i);
+        }
+    }
+}
+
+/// Runs `run(scratch, qs, qe, out_d, out_i)` on every query tile `qs..qe` of at most
+/// `max_rows` rows (in parallel on `plan.threads`), where `out_*` are the tile's rows of the results (`plan.kk` values per
+/// query) and `scratch` a thread's working memory, made by `new_scratch(rows)`; returns the
+/// results, one pair of arrays per `k` of `plan.ks`.
+pub(super) fn over_tiles<S: Send>(
+    plan: &Plan<'_>,
+    wake: Wake,
+    max_rows: usize,
+    new_scratch: impl Fn(usize) -> S + Sync,
+    run: impl Fn(&mut S, usize, usize, &mut [f64], &mut [usize]) + Sync,
+) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
     let Plan {
         n_q,
-        n_t,
         ks,
         threads,
         kk,
@@ -1040,22 +1102,16 @@ fn search_tiles<'p, T: Real>(
     // heaps live only while their tile is searched (memory: tiles in flight, not n_queries).
     let mut flat_d = vec![0.0f64; n_q * kk];
     let mut flat_i = vec![0usize; n_q * kk];
-    let tq = query_tile(n_q, threads);
+    let tq = query_tile(n_q, threads, max_rows);
     let n_tiles = n_q.div_ceil(tq);
     // One working set per thread, allocated here, by the calling thread, and reused by every
     // tile: pool threads then allocate (almost) nothing, so a search does not grow each
     // thread's malloc arena by a tile buffer per tile it took (that churn, fragmented by the
     // GEMM's packing buffers, was most of a first search's extra memory).
-    let slots: Vec<Mutex<Scratch<T>>> = (0..threads.count().min(n_tiles))
-        .map(|_| {
-            Mutex::new(Scratch::new(
-                tq.min(n_q),
-                TRAIN_TILE.min(n_t),
-                &plan.sorted_ks,
-            ))
-        })
+    let slots: Vec<Mutex<S>> = (0..threads.count().min(n_tiles))
+        .map(|_| Mutex::new(new_scratch(tq.min(n_q))))
         .collect();
-    let search_tile = |(t, (out_d, out_i)): (usize, (&mut [f64], &mut [usize]))| {
+    let search_tile = |t: usize, out_d: &mut [f64], out_i: &mut [usize]| {
         let qs = t * tq;
         let qe = (qs + tq).min(n_q);
         // Each thread holds at most one slot at a time and there is one per thread, so a
@@ -1064,30 +1120,9 @@ fn search_tiles<'p, T: Real>(
         let mut guard = slots.iter().find_map(|s| s.try_lock().ok());
         let scratch = match guard.as_deref_mut() {
             Some(s) => s,
-            None => own.insert(Scratch::new(qe - qs, TRAIN_TILE.min(n_t), &plan.sorted_ks)),
+            None => own.insert(new_scratch(qe - qs)),
         };
-        let Scratch { buf, heaps, fresh } = scratch;
-        let heaps = &mut heaps[..qe - qs];
-        for h in heaps.iter_mut().flatten() {
-            h.reset();
-        }
-        for ts in (0..n_t).step_by(TRAIN_TILE) {
-            let te = (ts + TRAIN_TILE).min(n_t);
-            let norms = fill(qs, qe, ts, te, buf);
-            reduce_tile(heaps, buf, te - ts, ts, norms, false);
-        }
-        let rows = out_d.chunks_exact_mut(kk).zip(out_i.chunks_exact_mut(kk));
-        for (per_query, (row_d, row_i)) in heaps.iter_mut().zip(rows) {
-            for ((&slot, h), spare) in plan
-                .order
-                .iter()
-                .zip(per_query.iter_mut())
-                .zip(fresh.iter_mut())
-            {
-                finish_heap(h, plan.strategy, spare);
-                plan.write(slot, &h.values, &h.indices, row_d, row_i);
-            }
-        }
+        run(scratch, qs, qe, out_d, out_i);
     };
     let chunk = (tq * kk).max(1);
     // Each tile's output rows, taken by exactly one thread (the locks are never contended).
@@ -1100,7 +1135,7 @@ fn search_tiles<'p, T: Real>(
     threads.for_each_index(outputs.len(), |t| {
         if let Ok(mut out) = outputs[t].lock() {
             let (out_d, out_i) = &mut *out;
-            search_tile((t, (out_d, out_i)));
+            search_tile(t, out_d, out_i);
         }
     })?;
     threads.linger();
@@ -1129,7 +1164,7 @@ fn search_tiles<'p, T: Real>(
 
 /// Puts a filled heap in scikit-learn's final order (see [`Strategy`]); `spare` is a heap
 /// of the same size to re-push into (its contents are overwritten).
-fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy, spare: &mut KHeap<T>) {
+pub(super) fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy, spare: &mut KHeap<T>) {
     if strategy == Strategy::ParallelOnY {
         spare.reset();
         for (&v, &i) in h.values.iter().zip(&h.indices) {

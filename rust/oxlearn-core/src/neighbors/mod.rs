@@ -5,6 +5,9 @@
 //!   on tiles of queries x training rows; other metrics from direct loops on the same tiles.
 //!   Data of small integers (the digits images, counts, binary features) takes an exact
 //!   integer kernel instead of the GEMM (`int8`), with bit-identical distances.
+//!   Other float64 data of 16 features or more is screened with float32 bounds first
+//!   (`screen`): only the candidates the heaps could take are computed in float64, which
+//!   changes no answer.
 //!   Each tile is reduced at once into one fixed-size heap per query, fed in increasing
 //!   training index order, so the result is scikit-learn's (1 thread) whatever the thread
 //!   count: only tiles of *queries* run in parallel.
@@ -28,6 +31,7 @@
 mod brute;
 pub mod heap;
 mod int8;
+mod screen;
 pub mod vote;
 
 pub use brute::{

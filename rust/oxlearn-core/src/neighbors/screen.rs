@@ -1,0 +1,545 @@
+//! float64 Euclidean searches screened in float32: the float32 GEMM (twice the float64
+//! GEMM's throughput) bounds every distance, and only the candidates that the float64
+//! search's heaps could take are computed in float64.
+//!
+//! Why this exists (our edge: the GEMM is most of a float64 search, and scikit-learn's
+//! answers, ties included, must not change): the float64 search feeds every candidate, in
+//! increasing training index, to scikit-learn's heap, which takes a candidate only when its
+//! distance is below the heap's root (the `k`-th smallest distance seen so far). Here each
+//! distance `e` gets float32 bounds `lo <= e <= hi` (see [`Bounds`]). A second heap, of the
+//! `hi` values, has a root that is never below the float64 heap's at the same point of the
+//! scan (its `k` candidates have float64 distances at most their `hi`). So a candidate with
+//! `lo` at or above that root would have been refused by the float64 heap, and is skipped.
+//! The others (about `k (1 + ln(n_train / k))` per query for data in general position) are
+//! computed in float64 and fed to the float64 heaps in increasing index order: the heaps
+//! see the candidates they would have taken, in the same order, and refuse the rest as
+//! before, so they end in the same state, ties and all. The bounds only decide how much
+//! work is skipped, never the answer.
+//!
+//! The float64 distance of a candidate is `||q||^2 - 2 q.t + ||t||^2` clipped at 0, as the
+//! float64 search computes it, with the dot product summed in a fixed order (so the bits do
+//! not depend on the tiling or the thread count).
+//!
+//! The bounds. With `a = (qn32 + c) + tn32` the float32 value of `||q - t||^2` (`c = -2
+//! q32.t32` from the float32 GEMM, `qn32` and `tn32` the float32 squared norms of the
+//! centred float32 rows, in any summation order) and `e` the float64 distance, the standard
+//! error bounds of floating-point sums (`u = 2^-24`, `d` features, centred values at most
+//! 2^50 in magnitude) give `|a - ||q - t||^2| <= (2 d + 9) u (qn32 + tn32)`: `u` per value
+//! for the conversion, `d u` of the sum of absolute products for each dot product and norm
+//! (that sum is at most `(qn + tn) / 2`), `u` of at most `2 (qn + tn)` for each of the two
+//! additions; plus `d 2^-98` where float32 holds a value as a subnormal. The float64 side
+//! gives `|e - ||q - t||^2| <= (2 d + 9) 2^-53 (||q||^2 + ||t||^2)`. The code takes
+//! `c32 = (2 d + 64) u` (room for the rounding of the bounds themselves, computed in
+//! float32), `c64 = (2 d + 16) 2^-53` at the largest training norm, and
+//! `lo = ((qn32 (1 - c32) - s) + c) + tn32 (1 - c32)`,
+//! `hi = ((qn32 (1 + c32) + s) + c) + tn32 (1 + c32)`, with `s` the query's float64 slack.
+//! The tests check the answers against the full replay bit for bit on data built to be
+//! hard for the bounds (ties, a large offset, outliers, tiny values).
+//!
+//! The float32 copies are made tile by tile, centred on the training mean (distances do not
+//! change under a shift, and the bounds, which grow with the norms, get tighter), so the
+//! search holds no float32 copy of either array.
+
+// The loop bodies are `#[inline(always)]` so that they are compiled again inside each
+// `#[target_feature]` copy below.
+#![allow(clippy::inline_always)]
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use super::Metric;
+use super::brute::{
+    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, finish_tile, lt_mask_portable,
+    over_tiles, push_all, sq_norms_simd, sum8,
+};
+#[cfg(target_arch = "x86_64")]
+use super::brute::{Simd, lt_mask_avx, simd_level};
+use super::heap::KHeap;
+use crate::error::Result;
+use crate::linalg::gemm;
+use crate::parallel::{Threads, Wake};
+use crate::real::Real;
+
+/// Widest rows screened: the bounds' constants assume `d * 2^-24` is small.
+const MAX_FEATURES: usize = 4096;
+
+/// Narrowest rows screened: below this the GEMM is a small part of a search.
+const MIN_FEATURES: usize = 16;
+
+/// Float32 query values a screened query tile holds at most (256 KiB), unless the tile has
+/// only [`QUERY_TILE`] rows.
+const SCREEN_ROWS_VALUES: usize = 1 << 16;
+
+/// Largest magnitude of a centred value: squares and sums of `MAX_FEATURES` of them stay
+/// far below float32's overflow threshold (`2^128`).
+const MAX_CENTRED: f64 = 1_125_899_906_842_624.0; // 2^50
+
+/// The inputs of a screened search: the float64 rows, their float64 squared norms (those of
+/// the float64 search), and the training mean the float32 tiles are centred on.
+pub(super) struct Screen<'a, T: Real> {
+    query: ArrayView2<'a, T>,
+    train: ArrayView2<'a, T>,
+    qn: Vec<T>,
+    tn: Vec<T>,
+    mean: Vec<f64>,
+    /// The bounds' relative constant for the float32 norms (see the module docs).
+    c32: f64,
+    /// `c64 * max ||t||^2` plus room for subnormals: the training part of each query's slack.
+    slack_t: f64,
+    /// The bounds' relative constant for the float64 norms.
+    c64: f64,
+}
+
+impl<'a, T: Real> Screen<'a, T> {
+    /// The screened form of a float64 Euclidean search of `query` against `train`, or
+    /// `None` where it does not apply (float32 data, another metric, fewer than
+    /// [`MIN_FEATURES`] or more than [`MAX_FEATURES`] features, or a centred value beyond
+    /// 2^50 in magnitude or not finite). Depends on the data only, never on the threads.
+    pub(super) fn new(
+        query: ArrayView2<'a, T>,
+        train: ArrayView2<'a, T>,
+        metric: &Metric,
+    ) -> Option<Self> {
+        let d = train.ncols();
+        if std::mem::size_of::<T>() <= std::mem::size_of::<f32>()
+            || !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
+            || query.ncols() != d
+            || !(MIN_FEATURES..=MAX_FEATURES).contains(&d)
+            || train.nrows() == 0
+        {
+            return None;
+        }
+        let (qs, ts) = (query.as_slice()?, train.as_slice()?);
+        let mean = column_means(ts, d);
+        if !centred_in_range(qs, &mean) || !centred_in_range(ts, &mean) {
+            return None;
+        }
+        let qn = sq_norms_simd(&query);
+        let tn = sq_norms_simd(&train);
+        let df = d as f64;
+        let c64 = (2.0 * df + 16.0) * f64::EPSILON / 2.0;
+        let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v.to_f64_lossless()));
+        Some(Self {
+            query,
+            train,
+            qn,
+            tn,
+            mean,
+            c32: (2.0 * df + 64.0) * f64::from(f32::EPSILON) / 2.0,
+            slack_t: c64 * t_max + df * 2f64.powi(-90),
+            c64,
+        })
+    }
+
+    /// The search (see the module docs), reporting as `plan` says.
+    pub(super) fn search(
+        &self,
+        plan: &Plan<'_>,
+        wake: Wake,
+    ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+        let d = self.train.ncols();
+        let n_t = plan.n_t;
+        let tt = TRAIN_TILE.min(n_t);
+        let k_max = plan.sorted_ks.last().copied().unwrap_or(1);
+        // Each training tile is converted once per query tile: larger query tiles (their
+        // GEMMs still run on blocks of `QUERY_TILE` rows, into one tile buffer) read the
+        // float64 training rows fewer times, while the float32 query rows stay small.
+        let max_rows = (SCREEN_ROWS_VALUES / d).clamp(QUERY_TILE, 4 * QUERY_TILE);
+        over_tiles(
+            plan,
+            wake,
+            max_rows,
+            |rows| Work::new(rows, QUERY_TILE.min(rows), tt, d, k_max, &plan.sorted_ks),
+            |work: &mut Work<T>, qs, qe, out_d, out_i| {
+                tile(self, work, qs, qe);
+                finish_tile(
+                    plan,
+                    &mut work.heaps[..qe - qs],
+                    &mut work.fresh,
+                    out_d,
+                    out_i,
+                );
+            },
+        )
+    }
+}
+
+/// The float64 search's squared distance: `(||q||^2 - 2 q.t) + ||t||^2`, clipped at 0.
+#[inline(always)]
+fn distance<T: Real>(q: &[T], t: &[T], qn: T, tn: T) -> T {
+    let v = (qn + sum8(q, t, |x, y| x * y) * T::from_f64_lossy(-2.0)) + tn;
+    if v > T::zero() { v } else { T::zero() }
+}
+
+/// Column means of a row-major `(len / d) x d` matrix, in float64.
+fn column_means<T: Real>(a: &[T], d: usize) -> Vec<f64> {
+    let mut sum = vec![0.0_f64; d];
+    for r in a.chunks_exact(d) {
+        for (s, &v) in sum.iter_mut().zip(r) {
+            *s += v.to_f64_lossless();
+        }
+    }
+    let n = (a.len() / d).max(1) as f64;
+    sum.into_iter().map(|s| s / n).collect()
+}
+
+/// Whether every value of `a` (row-major, `mean.len()` wide) minus its column's mean is
+/// finite and at most [`MAX_CENTRED`] in magnitude.
+fn centred_in_range<T: Real>(a: &[T], mean: &[f64]) -> bool {
+    let mut ok = true;
+    for r in a.chunks_exact(mean.len()) {
+        for (&v, &m) in r.iter().zip(mean) {
+            // NaN fails the comparison.
+            ok &= (v.to_f64_lossless() - m).abs() <= MAX_CENTRED;
+        }
+    }
+    ok
+}
+
+/// Writes `row - mean` in float32 to `out` and returns its float32 squared norm.
+#[inline(always)]
+fn centre_row<T: Real>(row: &[T], mean: &[f64], out: &mut [f32]) -> f32 {
+    for ((o, &v), &m) in out.iter_mut().zip(row).zip(mean) {
+        *o = (v.to_f64_lossless() - m) as f32;
+    }
+    sum8(out, out, |x, y| x * y)
+}
+
+/// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`), through the
+/// GEMM in blocks of [`GEMM_TRAIN_ROWS`] training rows (see `Prepared::cross`).
+fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f32]) {
+    let (Ok(qv), Ok(tv)) = (
+        ArrayView2::from_shape((rows, d), q),
+        ArrayView2::from_shape((tt, d), t),
+    ) else {
+        return;
+    };
+    let Ok(mut c) = ArrayViewMut2::from_shape((rows, tt), &mut buf[..rows * tt]) else {
+        return;
+    };
+    for j0 in (0..tt).step_by(GEMM_TRAIN_ROWS) {
+        let j1 = (j0 + GEMM_TRAIN_ROWS).min(tt);
+        let tb = tv.slice(ndarray::s![j0..j1, ..]);
+        let cb = c.slice_mut(ndarray::s![.., j0..j1]);
+        gemm(-2.0_f32, qv, tb.t(), 0.0, cb, Threads::Single);
+    }
+}
+
+/// A thread's working memory for screened query tiles.
+struct Work<T> {
+    /// Centred float32 query rows of the tile, and training rows of the training tile.
+    q32: Vec<f32>,
+    t32: Vec<f32>,
+    /// The query and training terms of the bounds (see [`Bounds`]).
+    qlo: Vec<f32>,
+    qhi: Vec<f32>,
+    tlo: Vec<f32>,
+    thi: Vec<f32>,
+    /// One block (at most [`QUERY_TILE`] query rows) of `-2 q32.t32`.
+    buf: Vec<f32>,
+    /// Per query, the heap of upper bounds (size `k_max`).
+    bounds: Vec<KHeap<f32>>,
+    /// Per query, the float64 heaps (one per `k`, increasing), and one spare per `k`.
+    heaps: Vec<Vec<KHeap<T>>>,
+    fresh: Vec<KHeap<T>>,
+}
+
+impl<T: Real> Work<T> {
+    fn new(
+        rows: usize,
+        block: usize,
+        tt: usize,
+        d: usize,
+        k_max: usize,
+        sorted_ks: &[usize],
+    ) -> Self {
+        let per_query = || sorted_ks.iter().map(|&k| KHeap::new(k)).collect::<Vec<_>>();
+        Self {
+            q32: vec![0.0; rows * d],
+            t32: vec![0.0; tt * d],
+            qlo: vec![0.0; rows],
+            qhi: vec![0.0; rows],
+            tlo: vec![0.0; tt],
+            thi: vec![0.0; tt],
+            buf: vec![0.0; block * tt],
+            bounds: (0..rows).map(|_| KHeap::new(k_max)).collect(),
+            heaps: (0..rows).map(|_| per_query()).collect(),
+            fresh: per_query(),
+        }
+    }
+}
+
+/// Screens one block (queries `rows` of the tile starting at query `qs`, whose
+/// `-2 q32.t32` is in `work.buf`, x `tt` training rows from `ts`): a candidate whose lower
+/// bound is below its query's bound-heap root has its upper bound pushed there and its
+/// float64 distance fed to the query's float64 heaps, while its training row is in cache.
+#[inline(always)]
+fn screen_body<T: Real>(
+    this: &Screen<'_, T>,
+    work: &mut Work<T>,
+    qs: usize,
+    rows: std::ops::Range<usize>,
+    tt: usize,
+    ts: usize,
+    lt_mask: &impl Fn(&[f32; LANES], f32) -> u64,
+) {
+    let d = this.train.ncols();
+    let (Some(q), Some(t)) = (this.query.as_slice(), this.train.as_slice()) else {
+        return;
+    };
+    let Work {
+        qlo,
+        qhi,
+        tlo,
+        thi,
+        buf,
+        bounds,
+        heaps,
+        ..
+    } = work;
+    let r0 = rows.start;
+    for i in rows {
+        let row = &buf[(i - r0) * tt..(i - r0 + 1) * tt];
+        let (ql, qh) = (qlo[i], qhi[i]);
+        let heap = &mut bounds[i];
+        let Some((big, small)) = heaps[i].split_last_mut() else {
+            continue;
+        };
+        let qrow = &q[(qs + i) * d..(qs + i + 1) * d];
+        let qn = this.qn[qs + i];
+        for j0 in (0..tt).step_by(LANES) {
+            let n = LANES.min(tt - j0);
+            let mut lo = [f32::INFINITY; LANES];
+            for ((l, &c), &tl) in lo.iter_mut().zip(&row[j0..j0 + n]).zip(&tlo[j0..j0 + n]) {
+                *l = (ql + c) + tl;
+            }
+            let mut mask = lt_mask(&lo, heap.root());
+            while mask != 0 {
+                let l = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                // The root only shrinks: test again against today's.
+                if lo[l] < heap.root() {
+                    let j = ts + j0 + l;
+                    heap.push((qh + row[j0 + l]) + thi[j0 + l], j);
+                    let e = distance(qrow, &t[j * d..(j + 1) * d], qn, this.tn[j]);
+                    push_all(big, small, e, j);
+                }
+            }
+        }
+    }
+}
+
+/// Screens queries `qs..qe` against every training row, then feeds the candidates'
+/// float64 distances to `work.heaps`.
+#[inline(always)]
+fn tile_body<T: Real>(
+    this: &Screen<'_, T>,
+    work: &mut Work<T>,
+    qs: usize,
+    qe: usize,
+    lt_mask: impl Fn(&[f32; LANES], f32) -> u64,
+) {
+    let (d, n_t, rows) = (this.train.ncols(), this.train.nrows(), qe - qs);
+    let (Some(q), Some(t)) = (this.query.as_slice(), this.train.as_slice()) else {
+        return;
+    };
+    let c32 = this.c32 as f32;
+    for i in 0..rows {
+        let qn32 = centre_row(
+            &q[(qs + i) * d..(qs + i + 1) * d],
+            &this.mean,
+            &mut work.q32[i * d..(i + 1) * d],
+        );
+        let slack = (this.c64 * this.qn[qs + i].to_f64_lossless() + this.slack_t) as f32;
+        work.qlo[i] = qn32 * (1.0 - c32) - slack;
+        work.qhi[i] = qn32 * (1.0 + c32) + slack;
+        work.bounds[i].reset();
+        for h in &mut work.heaps[i] {
+            h.reset();
+        }
+    }
+    for ts in (0..n_t).step_by(TRAIN_TILE) {
+        let te = (ts + TRAIN_TILE).min(n_t);
+        let tt = te - ts;
+        for j in 0..tt {
+            let tn32 = centre_row(
+                &t[(ts + j) * d..(ts + j + 1) * d],
+                &this.mean,
+                &mut work.t32[j * d..(j + 1) * d],
+            );
+            work.tlo[j] = tn32 * (1.0 - c32);
+            work.thi[j] = tn32 * (1.0 + c32);
+        }
+        for r0 in (0..rows).step_by(QUERY_TILE) {
+            let r1 = (r0 + QUERY_TILE).min(rows);
+            let q32 = &work.q32[r0 * d..r1 * d];
+            cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
+            screen_body(this, work, qs, r0..r1, tt, ts, &lt_mask);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
+fn tile_v4<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
+    tile_body(this, work, qs, qe, |v, r| lt_mask_avx(v, r));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
+fn tile_v3<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
+    tile_body(this, work, qs, qe, |v, r| lt_mask_avx(v, r));
+}
+
+/// [`tile_body`] in the best compilation for this CPU: the conversions, the screening and
+/// the float64 distances all vectorise several times wider than at the baseline target
+/// (the same source, so the same results).
+fn tile<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: the CPU supports every feature these functions enable.
+        Simd::V4 => return unsafe { tile_v4(this, work, qs, qe) },
+        // SAFETY: as above.
+        Simd::V3 => return unsafe { tile_v3(this, work, qs, qe) },
+        Simd::Baseline => {}
+    }
+    tile_body(this, work, qs, qe, lt_mask_portable);
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+
+    use super::super::brute::{Plan, Precision, finish_heap};
+    use super::super::{Metric, sklearn_strategy};
+    use super::{KHeap, Screen, distance, sq_norms_simd};
+    use crate::parallel::Threads;
+
+    /// Every training row's float64 distance fed to scikit-learn's heaps in index order
+    /// (what the screening must reproduce), one result per `k` of `ks`.
+    fn full_replay(
+        q: &Array2<f64>,
+        t: &Array2<f64>,
+        ks: &[usize],
+        metric: &Metric,
+    ) -> Vec<(Array2<f64>, Array2<usize>)> {
+        let (qn, tn) = (sq_norms_simd(&q.view()), sq_norms_simd(&t.view()));
+        let strategy = sklearn_strategy(q.nrows(), t.nrows());
+        ks.iter()
+            .map(|&k| {
+                let mut dist = Array2::zeros((q.nrows(), k));
+                let mut idx = Array2::zeros((q.nrows(), k));
+                for i in 0..q.nrows() {
+                    let (mut h, mut spare) = (KHeap::new(k), KHeap::new(k));
+                    let qr = q.row(i).to_vec();
+                    for (j, (tr, &tnj)) in t.rows().into_iter().zip(&tn).enumerate() {
+                        h.push(distance(&qr, &tr.to_vec(), qn[i], tnj), j);
+                    }
+                    finish_heap(&mut h, strategy, &mut spare);
+                    for c in 0..k {
+                        dist[[i, c]] = metric.rdist_to_dist(h.values[c]);
+                        idx[[i, c]] = h.indices[c];
+                    }
+                }
+                (dist, idx)
+            })
+            .collect()
+    }
+
+    fn screened(
+        q: &Array2<f64>,
+        t: &Array2<f64>,
+        ks: &[usize],
+        metric: &Metric,
+        threads: Threads,
+    ) -> Vec<(Array2<f64>, Array2<usize>)> {
+        let screen = Screen::new(q.view(), t.view(), metric).expect("the data is screened");
+        let plan = Plan::new(q.nrows(), t.nrows(), ks, metric, threads, Precision::F64);
+        screen
+            .search(&plan, threads.wake())
+            .expect("the search runs")
+    }
+
+    fn uniform(n: usize, d: usize, rng: &mut Pcg64) -> Array2<f64> {
+        Array2::from_shape_fn((n, d), |_| rng.random::<f64>())
+    }
+
+    /// Data sets the screening must not change: general position, exact ties (duplicated
+    /// rows, queries equal to training rows, a coarse lattice), a large offset
+    /// (cancellation in the norms), outlying rows (loose bounds), tiny values.
+    fn cases() -> Vec<(&'static str, Array2<f64>, Array2<f64>)> {
+        let mut rng = Pcg64::seed_from_u64(17);
+        let t = uniform(700, 24, &mut rng);
+        let q = uniform(90, 24, &mut rng);
+        let mut dup = ndarray::concatenate![ndarray::Axis(0), t, t.slice(ndarray::s![..200, ..])];
+        dup.row_mut(650).assign(&t.row(3));
+        let dup_q = ndarray::concatenate![ndarray::Axis(0), q, t.slice(ndarray::s![..40, ..])];
+        let lattice =
+            Array2::from_shape_fn((600, 20), |_| f64::from(rng.random_range(0..3_u8)) * 0.1);
+        let lattice_q =
+            Array2::from_shape_fn((80, 20), |_| f64::from(rng.random_range(0..3_u8)) * 0.1);
+        let mut outliers = t.clone();
+        for i in (0..700).step_by(37) {
+            outliers.row_mut(i).mapv_inplace(|v| v * 1e5);
+        }
+        vec![
+            ("uniform", t.clone(), q.clone()),
+            ("duplicates", dup, dup_q),
+            ("lattice", lattice, lattice_q),
+            ("offset", t.mapv(|v| v + 1e6), q.mapv(|v| v + 1e6)),
+            ("outliers", outliers, q.clone()),
+            ("tiny", t.mapv(|v| v * 1e-200), q.mapv(|v| v * 1e-200)),
+        ]
+    }
+
+    #[test]
+    fn screening_gives_the_full_replays_answers_bit_for_bit() {
+        for (name, t, q) in cases() {
+            for metric in [Metric::Euclidean, Metric::SqEuclidean] {
+                let ks = [5, 1, 17];
+                let want = full_replay(&q, &t, &ks, &metric);
+                for threads in [Threads::Single, Threads::exactly(3)] {
+                    let got = screened(&q, &t, &ks, &metric, threads);
+                    for ((gd, gi), (wd, wi)) in got.iter().zip(&want) {
+                        assert_eq!(gi, wi, "{name} {metric:?}: indices");
+                        let same = gd.iter().zip(wd).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{name} {metric:?}: distances");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_training_row_when_k_is_n_train() {
+        let mut rng = Pcg64::seed_from_u64(3);
+        let t = uniform(40, 16, &mut rng);
+        let q = uniform(9, 16, &mut rng);
+        let m = Metric::SqEuclidean;
+        assert_eq!(
+            screened(&q, &t, &[40], &m, Threads::Single),
+            full_replay(&q, &t, &[40], &m)
+        );
+    }
+
+    #[test]
+    fn screening_applies_only_where_its_bounds_hold() {
+        let mut rng = Pcg64::seed_from_u64(5);
+        let t = uniform(50, 16, &mut rng);
+        let e = Metric::Euclidean;
+        assert!(Screen::new(t.view(), t.view(), &e).is_some());
+        assert!(Screen::new(t.view(), t.view(), &Metric::Manhattan).is_none());
+        let narrow = uniform(50, 15, &mut rng);
+        assert!(Screen::new(narrow.view(), narrow.view(), &e).is_none());
+        let t32 = t.mapv(|v| v as f32);
+        assert!(Screen::new(t32.view(), t32.view(), &e).is_none());
+        let mut huge = t.clone();
+        huge[[7, 3]] = 1e17;
+        assert!(Screen::new(t.view(), huge.view(), &e).is_none());
+        assert!(Screen::new(huge.view(), t.view(), &e).is_none());
+        let mut nan = t.clone();
+        nan[[0, 0]] = f64::NAN;
+        assert!(Screen::new(nan.view(), t.view(), &e).is_none());
+    }
+}
