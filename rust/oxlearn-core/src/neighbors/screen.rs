@@ -6,7 +6,7 @@
 //! answers, ties included, must not change): the float64 search feeds every candidate, in
 //! increasing training index, to scikit-learn's heap, which takes a candidate only when its
 //! distance is below the heap's root (the `k`-th smallest distance seen so far). Here each
-//! distance `e` gets float32 bounds `lo <= e <= hi` (see [`Bounds`]). A second heap, of the
+//! distance `e` gets float32 bounds `lo <= e <= hi` (derived below). A second heap, of the
 //! `hi` values, has a root that is never below the float64 heap's at the same point of the
 //! scan (its `k` candidates have float64 distances at most their `hi`). So a candidate with
 //! `lo` at or above that root would have been refused by the float64 heap, and is skipped.
