@@ -48,8 +48,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use super::Metric;
 use super::brute::{
-    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, finish_tile, lt_mask_portable,
-    over_tiles, push_all, sq_norms_simd, sum8,
+    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, finish_tile, lt_mask_portable, over_tiles, push_all,
+    sq_norms_simd, sum8,
 };
 #[cfg(target_arch = "x86_64")]
 use super::brute::{Simd, lt_mask_avx, simd_level};
@@ -66,7 +66,7 @@ const MAX_FEATURES: usize = 4096;
 const MIN_FEATURES: usize = 16;
 
 /// Float32 query values a screened query tile holds at most (256 KiB), unless the tile has
-/// only [`QUERY_TILE`] rows.
+/// only [`GEMM_TRAIN_ROWS`] rows.
 const SCREEN_ROWS_VALUES: usize = 1 << 16;
 
 /// Largest magnitude of a centred value: squares and sums of `MAX_FEATURES` of them stay
@@ -138,12 +138,13 @@ impl<'a, T: Real> Screen<'a, T> {
     ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
         let d = self.train.ncols();
         let n_t = plan.n_t;
-        let tt = TRAIN_TILE.min(n_t);
+        let tt = GEMM_TRAIN_ROWS.min(n_t);
         let k_max = plan.sorted_ks.last().copied().unwrap_or(1);
-        // Each training tile is converted once per query tile: larger query tiles (their
-        // GEMMs still run on blocks of `QUERY_TILE` rows, into one tile buffer) read the
-        // float64 training rows fewer times, while the float32 query rows stay small.
-        let max_rows = (SCREEN_ROWS_VALUES / d).clamp(QUERY_TILE, 4 * QUERY_TILE);
+        // Each block of training rows is converted once per query tile: larger query tiles
+        // (their GEMMs still run on blocks of `QUERY_TILE` rows, into one buffer) read the
+        // float64 training rows fewer times, while the float32 query rows stay small (wide
+        // rows get fewer of them: the conversion is then a smaller share of each GEMM).
+        let max_rows = (SCREEN_ROWS_VALUES / d).clamp(GEMM_TRAIN_ROWS, 4 * QUERY_TILE);
         over_tiles(
             plan,
             wake,
@@ -204,8 +205,8 @@ fn centre_row<T: Real>(row: &[T], mean: &[f64], out: &mut [f32]) -> f32 {
     sum8(out, out, |x, y| x * y)
 }
 
-/// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`), through the
-/// GEMM in blocks of [`GEMM_TRAIN_ROWS`] training rows (see `Prepared::cross`).
+/// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`, at most
+/// [`GEMM_TRAIN_ROWS`] rows: one GEMM call, see `Prepared::cross` for why that size).
 fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f32]) {
     let (Ok(qv), Ok(tv)) = (
         ArrayView2::from_shape((rows, d), q),
@@ -213,20 +214,15 @@ fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f3
     ) else {
         return;
     };
-    let Ok(mut c) = ArrayViewMut2::from_shape((rows, tt), &mut buf[..rows * tt]) else {
+    let Ok(c) = ArrayViewMut2::from_shape((rows, tt), &mut buf[..rows * tt]) else {
         return;
     };
-    for j0 in (0..tt).step_by(GEMM_TRAIN_ROWS) {
-        let j1 = (j0 + GEMM_TRAIN_ROWS).min(tt);
-        let tb = tv.slice(ndarray::s![j0..j1, ..]);
-        let cb = c.slice_mut(ndarray::s![.., j0..j1]);
-        gemm(-2.0_f32, qv, tb.t(), 0.0, cb, Threads::Single);
-    }
+    gemm(-2.0_f32, qv, tv.t(), 0.0, c, Threads::Single);
 }
 
 /// A thread's working memory for screened query tiles.
 struct Work<T> {
-    /// Centred float32 query rows of the tile, and training rows of the training tile.
+    /// Centred float32 query rows of the tile, and training rows of the training block.
     q32: Vec<f32>,
     t32: Vec<f32>,
     /// The query and training terms of the bounds (see [`Bounds`]).
@@ -357,8 +353,10 @@ fn tile_body<T: Real>(
             h.reset();
         }
     }
-    for ts in (0..n_t).step_by(TRAIN_TILE) {
-        let te = (ts + TRAIN_TILE).min(n_t);
+    // Blocks of `GEMM_TRAIN_ROWS` training rows: the size of one GEMM call, so the float32
+    // copy of a block and its tile of products stay small whatever the width.
+    for ts in (0..n_t).step_by(GEMM_TRAIN_ROWS) {
+        let te = (ts + GEMM_TRAIN_ROWS).min(n_t);
         let tt = te - ts;
         for j in 0..tt {
             let tn32 = centre_row(
@@ -485,6 +483,8 @@ mod tests {
         }
         vec![
             ("uniform", t.clone(), q.clone()),
+            // Query tiles of more than one GEMM block (600 queries: 300 rows per tile).
+            ("many queries", t.clone(), uniform(600, 24, &mut rng)),
             ("duplicates", dup, dup_q),
             ("lattice", lattice, lattice_q),
             ("offset", t.mapv(|v| v + 1e6), q.mapv(|v| v + 1e6)),
