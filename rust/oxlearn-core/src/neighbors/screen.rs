@@ -225,7 +225,7 @@ struct Work<T> {
     /// Centred float32 query rows of the tile, and training rows of the training block.
     q32: Vec<f32>,
     t32: Vec<f32>,
-    /// The query and training terms of the bounds (see [`Bounds`]).
+    /// The query and training terms of the bounds (see the module docs).
     qlo: Vec<f32>,
     qhi: Vec<f32>,
     tlo: Vec<f32>,
