@@ -13,7 +13,7 @@ use crate::parallel::{Threads, Wake};
 use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
-pub(super) const TRAIN_TILE: usize = 256;
+const TRAIN_TILE: usize = 256;
 /// Training rows per GEMM call within a tile (see [`Prepared::cross`]).
 pub(super) const GEMM_TRAIN_ROWS: usize = 64;
 /// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles
@@ -166,12 +166,7 @@ impl<'a, T: Real> Prepared<'a, T> {
                 self.cross(qs, qe, ts, te, buf, T::from_f64_lossy(-2.0));
                 let tn = &self.tn[ts..te];
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
-                    let qn = self.qn[qs + i];
-                    for (o, &t) in out.iter_mut().zip(tn) {
-                        let v = (qn + *o) + t;
-                        // Catastrophic cancellation can give tiny negatives: clip at 0.
-                        *o = if v > T::zero() { v } else { T::zero() };
-                    }
+                    epilogue(out, Some((self.qn[qs + i], tn)));
                 }
             }
             Metric::Cosine => {
@@ -497,11 +492,19 @@ fn reduce_row_pair<T: Real>(
 fn epilogue<T: Real>(vals: &mut [T], norms: Option<(T, &[T])>) {
     if let Some((qn, tn)) = norms {
         for (o, &t) in vals.iter_mut().zip(tn) {
-            let v = (qn + *o) + t;
-            // Catastrophic cancellation can give tiny negatives: clip at 0.
-            *o = if v > T::zero() { v } else { T::zero() };
+            *o = sq_dist(qn, *o, t);
         }
     }
+}
+
+/// The squared Euclidean distance from a query's squared norm `qn`, the GEMM term
+/// `cross = -2 q.t` and the training row's squared norm `tn`: `(qn + cross) + tn`, clipped
+/// at 0 (catastrophic cancellation can give tiny negatives).
+#[inline(always)] // compiled into each `target_feature` wrapper
+#[allow(clippy::inline_always)]
+pub(super) fn sq_dist<T: Real>(qn: T, cross: T, tn: T) -> T {
+    let v = (qn + cross) + tn;
+    if v > T::zero() { v } else { T::zero() }
 }
 
 /// Offers the candidates of `chunk` whose bit is set in `mask` (training index `base + l`
@@ -866,7 +869,7 @@ pub(super) enum Precision {
 }
 
 impl Precision {
-    pub(super) fn of<T: Real>() -> Self {
+    fn of<T: Real>() -> Self {
         if std::mem::size_of::<T>() == std::mem::size_of::<f32>() {
             Self::F32
         } else {

@@ -49,7 +49,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::Metric;
 use super::brute::{
     GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, finish_tile, lt_mask_portable, over_tiles, push_all,
-    sq_norms_simd, sum8,
+    sq_dist, sq_norms_simd, sum8,
 };
 #[cfg(target_arch = "x86_64")]
 use super::brute::{Simd, lt_mask_avx, simd_level};
@@ -76,8 +76,10 @@ const MAX_CENTRED: f64 = 1_125_899_906_842_624.0; // 2^50
 /// The inputs of a screened search: the float64 rows, their float64 squared norms (those of
 /// the float64 search), and the training mean the float32 tiles are centred on.
 pub(super) struct Screen<'a, T: Real> {
-    query: ArrayView2<'a, T>,
-    train: ArrayView2<'a, T>,
+    /// The query and training rows, row-major, `d` values each.
+    q: &'a [T],
+    t: &'a [T],
+    d: usize,
     qn: Vec<T>,
     tn: Vec<T>,
     mean: Vec<f64>,
@@ -108,7 +110,7 @@ impl<'a, T: Real> Screen<'a, T> {
         {
             return None;
         }
-        let (qs, ts) = (query.as_slice()?, train.as_slice()?);
+        let (qs, ts) = (query.to_slice()?, train.to_slice()?);
         let mean = column_means(ts, d);
         if !centred_in_range(qs, &mean) || !centred_in_range(ts, &mean) {
             return None;
@@ -119,8 +121,9 @@ impl<'a, T: Real> Screen<'a, T> {
         let c64 = (2.0 * df + 16.0) * f64::EPSILON / 2.0;
         let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v.to_f64_lossless()));
         Some(Self {
-            query,
-            train,
+            q: qs,
+            t: ts,
+            d,
             qn,
             tn,
             mean,
@@ -136,7 +139,7 @@ impl<'a, T: Real> Screen<'a, T> {
         plan: &Plan<'_>,
         wake: Wake,
     ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
-        let d = self.train.ncols();
+        let d = self.d;
         let n_t = plan.n_t;
         let tt = GEMM_TRAIN_ROWS.min(n_t);
         let k_max = plan.sorted_ks.last().copied().unwrap_or(1);
@@ -164,11 +167,11 @@ impl<'a, T: Real> Screen<'a, T> {
     }
 }
 
-/// The float64 search's squared distance: `(||q||^2 - 2 q.t) + ||t||^2`, clipped at 0.
+/// The float64 search's squared distance (see [`sq_dist`]), the dot product summed by
+/// [`sum8`].
 #[inline(always)]
 fn distance<T: Real>(q: &[T], t: &[T], qn: T, tn: T) -> T {
-    let v = (qn + sum8(q, t, |x, y| x * y) * T::from_f64_lossy(-2.0)) + tn;
-    if v > T::zero() { v } else { T::zero() }
+    sq_dist(qn, sum8(q, t, |x, y| x * y) * T::from_f64_lossy(-2.0), tn)
 }
 
 /// Column means of a row-major `(len / d) x d` matrix, in float64.
@@ -278,10 +281,7 @@ fn screen_body<T: Real>(
     ts: usize,
     lt_mask: &impl Fn(&[f32; LANES], f32) -> u64,
 ) {
-    let d = this.train.ncols();
-    let (Some(q), Some(t)) = (this.query.as_slice(), this.train.as_slice()) else {
-        return;
-    };
+    let (d, q, t) = (this.d, this.q, this.t);
     let Work {
         qlo,
         qhi,
@@ -334,10 +334,8 @@ fn tile_body<T: Real>(
     qe: usize,
     lt_mask: impl Fn(&[f32; LANES], f32) -> u64,
 ) {
-    let (d, n_t, rows) = (this.train.ncols(), this.train.nrows(), qe - qs);
-    let (Some(q), Some(t)) = (this.query.as_slice(), this.train.as_slice()) else {
-        return;
-    };
+    let (d, q, t, rows) = (this.d, this.q, this.t, qe - qs);
+    let n_t = t.len() / d;
     let c32 = this.c32 as f32;
     for i in 0..rows {
         let qn32 = centre_row(
