@@ -110,21 +110,45 @@ fn shift_row<T: Real>(r: &[T], lo: &[f64], out: &mut [u8]) -> i32 {
     s
 }
 
-/// [`Int8Tiles::new`]'s conversion and packing, compiled for the CPUs that can run the
-/// kernel (their passes over the inputs vectorise 8 times wider than at the baseline).
-///
-/// # Safety
-/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`has_vnni`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
-    let lo = feature_minima(q, t, d)?;
+/// Row `r` as bytes in `out` when every value is an integer in `0..=127` (then no shift is
+/// needed): returns its squared norm and whether the row qualified, and raises `hi` to the
+/// row's values. One pass with no early exit inside the row, so that it vectorises.
+#[inline(always)] // compiled into `pack_v4`
+#[allow(clippy::inline_always)]
+fn direct_row<T: Real>(r: &[T], out: &mut [u8], hi: &mut [i32]) -> (i32, bool) {
+    let mut ok = true;
+    let mut s = 0i32;
+    for ((o, &v), h) in out.iter_mut().zip(r).zip(hi.iter_mut()) {
+        let x = v.to_f64_lossless();
+        let in_range = (0.0..=127.0).contains(&x); // false for NaN
+        ok &= in_range;
+        // SAFETY: the converted value is in 0..=127 (out-of-range values were replaced by 0).
+        let i: i32 = unsafe { (if in_range { x } else { 0.0 }).to_int_unchecked() };
+        ok &= f64::from(i) == x;
+        s += i * i;
+        *o = i as u8;
+        *h = (*h).max(i);
+    }
+    (s, ok)
+}
+
+/// Packs `q` and `t` (rows of `d` values) for [`Int8Tiles::tile`], each row converted by
+/// `convert(row, bytes)` into its `d` bytes and its squared norm, or `None` (then so is the
+/// result) when the row cannot be.
+#[inline(always)] // compiled into `pack_v4`
+#[allow(clippy::inline_always)]
+fn pack_rows<T: Real>(
+    q: &[T],
+    t: &[T],
+    d: usize,
+    mut convert: impl FnMut(&[T], &mut [u8]) -> Option<i32>,
+) -> Option<Int8Tiles> {
     let dp = d.next_multiple_of(4);
     let (n_q, n_t) = (q.len() / d, t.len() / d);
     let mut qb = vec![0u8; (n_q + MR) * dp];
     let mut qn = Vec::with_capacity(n_q);
     for (r, out) in q.chunks_exact(d).zip(qb.chunks_exact_mut(dp)) {
-        qn.push(shift_row(r, &lo, out));
+        qn.push(convert(r, out)?);
     }
     let groups = dp / 4;
     let n_panels = n_t.div_ceil(PANEL);
@@ -132,13 +156,13 @@ unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     let mut tn = vec![0i32; n_panels * PANEL];
     let mut row = vec![0u8; dp];
     for (i, (r, norm)) in t.chunks_exact(d).zip(tn.iter_mut()).enumerate() {
-        *norm = shift_row(r, &lo, &mut row);
+        *norm = convert(r, &mut row)?;
         // Row `i` is lane `i % PANEL` of panel `i / PANEL`: 4 bytes in every 64 of the panel.
         let base = (i / PANEL) * groups * PANEL * 4 + (i % PANEL) * 4;
         for (g, four) in row.chunks_exact(4).enumerate() {
             let at = base + g * PANEL * 4;
             for (o, &b) in tb[at..at + 4].iter_mut().zip(four) {
-                *o = b as i8;
+                *o = b.cast_signed();
             }
         }
     }
@@ -149,6 +173,43 @@ unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
         tn,
         dp,
     })
+}
+
+/// The packed data of inputs whose values are all integers in `0..=127` and whose largest
+/// possible squared distance is below `2^24`, converted as they are read: one pass over each
+/// array instead of the per-feature minima's pass and then the shifting one (for a digits
+/// fold the conversion took about 100 of a 580 µs two-thread search; it is memory-bound on
+/// the float64 inputs). The distances are the same integers as with the shift (a shift
+/// changes no difference), so the results are too. `None` when a value does not qualify
+/// (checked row by row, so other data leaves after its first row).
+#[inline(always)] // compiled into `pack_v4`
+#[allow(clippy::inline_always)]
+fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    let mut hi = vec![0i32; d];
+    let packed = pack_rows(q, t, d, |r, out| {
+        let (norm, ok) = direct_row(r, out, &mut hi);
+        ok.then_some(norm)
+    })?;
+    // Every value lies in 0..=hi, so no squared distance exceeds sum(hi^2).
+    let max_dist: f64 = hi.iter().map(|&h| f64::from(h * h)).sum();
+    (max_dist < f64::from(1u32 << 24)).then_some(packed)
+}
+
+/// [`Int8Tiles::new`]'s conversion and packing, compiled for the CPUs that can run the
+/// kernel (their passes over the inputs vectorise 8 times wider than at the baseline):
+/// [`pack_direct`] when the values are bytes already, else shifted by each feature's
+/// minimum.
+///
+/// # Safety
+/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`has_vnni`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
+unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    if let Some(direct) = pack_direct(q, t, d) {
+        return Some(direct);
+    }
+    let lo = feature_minima(q, t, d)?;
+    pack_rows(q, t, d, |r, out| Some(shift_row(r, &lo, out)))
 }
 
 impl Int8Tiles {
@@ -321,7 +382,7 @@ mod vnni {
 
 #[cfg(test)]
 mod tests {
-    use super::{Int8Tiles, feature_minima, has_vnni};
+    use super::{Int8Tiles, feature_minima, has_vnni, pack_direct};
     use crate::neighbors::Metric;
     use ndarray::Array2;
 
@@ -344,22 +405,61 @@ mod tests {
         assert!(feature_minima(&wide[..1040], &vec![0.0f32; 1040], 1040).is_some());
     }
 
+    #[test]
+    fn direct_packing_takes_bytes_only() {
+        assert!(pack_direct(&[0.0f64, 127.0], &[-0.0, 5.0], 2).is_some());
+        assert!(pack_direct(&[0.0f32, 127.0], &[3.0, 5.0], 2).is_some());
+        for bad in [
+            -1.0,
+            128.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            -f64::INFINITY,
+            1e300,
+        ] {
+            assert!(pack_direct(&[bad, 1.0], &[1.0, 1.0], 2).is_none(), "{bad}");
+            assert!(pack_direct(&[1.0, 1.0], &[1.0, bad], 2).is_none(), "{bad}");
+        }
+        // The largest possible distance must stay below 2^24 (1041 * 127^2 does not).
+        assert!(pack_direct(&[127.0f32; 1041], &[0.0f32; 1041], 1041).is_none());
+        assert!(pack_direct(&[127.0f32; 1040], &[0.0f32; 1040], 1040).is_some());
+    }
+
     /// Every shape edge (rows not a multiple of the micro-tile, columns not of a panel, odd
-    /// feature counts, negative values): the distances are the exact integers.
+    /// feature counts), for data packed as it is (bytes already) and data shifted by each
+    /// feature's minimum (negative values, an offset): the distances are the exact integers.
     #[test]
     fn tiles_are_exact_squared_distances() {
         let mut seed = 7u64;
-        for &(n_q, n_t, d) in &[
+        let cases = [
             (1, 1, 1),
             (7, 33, 5),
             (13, 70, 64),
             (6, 16, 3),
             (25, 300, 67),
-        ] {
+        ];
+        for (&(n_q, n_t, d), kind) in cases.iter().flat_map(|c| [(c, 0), (c, 1), (c, 2)]) {
             let mut draw = |n: usize| {
-                Array2::from_shape_fn((n, d), |(_, f)| (lcg(&mut seed) % 128) as f64 - f as f64)
+                Array2::from_shape_fn((n, d), |(_, f)| {
+                    let v = (lcg(&mut seed) % 128) as f64;
+                    match kind {
+                        0 => v,
+                        1 => v - f as f64,
+                        _ => v + 1000.0,
+                    }
+                })
             };
             let (q, t) = (draw(n_q), draw(n_t));
+            let (qs, ts) = (q.as_slice().unwrap(), t.as_slice().unwrap());
+            // Bytes already exactly when no value is negative (the offset data never is).
+            let bytes = q.iter().chain(&t).all(|&v| (0.0..=127.0).contains(&v));
+            assert_eq!(pack_direct(qs, ts, d).is_some(), bytes);
+            match kind {
+                0 => assert!(bytes),
+                2 => assert!(!bytes),
+                _ => {}
+            }
             let Some(tiles) = Int8Tiles::new(q.view(), t.view(), &Metric::SqEuclidean) else {
                 // Only a CPU without AVX-512 VNNI declines this data.
                 assert!(!has_vnni());
