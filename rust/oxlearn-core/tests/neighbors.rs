@@ -185,6 +185,53 @@ fn several_k_from_one_search_equal_separate_searches() {
     }
 }
 
+/// Small searches keep their working memory for the next search of the same shape (see
+/// `Scratch::keep_spare`): searches of other data, other `k`s, other dtypes and thread
+/// counts in between must not change a result.
+#[test]
+fn searches_in_a_row_do_not_leak_state() {
+    let train = integers(1347, 64, 17, 21);
+    let query = integers(450, 64, 17, 22);
+    let other_t = random(1347, 64, 23);
+    let other_q = random(450, 64, 24);
+    let m = Metric::Euclidean;
+    // The digits' shape and levels: many tied distances, so the reference is the search
+    // itself (on one thread its tiles are twice as tall: other working sets), and the naive
+    // search checks the distances only.
+    let first = kneighbors(query.view(), train.view(), 5, &m, Threads::Single).unwrap();
+    assert_eq!(first.0, naive_knn(&m, query.view(), train.view(), 5).0);
+    for round in 0..3 {
+        let other = kneighbors(other_q.view(), other_t.view(), 5, &m, Threads::Pool(2)).unwrap();
+        let (nd, ni) = naive_knn(&m, other_q.view(), other_t.view(), 5);
+        assert_eq!(other.1, ni, "round {round}");
+        assert!(
+            other
+                .0
+                .iter()
+                .zip(&nd)
+                .all(|(a, b)| (a - b).abs() <= 1e-12 * b.max(1.0))
+        );
+        let (q32, t32) = (query.mapv(|v| v as f32), train.mapv(|v| v as f32));
+        let f32_res = kneighbors(q32.view(), t32.view(), 5, &m, Threads::Pool(2)).unwrap();
+        assert_eq!(f32_res.1, first.1, "round {round}");
+        let multi =
+            kneighbors_multi(query.view(), train.view(), &[3, 9], &m, Threads::Pool(2)).unwrap();
+        let nine = kneighbors(query.view(), train.view(), 9, &m, Threads::Single).unwrap();
+        assert_eq!(multi[1], nine, "round {round}");
+        let fewer = kneighbors(
+            query.slice(ndarray::s![..7, ..]),
+            train.view(),
+            5,
+            &m,
+            Threads::Single,
+        )
+        .unwrap();
+        assert_eq!(fewer.1, first.1.slice(ndarray::s![..7, ..]));
+        let again = kneighbors(query.view(), train.view(), 5, &m, Threads::Pool(2)).unwrap();
+        assert_eq!(again, first, "round {round}");
+    }
+}
+
 #[test]
 fn results_do_not_depend_on_thread_count() {
     let train = integers(2000, 6, 4, 9);

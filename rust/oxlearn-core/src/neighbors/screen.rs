@@ -163,6 +163,7 @@ impl<'a, T: Real> Screen<'a, T> {
                     out_i,
                 );
             },
+            drop,
         )
     }
 }
