@@ -1051,7 +1051,9 @@ fn search_tiles<'p, T: Real>(
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
     let n_t = plan.n_t;
     let cols = TRAIN_TILE.min(n_t);
-    let spare = Mutex::new(Scratch::<T>::take_spare(cols, &plan.sorted_ks));
+    // The rows `over_tiles` asks for; spare sets of other shapes are freed before the search.
+    let rows = query_tile(plan.n_q, plan.threads, QUERY_TILE).min(plan.n_q);
+    let spare = Mutex::new(Scratch::<T>::take_spare(rows, cols, &plan.sorted_ks));
     over_tiles(
         plan,
         wake,
@@ -1233,9 +1235,10 @@ impl<T: Real> Scratch<T> {
         }
     }
 
-    /// The working sets the last search left (see [`Scratch::keep_spare`]) when it had
-    /// tiles of `cols` training rows and the same `ks`, else none.
-    fn take_spare(cols: usize, sorted_ks: &[usize]) -> Vec<Self> {
+    /// The working sets the last search left (see [`Scratch::keep_spare`]) when they were
+    /// made for `rows` query rows, tiles of `cols` training rows and the same `ks`; any
+    /// other spare sets are freed.
+    fn take_spare(rows: usize, cols: usize, sorted_ks: &[usize]) -> Vec<Self> {
         // `try_lock`: never wait (nor deadlock in a child forked while another thread held
         // the lock); without the lock a search just allocates its own.
         let Ok(mut slot) = SPARE_SCRATCH.try_lock() else {
@@ -1245,7 +1248,11 @@ impl<T: Real> Scratch<T> {
             .take()
             .map(<Box<dyn Any + Send>>::downcast::<SpareScratch<T>>)
         {
-            Some(Ok(spare)) if spare.cols == cols && spare.ks == sorted_ks => spare.slots,
+            Some(Ok(spare)) if spare.cols == cols && spare.ks == sorted_ks => {
+                let mut slots = spare.slots;
+                slots.retain(|s| s.rows == rows);
+                slots
+            }
             _ => Vec::new(),
         }
     }
