@@ -15,8 +15,11 @@ use crate::real::Real;
 
 /// The working sets of the last small search (see [`Scratch::keep_spare`]).
 static SPARE_SCRATCH: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
-/// The most memory [`SPARE_SCRATCH`] keeps between searches.
-const SPARE_SCRATCH_BYTES: usize = 2 << 20;
+/// The most memory [`SPARE_SCRATCH`] keeps between searches: a digits-sized search's sets
+/// (about 250 KiB on two threads, 350 KiB for a k = 1..9 sweep), not those of larger
+/// searches, for which making them is a negligible part of the time (memory would be held
+/// for nothing).
+const SPARE_SCRATCH_BYTES: usize = 512 << 10;
 
 /// Working sets kept by [`Scratch::keep_spare`], with what they were made for.
 struct SpareScratch<T> {

@@ -186,6 +186,14 @@ fn pack_rows<T: Real>(
 #[allow(clippy::inline_always)]
 fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     let mut hi = vec![0i32; d];
+    // The first row of each array first, before the packed arrays are allocated: other
+    // data (floats, negative values) leaves here, having touched no new memory.
+    let mut row = vec![0u8; d];
+    for first in [q.get(..d)?, t.get(..d)?] {
+        if !direct_row(first, &mut row, &mut hi).1 {
+            return None;
+        }
+    }
     let packed = pack_rows(q, t, d, |r, out| {
         let (norm, ok) = direct_row(r, out, &mut hi);
         ok.then_some(norm)
