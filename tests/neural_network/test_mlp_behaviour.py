@@ -356,3 +356,54 @@ def test_binarize_equals_label_binarizer(fit_y: Any, y: Any) -> None:
     want = lb.transform(np.asarray(y)).astype(bool)
     assert got.dtype == want.dtype == np.bool_
     assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.uint64])
+@pytest.mark.parametrize("labels", [[3, 1, 2, 3, 1, 0], [5, 2, 5, 5], [7, 7, 7]])
+def test_label_binarizer_shortcut_equals_fit(dtype: Any, labels: Any) -> None:
+    from oxlearn._validation import fitted_label_binarizer, plain_int_labels
+    from sklearn.preprocessing import LabelBinarizer
+
+    y = np.asarray(labels, dtype=dtype)
+    assert plain_int_labels(y, len(y))
+    got, want = fitted_label_binarizer(y), LabelBinarizer().fit(y)
+    assert sorted(vars(got)) == sorted(vars(want))
+    for name, value in vars(want).items():
+        if isinstance(value, np.ndarray):
+            assert getattr(got, name).dtype == value.dtype
+            assert_array_equal(getattr(got, name), value)
+        else:
+            assert getattr(got, name) == value, name
+
+
+def test_plain_inputs_shortcut_matches_full_validation(data: Any) -> None:
+    """A plain float matrix and integer labels skip `validate_data` and `LabelBinarizer.fit`;
+    the same data as lists (full validation) give the same fitted model and attributes."""
+    import pandas as pd
+
+    X, y = data
+    X = np.ascontiguousarray(X[:300])
+    y = y[:300].astype(np.int32)
+    kw = {"hidden_layer_sizes": (12,), "max_iter": 5, "random_state": 0}
+    fast = _fit(MLPClassifier(**kw), X, y)
+    full = _fit(MLPClassifier(**kw), X.tolist(), y.tolist())
+    for a, b in zip(_weights(fast), _weights(full), strict=True):
+        assert_array_equal(a, b)
+    assert fast.n_features_in_ == full.n_features_in_ == X.shape[1]
+    assert fast.classes_.dtype == np.int32
+    assert_array_equal(fast.classes_, full.classes_)
+    assert vars(fast._label_binarizer).keys() == vars(full._label_binarizer).keys()
+    assert fast._label_binarizer.y_type_ == full._label_binarizer.y_type_ == "multiclass"
+    assert_array_equal(fast.predict(X), full.predict(X))
+    # Refitting a model fitted on a DataFrame on plain arrays drops its feature names.
+    names = [f"pixel{i}" for i in range(X.shape[1])]
+    named = _fit(MLPClassifier(**kw), pd.DataFrame(X, columns=names), y)
+    assert hasattr(named, "feature_names_in_")
+    _fit(named, X, y)
+    assert not hasattr(named, "feature_names_in_")
+    # What the shortcut does not take: NaN (validate_data's error), Fortran order.
+    with pytest.raises(ValueError, match="NaN"):
+        MLPClassifier(**kw).fit(np.where(X == X[0, 0], np.nan, X), y)
+    fortran = _fit(MLPClassifier(**kw), np.asfortranarray(X), y)
+    for a, b in zip(_weights(fortran), _weights(fast), strict=True):
+        assert_array_equal(a, b)

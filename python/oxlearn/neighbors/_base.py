@@ -23,6 +23,7 @@ from oxlearn._sklearn_compat import KNeighborsMixin as SklearnKNeighborsMixin
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
 from oxlearn._threads import resolve_n_jobs
+from oxlearn._validation import plain_float_matrix as _plain_float_matrix
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -41,32 +42,6 @@ SUPPORTED_METRICS = frozenset(
 )
 
 _FLOAT_DTYPES = [np.float64, np.float32]
-_NATIVE_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-def _plain_float_matrix(X: Any) -> npt.NDArray[Any] | None:
-    """Return what validating ``X`` gives when that cannot warn or fail, else None.
-
-    scikit-learn's ``check_array(X, order="C", dtype=_FLOAT_DTYPES)`` returns a non-empty
-    2-D NumPy array (not a subclass) of native float64 or float32 as it is, in C order
-    (the array itself when already C-contiguous, else a C-ordered copy), once it has found
-    all its values finite; that test is made as ``_assert_all_finite`` makes it first (a
-    finite sum), and any doubt returns None so that the full validation runs and raises
-    its own error. The estimators then skip the general validation, which costs more than
-    a small search.
-    """
-    if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _NATIVE_FLOATS:
-        return None
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        return None
-    config = get_config()
-    if config.get("array_api_dispatch", False):
-        return None
-    if not config.get("assume_finite", False):
-        with np.errstate(over="ignore"):
-            if not np.isfinite(X.sum()):
-                return None
-    return np.asarray(X, order="C")
 
 
 # Parameter sets already validated, per estimator class (see `_validate_params`).

@@ -43,6 +43,7 @@ from oxlearn._sklearn_compat import (
     _fit_context,
 )
 from oxlearn._threads import default_threads
+from oxlearn._validation import fitted_label_binarizer, plain_float_matrix, plain_int_labels
 
 __all__ = ["BaseMultilayerPerceptron", "MLPClassifier", "MLPRegressor"]
 
@@ -166,6 +167,22 @@ def _print_progress(n_iter: int, loss: float, validation_score: float | None) ->
     print("Iteration %d, loss = %.8f" % (n_iter, loss))  # noqa: UP031 - sklearn's format
     if validation_score is not None:
         print("Validation score: %f" % validation_score)  # noqa: UP031
+
+
+def _plain_inputs(X: Any, y: Any) -> tuple[FloatArray, npt.NDArray[Any]] | None:
+    """``(X, y)`` when both are plain (see :mod:`oxlearn._validation`), else None.
+
+    A C-contiguous float matrix (``validate_data`` leaves it as it is, not even reordered)
+    and a 1-D integer target of as many rows: the classifier's validation of them costs
+    about 0.6 ms (``validate_data`` and ``LabelBinarizer.fit``), a few percent of a small
+    net's fit.
+    """
+    if not (isinstance(X, np.ndarray) and X.flags.c_contiguous):
+        return None
+    matrix = plain_float_matrix(X)
+    if matrix is None or not plain_int_labels(y, matrix.shape[0]):
+        return None
+    return matrix, y
 
 
 def _binarize(binarizer: LabelBinarizer, y: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
@@ -1125,15 +1142,23 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
     ) -> tuple[Any, npt.NDArray[Any]]:
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        plain = _plain_inputs(X, y) if reset else None
+        if plain is not None:
+            # What `validate_data` would return (both unchanged) and set.
+            X, y = plain
+            if hasattr(self, "feature_names_in_"):
+                delattr(self, "feature_names_in_")
+            self.n_features_in_ = X.shape[1]
+        else:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                dtype=(np.float64, np.float32),
+                reset=reset,
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
 
@@ -1147,8 +1172,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         #
         #    1            0         1        check compat last fit
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            if plain is not None:
+                self._label_binarizer = fitted_label_binarizer(y)
+            else:
+                self._label_binarizer = LabelBinarizer()
+                self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
