@@ -24,6 +24,7 @@ from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
 from oxlearn._threads import resolve_n_jobs
 from oxlearn._validation import plain_float_matrix as _plain_float_matrix
+from oxlearn._validation import plain_int_labels
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -236,8 +237,8 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
     def _fit_fast(self, X: Any, y: Any) -> bool:
         """Fit without the general validation when its outcome is known in advance.
 
-        Applies to a plain float matrix (see `_is_plain_float_matrix`) with a non-empty
-        1-D integer ``y`` of the same length (or no ``y`` when none is needed), the
+        Applies to a plain float matrix (see `oxlearn._validation.plain_float_matrix`) with
+        a non-empty 1-D integer ``y`` of the same length (or no ``y`` when none is needed), the
         default metric handling and no precomputed distances: scikit-learn's
         ``validate_data`` would return both unchanged (integer labels are always valid
         classification targets). Sets exactly the attributes ``validate_data`` sets.
@@ -249,14 +250,8 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         if X is None:
             return False
         requires_y = self._requires_y()
-        if requires_y:
-            if (
-                type(y) is not np.ndarray
-                or y.ndim != 1
-                or y.dtype.kind not in "iu"
-                or y.shape[0] != X.shape[0]
-            ):
-                return False
+        if requires_y and not plain_int_labels(y, X.shape[0]):
+            return False
         # `_check_feature_names(reset=True)` on an array without column names.
         if hasattr(self, "feature_names_in_"):
             delattr(self, "feature_names_in_")

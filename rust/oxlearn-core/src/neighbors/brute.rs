@@ -13,20 +13,14 @@ use crate::linalg::gemm;
 use crate::parallel::{Threads, Wake};
 use crate::real::Real;
 
-/// The working sets of the last small search (see [`Scratch::keep_spare`]).
+/// The working sets (a `Vec<Scratch<T>>`) of the last small search (see
+/// [`Scratch::keep_spare`]).
 static SPARE_SCRATCH: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
 /// The most memory [`SPARE_SCRATCH`] keeps between searches: a digits-sized search's sets
 /// (about 250 KiB on two threads, 350 KiB for a k = 1..9 sweep), not those of larger
 /// searches, for which making them is a negligible part of the time (memory would be held
 /// for nothing).
 const SPARE_SCRATCH_BYTES: usize = 512 << 10;
-
-/// Working sets kept by [`Scratch::keep_spare`], with what they were made for.
-struct SpareScratch<T> {
-    cols: usize,
-    ks: Vec<usize>,
-    slots: Vec<Scratch<T>>,
-}
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
 const TRAIN_TILE: usize = 256;
@@ -1054,19 +1048,21 @@ fn search_tiles<'p, T: Real>(
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
     let n_t = plan.n_t;
     let cols = TRAIN_TILE.min(n_t);
-    // The rows `over_tiles` asks for; spare sets of other shapes are freed before the search.
-    let rows = query_tile(plan.n_q, plan.threads, QUERY_TILE).min(plan.n_q);
-    let spare = Mutex::new(Scratch::<T>::take_spare(rows, cols, &plan.sorted_ks));
+    let ks = &plan.sorted_ks;
+    // The last search's sets that fit, taken at the first request (before any set is made:
+    // the others are freed first).
+    let spare: Mutex<Option<Vec<Scratch<T>>>> = Mutex::new(None);
     over_tiles(
         plan,
         wake,
         QUERY_TILE,
         |rows| {
-            let reused = spare.lock().ok().and_then(|mut v| {
-                let at = v.iter().position(|s| s.rows == rows)?;
-                Some(v.swap_remove(at))
+            let reused = spare.lock().ok().and_then(|mut taken| {
+                let sets = taken.get_or_insert_with(|| Scratch::take_spare(rows, cols, ks));
+                let at = sets.iter().position(|s| s.fits(rows, cols, ks))?;
+                Some(sets.swap_remove(at))
             });
-            reused.unwrap_or_else(|| Scratch::new(rows, cols, &plan.sorted_ks))
+            reused.unwrap_or_else(|| Scratch::new(rows, cols, ks))
         },
         |scratch: &mut Scratch<T>, qs, qe, out_d, out_i| {
             let Scratch {
@@ -1083,7 +1079,7 @@ fn search_tiles<'p, T: Real>(
             }
             finish_tile(plan, heaps, fresh, out_d, out_i);
         },
-        |slots| Scratch::keep_spare(slots, cols, &plan.sorted_ks),
+        Scratch::keep_spare,
     )
 }
 
@@ -1217,8 +1213,6 @@ pub(super) fn finish_heap<T: Real>(h: &mut KHeap<T>, strategy: Strategy, spare: 
 
 /// A thread's working memory for the query tiles it searches (see `search_tiles`).
 struct Scratch<T> {
-    /// Query rows it was made for.
-    rows: usize,
     /// One tile of distances.
     buf: Vec<T>,
     /// Per query row of a tile, one heap per `k` (in increasing `k`).
@@ -1231,16 +1225,25 @@ impl<T: Real> Scratch<T> {
     fn new(rows: usize, cols: usize, sorted_ks: &[usize]) -> Self {
         let per_query = || sorted_ks.iter().map(|&k| KHeap::new(k)).collect::<Vec<_>>();
         Self {
-            rows,
             buf: vec![T::zero(); rows * cols],
             heaps: (0..rows).map(|_| per_query()).collect(),
             fresh: per_query(),
         }
     }
 
-    /// The working sets the last search left (see [`Scratch::keep_spare`]) when they were
-    /// made for `rows` query rows, tiles of `cols` training rows and the same `ks`; any
-    /// other spare sets are freed.
+    /// Whether this set is the one [`Scratch::new`] makes for these arguments.
+    fn fits(&self, rows: usize, cols: usize, sorted_ks: &[usize]) -> bool {
+        self.heaps.len() == rows
+            && self.buf.len() == rows * cols
+            && self
+                .fresh
+                .iter()
+                .map(|h| h.values.len())
+                .eq(sorted_ks.iter().copied())
+    }
+
+    /// The working sets the last search left (see [`Scratch::keep_spare`]) that fit a
+    /// search of `rows`-row query tiles; the others are freed.
     fn take_spare(rows: usize, cols: usize, sorted_ks: &[usize]) -> Vec<Self> {
         // `try_lock`: never wait (nor deadlock in a child forked while another thread held
         // the lock); without the lock a search just allocates its own.
@@ -1249,12 +1252,11 @@ impl<T: Real> Scratch<T> {
         };
         match slot
             .take()
-            .map(<Box<dyn Any + Send>>::downcast::<SpareScratch<T>>)
+            .map(<Box<dyn Any + Send>>::downcast::<Vec<Self>>)
         {
-            Some(Ok(spare)) if spare.cols == cols && spare.ks == sorted_ks => {
-                let mut slots = spare.slots;
-                slots.retain(|s| s.rows == rows);
-                slots
+            Some(Ok(mut sets)) => {
+                sets.retain(|s| s.fits(rows, cols, sorted_ks));
+                *sets
             }
             _ => Vec::new(),
         }
@@ -1268,24 +1270,20 @@ impl<T: Real> Scratch<T> {
     /// heaps; a search alternating with a little Python work (fit then predict, a k sweep,
     /// cross-validation) now makes them once. Their contents need no clearing: every tile
     /// resets its heaps, and every distance is written before it is read.
-    fn keep_spare(slots: Vec<Self>, cols: usize, sorted_ks: &[usize]) {
+    fn keep_spare(slots: Vec<Self>) {
+        let per_query: usize = slots.first().map_or(0, |s| {
+            let k_sum: usize = s.fresh.iter().map(|h| h.values.len()).sum();
+            k_sum * (size_of::<T>() + size_of::<usize>())
+        });
         let bytes: usize = slots
             .iter()
-            .map(|s| {
-                let per_query: usize =
-                    sorted_ks.iter().sum::<usize>() * (size_of::<T>() + size_of::<usize>());
-                (s.buf.len() * size_of::<T>()) + (s.heaps.len() + 1) * per_query
-            })
+            .map(|s| s.buf.len() * size_of::<T>() + (s.heaps.len() + 1) * per_query)
             .sum();
         if slots.is_empty() || bytes > SPARE_SCRATCH_BYTES {
             return;
         }
         if let Ok(mut slot) = SPARE_SCRATCH.try_lock() {
-            *slot = Some(Box::new(SpareScratch {
-                cols,
-                ks: sorted_ks.to_vec(),
-                slots,
-            }));
+            *slot = Some(Box::new(slots));
         }
     }
 }

@@ -185,6 +185,11 @@ fn pack_rows<T: Real>(
 #[inline(always)] // compiled into `pack_v4`
 #[allow(clippy::inline_always)]
 fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    // A row's squared norm, summed before the distance bound is checked, must fit an `i32`
+    // (wider rows leave for the shifted path, which checks its bound first).
+    if d > (i32::MAX / (127 * 127)) as usize {
+        return None;
+    }
     let mut hi = vec![0i32; d];
     // The first row of each array first, before the packed arrays are allocated: other
     // data (floats, negative values) leaves here, having touched no new memory.
