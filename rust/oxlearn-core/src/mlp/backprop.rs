@@ -11,7 +11,7 @@ use super::chunk::{
 };
 use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
 use super::loss::log_loss_and_delta;
-use super::optim::Optimizer;
+use super::optim::{Optimizer, SummedGrads};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
@@ -634,7 +634,13 @@ impl<T: Real> Workspace<T> {
                 let w = (i < layers).then_some(p);
                 grad_block_at(level, dst, &parts[i], off, w, alpha, scale);
             };
-            optimizer.update_with_on(params, &grad, first, second, exec);
+            let summed = SummedGrads {
+                parts: &parts,
+                decayed: layers,
+                alpha,
+                scale,
+            };
+            optimizer.update_with_on(params, &grad, Some(&summed), first, second, exec);
         } else {
             let grads: Vec<&[T]> = self
                 .coef_grads
