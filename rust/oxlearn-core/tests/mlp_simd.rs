@@ -261,7 +261,7 @@ fn check_small_products<T: Real>() {
         let mut reference: Option<Vec<u64>> = None;
         for level in SimdLevel::available() {
             let mut got = Vec::new();
-            let mut panel = Vec::new();
+            let mut panel = oxlearn_core::mlp::buf::Buf::default();
             for picked in [false, true] {
                 let mat = |d: &'static str| {
                     let src = if d == "a" { &adata } else { &bdata };

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 use super::activation::backprop_rows_at;
+use super::buf::Buf;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
 };
@@ -25,24 +26,24 @@ use crate::real::Real;
 #[derive(Debug, Clone)]
 struct Chunk<T> {
     /// `acts[l]` holds layer `l + 1`'s activations, `(len, units[l + 1])` row-major.
-    acts: Vec<Vec<T>>,
+    acts: Vec<Buf<T>>,
     /// `deltas[l]`: gradient of the loss w.r.t. layer `l + 1`'s pre-activations.
-    deltas: Vec<Vec<T>>,
+    deltas: Vec<Buf<T>>,
     /// This chunk's `activations[l].T @ deltas[l]`.
-    coef_grads: Vec<Vec<T>>,
+    coef_grads: Vec<Buf<T>>,
     /// This chunk's column sums of `deltas[l]`.
-    int_grads: Vec<Vec<T>>,
+    int_grads: Vec<Buf<T>>,
     /// This chunk's [`super::Loss::sum`].
     loss: f64,
     /// This chunk's share of the coefficients' sum of squares (see [`penalty_share`]).
     sumsq: f64,
     /// The chunk's gathered input rows, targets and weights (shuffled training batches).
-    xb: Vec<T>,
-    yb: Vec<T>,
+    xb: Buf<T>,
+    yb: Buf<T>,
     swb: Vec<T>,
     /// Scratch space of the small kernels: packed column tiles, a transposed gradient.
-    panel: Vec<T>,
-    tr: Vec<T>,
+    panel: Buf<T>,
+    tr: Buf<T>,
     /// The log-loss's logarithms (see [`log_loss_and_delta`]).
     logs: Vec<f64>,
     /// Part of a whole-batch workspace: GEMMs keep their plain orientation.
@@ -89,10 +90,10 @@ impl<T: Real> Chunk<T> {
     }
 
     fn new(units: &[usize], len: usize, grads: bool) -> Self {
-        let per_layer = |on: bool| -> Vec<Vec<T>> {
+        let per_layer = |on: bool| -> Vec<Buf<T>> {
             units[1..]
                 .iter()
-                .map(|&w| vec![T::zero(); if on { len * w } else { 0 }])
+                .map(|&w| Buf::filled(if on { len * w } else { 0 }, T::zero()))
                 .collect()
         };
         Self {
@@ -100,20 +101,20 @@ impl<T: Real> Chunk<T> {
             deltas: per_layer(grads),
             coef_grads: units
                 .windows(2)
-                .map(|w| vec![T::zero(); if grads { w[0] * w[1] } else { 0 }])
+                .map(|w| Buf::filled(if grads { w[0] * w[1] } else { 0 }, T::zero()))
                 .collect(),
             int_grads: per_layer(false)
                 .into_iter()
                 .zip(&units[1..])
-                .map(|(_, &w)| vec![T::zero(); if grads { w } else { 0 }])
+                .map(|(_, &w)| Buf::filled(if grads { w } else { 0 }, T::zero()))
                 .collect(),
             loss: 0.0,
             sumsq: 0.0,
-            xb: Vec::new(),
-            yb: Vec::new(),
+            xb: Buf::default(),
+            yb: Buf::default(),
             swb: Vec::new(),
-            panel: Vec::new(),
-            tr: Vec::new(),
+            panel: Buf::default(),
+            tr: Buf::default(),
             logs: Vec::new(),
             whole: false,
         }

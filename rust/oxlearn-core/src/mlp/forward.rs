@@ -6,6 +6,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::activation::hidden_bias_activate;
+use super::buf::Buf;
 use super::chunk::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, Right};
@@ -96,7 +97,7 @@ pub(crate) fn forward_chunk<T: Real>(
     units: &[usize],
     activation: Activation,
     out_activation: OutActivation,
-    acts: &mut [Vec<T>],
+    acts: &mut [Buf<T>],
     level: SimdLevel,
     gemm_threads: Threads,
     reorient: bool,
@@ -106,7 +107,7 @@ pub(crate) fn forward_chunk<T: Real>(
     if reorient && small::applies(units) {
         let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
         if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
-            let mut panel = Vec::new();
+            let mut panel = Buf::default();
             forward_small(
                 Mat::rows(xs, units[0]),
                 rows,
@@ -156,9 +157,9 @@ pub(crate) fn forward_small<T: Real>(
     units: &[usize],
     activation: Activation,
     out_activation: OutActivation,
-    acts: &mut [Vec<T>],
+    acts: &mut [Buf<T>],
     level: SimdLevel,
-    panel: &mut Vec<T>,
+    panel: &mut Buf<T>,
 ) {
     let layers = coefs.len();
     for i in 0..layers {
@@ -230,7 +231,7 @@ pub fn forward_predict<T: Real>(
         .as_slice_mut()
         .expect("a freshly allocated array is contiguous");
     // Rows are independent, so the chunking changes no bit of the result.
-    let run = |scratch: &mut Vec<Vec<T>>, (c, dst): (usize, &mut [T])| {
+    let run = |scratch: &mut Vec<Buf<T>>, (c, dst): (usize, &mut [T])| {
         let start = c * len;
         let rows = dst.len() / n_out;
         let xc = x.slice(ndarray::s![start..start + rows, ..]);
@@ -248,10 +249,10 @@ pub fn forward_predict<T: Real>(
         );
         dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
     };
-    let new_scratch = || -> Vec<Vec<T>> {
+    let new_scratch = || -> Vec<Buf<T>> {
         units[1..]
             .iter()
-            .map(|&w| vec![T::zero(); len * w])
+            .map(|&w| Buf::filled(len * w, T::zero()))
             .collect()
     };
     threads.install(|| {

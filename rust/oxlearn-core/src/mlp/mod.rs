@@ -36,6 +36,7 @@
 
 pub mod activation;
 pub mod backprop;
+pub mod buf;
 pub mod chunk;
 pub mod forward;
 pub mod loss;

@@ -37,6 +37,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::Activation;
 use super::activation::{backprop_rows_at, hidden_bias_activate};
+use super::buf::Buf;
 use super::simd::{SimdLevel, multiversion};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
@@ -683,7 +684,7 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     c: &mut [T],
     ldc: usize,
     mut epi: Epilogue<'_, T>,
-    panel: &mut Vec<T>,
+    panel: &mut Buf<T>,
 ) {
     if let Epilogue::Deriv { colsum, .. } = &mut epi {
         assert_eq!(ldc, n, "a derivative epilogue writes a contiguous block");
@@ -770,7 +771,7 @@ fn product_mr4<T: Real>(
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
-    panel: &mut Vec<T>,
+    panel: &mut Buf<T>,
 ) {
     product_body::<T, 4, NC, false>(m, n, kk, a, b, c, ldc, epi, panel);
 }
@@ -790,7 +791,7 @@ fn product_v4<T: Real>(
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
-    panel: &mut Vec<T>,
+    panel: &mut Buf<T>,
 ) {
     if size_of::<T>() == 8 {
         if n >= 32 {
@@ -831,7 +832,7 @@ pub fn product<T: Real>(
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
-    panel: &mut Vec<T>,
+    panel: &mut Buf<T>,
 ) {
     let (am, bm) = match (&a, &b) {
         (Left::Rows(x) | Left::Cols(x), Right::Rows(y) | Right::Cols(y)) => (x, y),
@@ -879,6 +880,6 @@ multiversion! {
         c: &mut [T],
         ldc: usize,
         epi: Epilogue<'_, T>,
-        panel: &mut Vec<T>,
+        panel: &mut Buf<T>,
     ) => v4: product_v4, v3: product_mr4, portable: product_mr4
 }
