@@ -192,6 +192,62 @@ fn adam_state(lr: f64) -> TrainState {
 }
 
 /// Runs one fit from the problem's initial parameters; returns the packed parameters.
+/// The flat arrays one `fit_stochastic` call trains: weights, moments, best weights.
+struct Arrays {
+    flat: Vec<Vec<f64>>,
+    first: Vec<Vec<f64>>,
+    second: Vec<Vec<f64>>,
+    best: Vec<Vec<f64>>,
+}
+
+impl Arrays {
+    fn new(p: &Problem, state: &TrainState) -> Self {
+        let flat: Vec<Vec<f64>> = p
+            .coefs
+            .iter()
+            .map(|c| c.iter().copied().collect())
+            .chain(p.intercepts.iter().map(|b| b.to_vec()))
+            .collect();
+        let first: Vec<Vec<f64>> = flat.iter().map(|v| vec![0.0; v.len()]).collect();
+        let second = if state.optimizer.uses_second_moment() {
+            first.clone()
+        } else {
+            Vec::new()
+        };
+        let best = flat.clone();
+        Self {
+            flat,
+            first,
+            second,
+            best,
+        }
+    }
+
+    /// One call on these arrays (they carry over to the next call).
+    fn fit(
+        &mut self,
+        p: &Problem,
+        cfg: &TrainConfig,
+        state: &mut TrainState,
+        threads: Threads,
+        hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+    ) -> Result<TrainSummary, CoreError> {
+        let mut ps: Vec<&mut [f64]> = self.flat.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut fs: Vec<&mut [f64]> = self.first.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut ss: Vec<&mut [f64]> = self.second.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut bs: Vec<&mut [f64]> = self.best.iter_mut().map(Vec::as_mut_slice).collect();
+        let data = TrainData {
+            x: p.x.as_slice().unwrap(),
+            y: p.y.as_slice().unwrap(),
+            sw: None,
+            val: None,
+        };
+        fit_stochastic(
+            data, &mut ps, &mut fs, &mut ss, &mut bs, cfg, state, threads, hook,
+        )
+    }
+}
+
 fn run(
     p: &Problem,
     cfg: &TrainConfig,
@@ -199,33 +255,9 @@ fn run(
     threads: Threads,
     hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
 ) -> Result<(Vec<f64>, TrainSummary), CoreError> {
-    let mut flat: Vec<Vec<f64>> = p
-        .coefs
-        .iter()
-        .map(|c| c.iter().copied().collect())
-        .chain(p.intercepts.iter().map(|b| b.to_vec()))
-        .collect();
-    let mut first: Vec<Vec<f64>> = flat.iter().map(|v| vec![0.0; v.len()]).collect();
-    let mut second = if state.optimizer.uses_second_moment() {
-        first.clone()
-    } else {
-        Vec::new()
-    };
-    let mut best = flat.clone();
-    let mut ps: Vec<&mut [f64]> = flat.iter_mut().map(Vec::as_mut_slice).collect();
-    let mut fs: Vec<&mut [f64]> = first.iter_mut().map(Vec::as_mut_slice).collect();
-    let mut ss: Vec<&mut [f64]> = second.iter_mut().map(Vec::as_mut_slice).collect();
-    let mut bs: Vec<&mut [f64]> = best.iter_mut().map(Vec::as_mut_slice).collect();
-    let data = TrainData {
-        x: p.x.as_slice().unwrap(),
-        y: p.y.as_slice().unwrap(),
-        sw: None,
-        val: None,
-    };
-    let summary = fit_stochastic(
-        data, &mut ps, &mut fs, &mut ss, &mut bs, cfg, state, threads, hook,
-    )?;
-    Ok((flat.concat(), summary))
+    let mut arrays = Arrays::new(p, state);
+    let summary = arrays.fit(p, cfg, state, threads, hook)?;
+    Ok((arrays.flat.concat(), summary))
 }
 
 fn go(_: usize, _: f64, _: Option<f64>) -> EpochControl {
@@ -520,5 +552,45 @@ fn team_sections_keep_bits_and_stop_on_interrupt() {
         assert_eq!(s1, s2);
         assert!(i1.iter().zip(&i2).all(|(x, y)| x.to_bits() == y.to_bits()));
         assert!(a != i1);
+    }
+}
+
+/// The loop trains aligned copies of the caller's arrays: the weights and Adam's moments
+/// come back after every call, so two 3-epoch calls (the state carried over, as warm starts
+/// and `partial_fit` do) equal one 6-epoch call, and an interrupted fit hands back the
+/// weights of the epochs it ran.
+#[test]
+fn weights_and_moments_come_back_to_the_caller() {
+    for (units, threads) in [
+        (vec![8, 16, 3], Threads::Single),
+        (vec![64, 128, 128, 10], Threads::Pool(2)),
+    ] {
+        let p = problem(450, &units, 5);
+        let mut cfg = config(&units, 6, false);
+        cfg.batch_size = 200;
+        let mut state = adam_state(1e-3);
+        let mut arrays = Arrays::new(&p, &state);
+        cfg.max_iter = 3;
+        for _ in 0..2 {
+            arrays.fit(&p, &cfg, &mut state, threads, &mut go).unwrap();
+        }
+        cfg.max_iter = 6;
+        let (whole, _) = run(&p, &cfg, &mut adam_state(1e-3), threads, &mut go).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&arrays.flat.concat()), bits(&whole), "{units:?}");
+        assert!(arrays.first.concat().iter().any(|&v| v != 0.0));
+        assert!(arrays.second.concat().iter().any(|&v| v != 0.0));
+
+        cfg.max_iter = 20;
+        let mut stop_at_6 = |n: usize, _: f64, _: Option<f64>| {
+            if n == 6 {
+                EpochControl::Interrupt
+            } else {
+                EpochControl::Continue
+            }
+        };
+        let (cut, s) = run(&p, &cfg, &mut adam_state(1e-3), threads, &mut stop_at_6).unwrap();
+        assert_eq!(s.stop_reason, StopReason::Interrupted);
+        assert_eq!(bits(&cut), bits(&whole), "{units:?}");
     }
 }

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand_pcg::Pcg64;
 
 use super::backprop::Workspace;
+use super::buf::Buf;
 use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
@@ -126,6 +127,9 @@ pub struct TrainData<'a, T> {
 
 /// Validation inputs, targets and optional weights.
 pub type ValSet<'a, T> = (&'a [T], &'a [T], Option<&'a [T]>);
+
+/// A checked validation set: inputs, targets, weights, its row count and the score.
+type Validation<'a, T> = (&'a [T], &'a [T], Option<&'a [T]>, usize, ScoreKind);
 
 /// Read-only coef views and intercept slices of parameters stored as `_pack`-ordered slices.
 fn param_views<'p, T>(
@@ -284,6 +288,74 @@ pub fn fit_stochastic<T: Real>(
     // update big enough to split. A small net runs on one thread, and workers would only spin.
     let sections = chunk_len(batch, max_chunk_rows(units)) < batch || spec.n_params() >= PAR_MIN;
     let team_threads = if sections { threads } else { Threads::Single };
+    // The parameters and Adam's moments are read and written by the register tiles and the
+    // update on every batch; the caller's arrays (NumPy's) may start anywhere in a cache
+    // line, so the loop runs on aligned copies, written back however it ends.
+    let mut own = [&*params, &*first, &*second].map(|list| {
+        list.iter()
+            .map(|a| {
+                let mut b = Buf::filled(a.len(), T::zero());
+                b.copy_from_slice(a);
+                b
+            })
+            .collect::<Vec<_>>()
+    });
+    let result = {
+        let [own_params, own_first, own_second] = &mut own;
+        let mut lists = [own_params, own_first, own_second]
+            .map(|l| l.iter_mut().map(|b| &mut b[..]).collect::<Vec<&mut [T]>>());
+        let [params, first, second] = &mut lists;
+        train_loop(
+            data,
+            params,
+            first,
+            second,
+            best,
+            cfg,
+            state,
+            threads,
+            team_threads,
+            hook,
+            val,
+            batch,
+            n,
+        )
+    };
+    let [own_params, own_first, own_second] = &own;
+    write_back(params, own_params);
+    write_back(first, own_first);
+    write_back(second, own_second);
+    result
+}
+
+/// Copies the loop's aligned arrays back into the caller's.
+fn write_back<T: Real>(dst: &mut [&mut [T]], src: &[Buf<T>]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// The loop of [`fit_stochastic`], on its validated arguments.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+fn train_loop<T: Real>(
+    data: TrainData<'_, T>,
+    params: SliceList<'_, '_, T>,
+    first: SliceList<'_, '_, T>,
+    second: SliceList<'_, '_, T>,
+    best: SliceList<'_, '_, T>,
+    cfg: &TrainConfig,
+    state: &mut TrainState,
+    threads: Threads,
+    team_threads: Threads,
+    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+    val: Option<Validation<'_, T>>,
+    batch: usize,
+    n: usize,
+) -> Result<TrainSummary> {
+    let spec = &cfg.spec;
+    let units = &spec.units;
+    let d = units[0];
+    let k = units[units.len() - 1];
     threads.install(|| {
         with_team(team_threads, |team| {
             let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
