@@ -161,6 +161,78 @@ multiversion! {
     ) -> f64 => log_loss_and_delta_body
 }
 
+/// `np.clip(p, eps, 1 - eps)` (NaN stays NaN).
+#[inline(always)]
+fn clip_prob<T: Real>(pv: T) -> T {
+    let eps = T::epsilon();
+    let one = T::one();
+    if pv < eps {
+        eps
+    } else if pv > one - eps {
+        one - eps
+    } else {
+        pv
+    }
+}
+
+/// The log-loss sum of [`log_loss_and_delta_body`] when every row has exactly one non-zero
+/// target (one-hot labels, as a classifier's) and no output is NaN; `None` otherwise. The
+/// other elements' terms are `-0.0`, which leave a sum's bits alone, so only each row's
+/// target needs its logarithm: a tenth of them for ten classes (they were the largest cost
+/// of a small net's log-loss). The targets are found branch-free (a test per element
+/// mispredicts on each row's one target), and the terms and sums are the general path's.
+#[inline(always)]
+fn one_target_loss<T: Real>(
+    p: &[T],
+    y: &[T],
+    width: usize,
+    sw: Option<&[T]>,
+    logs: &mut Vec<f64>,
+) -> Option<f64> {
+    let rows = p.len() / width;
+    // logs[r]: the row's clipped target output; logs[rows + r]: its target.
+    logs.clear();
+    logs.resize(2 * rows, 0.0);
+    let (sel_p, sel_y) = logs.split_at_mut(rows);
+    let mut bad = false;
+    for (((pr, yr), sp), sy) in p
+        .chunks_exact(width)
+        .zip(y.chunks_exact(width))
+        .zip(sel_p.iter_mut())
+        .zip(sel_y.iter_mut())
+    {
+        let mut count = 0_u32;
+        let (mut tp, mut ty) = (T::zero(), T::zero());
+        for (&pv, &yv) in pr.iter().zip(yr) {
+            let hit = yv != T::zero();
+            count += u32::from(hit);
+            tp = if hit { pv } else { tp };
+            ty = if hit { yv } else { ty };
+            bad |= pv.is_nan();
+        }
+        bad |= count != 1;
+        *sp = clip_prob(tp).to_f64_lossless();
+        *sy = ty.to_f64_lossless();
+    }
+    if bad {
+        return None;
+    }
+    for (sp, &sy) in sel_p.iter_mut().zip(sel_y.iter()) {
+        let ln = T::from_f64_lossy(ln_f64(*sp));
+        *sp = -(T::from_f64_lossy(sy) * ln).to_f64_lossless();
+    }
+    let mut total = 0.0_f64;
+    for (r, &t) in sel_p.iter().enumerate() {
+        // The row's sum: zero plus its one term (the others add -0.0).
+        let s = 0.0_f64 + t;
+        match sw {
+            Some(w) => total += w[r].to_f64_lossless() * s,
+            None => total += s,
+        }
+    }
+    Some(total)
+}
+
 #[inline(always)]
 fn log_loss_and_delta_body<T: Real>(
     p: &[T],
@@ -194,22 +266,26 @@ fn log_loss_and_delta_body<T: Real>(
             *c += d;
         }
     }
+    one_target_loss(p, y, width, sw, logs).unwrap_or_else(|| all_terms_loss(p, y, width, sw, logs))
+}
+
+/// The log-loss sum of [`log_loss_and_delta_body`] over every element.
+#[inline(always)]
+fn all_terms_loss<T: Real>(
+    p: &[T],
+    y: &[T],
+    width: usize,
+    sw: Option<&[T]>,
+    logs: &mut Vec<f64>,
+) -> f64 {
+    let n = p.len();
     // Every term, branch-free (a test per element mispredicts on each row's one target):
     // -xlogy(y, clip(p)), and -0.0 where Loss::sum skips the element (y == 0 and p not
     // NaN), which leaves any sum's bits alone.
-    let eps = T::epsilon();
-    let one = T::one();
     logs.clear();
     logs.resize(n, 0.0);
     for ((t, &pv), &yv) in logs.iter_mut().zip(p).zip(y) {
-        // np.clip(p, eps, 1 - eps); NaN stays NaN.
-        let pc = if pv < eps {
-            eps
-        } else if pv > one - eps {
-            one - eps
-        } else {
-            pv
-        };
+        let pc = clip_prob(pv);
         let ln = T::from_f64_lossy(ln_f64(pc.to_f64_lossless()));
         *t = if yv != T::zero() || pv.is_nan() {
             -(yv * ln).to_f64_lossless()
@@ -311,5 +387,65 @@ pub fn xlogy<T: Real>(x: T, y: T) -> T {
         T::zero()
     } else {
         x * y.ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{all_terms_loss, one_target_loss};
+    use crate::real::Real;
+
+    const WIDTH: usize = 10;
+
+    /// `n` rows of probabilities with one-hot targets at column `(7 r) % WIDTH`; row 0's
+    /// target probability is below eps and row 1's is 1 (both clipped); row weights.
+    fn rows<T: Real>(n: usize) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let mut p = Vec::with_capacity(n * WIDTH);
+        let mut y = vec![T::zero(); n * WIDTH];
+        for r in 0..n {
+            let raw: Vec<f64> = (0..WIDTH)
+                .map(|j| 1.0 + ((r * 31 + j * 17) % 97) as f64)
+                .collect();
+            let sum: f64 = raw.iter().sum();
+            p.extend(raw.iter().map(|v| T::from_f64_lossy(v / sum)));
+            y[r * WIDTH + (r * 7) % WIDTH] = T::one();
+        }
+        p[0] = T::from_f64_lossy(1e-30);
+        p[WIDTH + 7] = T::one();
+        let w = (0..n)
+            .map(|r| T::from_f64_lossy(0.25 + (r % 5) as f64))
+            .collect();
+        (p, y, w)
+    }
+
+    fn same_as_all_terms<T: Real>() {
+        let (p, y, w) = rows::<T>(37);
+        let mut logs = Vec::new();
+        for sw in [None, Some(&w[..])] {
+            let fast = one_target_loss(&p, &y, WIDTH, sw, &mut logs).expect("one-hot rows");
+            let all = all_terms_loss(&p, &y, WIDTH, sw, &mut logs);
+            assert_eq!(fast.to_bits(), all.to_bits());
+            assert!(fast.is_finite() && fast > 0.0);
+        }
+        // Two targets in a row, none, or a NaN output: left to the general path.
+        for case in 0..3 {
+            let (mut p2, mut y2) = (p.clone(), y.clone());
+            match case {
+                0 => y2[5 * WIDTH + 1] = T::one(),
+                1 => y2[5 * WIDTH..6 * WIDTH].fill(T::zero()),
+                _ => p2[8 * WIDTH + 2] = T::nan(),
+            }
+            assert!(one_target_loss(&p2, &y2, WIDTH, None, &mut logs).is_none());
+        }
+    }
+
+    #[test]
+    fn one_target_rows_give_the_all_terms_bits_f64() {
+        same_as_all_terms::<f64>();
+    }
+
+    #[test]
+    fn one_target_rows_give_the_all_terms_bits_f32() {
+        same_as_all_terms::<f32>();
     }
 }
