@@ -544,6 +544,7 @@ impl<T: Real> Workspace<T> {
             alpha,
             threads.into(),
             false,
+            None,
         )
     }
 
@@ -573,10 +574,13 @@ impl<T: Real> Workspace<T> {
             spec,
             alpha,
             threads.into(),
+            None,
         )
     }
 
-    /// [`Workspace::backprop_deferred`] on `exec` (the training loop's team).
+    /// [`Workspace::backprop_deferred`] on `exec` (the training loop's team), with
+    /// `penalty` the coefficients' sum of squares when the last update computed it (see
+    /// [`Workspace::update_params_on`]).
     pub(crate) fn backprop_deferred_on(
         &mut self,
         x: &[T],
@@ -588,6 +592,7 @@ impl<T: Real> Workspace<T> {
         spec: &NetSpec,
         alpha: f64,
         exec: Exec<'_>,
+        penalty: Option<f64>,
     ) -> f64 {
         self.run(
             Src::Gather { x, y, sw, idx },
@@ -597,6 +602,7 @@ impl<T: Real> Workspace<T> {
             alpha,
             exec,
             true,
+            penalty,
         )
     }
 
@@ -614,7 +620,10 @@ impl<T: Real> Workspace<T> {
         self.update_params_on(optimizer, params, first, second, threads.into());
     }
 
-    /// [`Workspace::update_params`] on `exec` (the training loop's team).
+    /// [`Workspace::update_params`] on `exec` (the training loop's team). After a deferred
+    /// evaluation it returns the updated coefficients' sum of squares, which the next
+    /// batch's loss needs (computed in the update's pass while each block is in cache,
+    /// instead of by the chunks over every coefficient again).
     pub(crate) fn update_params_on(
         &mut self,
         optimizer: &mut Optimizer,
@@ -622,7 +631,7 @@ impl<T: Real> Workspace<T> {
         first: &mut [&mut [T]],
         second: &mut [&mut [T]],
         exec: Exec<'_>,
-    ) {
+    ) -> Option<f64> {
         let layers = self.units.len() - 1;
         let level = self.level;
         if let Some((n, alpha, scale)) = self.pending.take() {
@@ -641,7 +650,7 @@ impl<T: Real> Workspace<T> {
                 alpha,
                 scale,
             };
-            optimizer.update_with_on(params, &grad, Some(&summed), first, second, exec);
+            optimizer.update_with_on(params, &grad, Some(&summed), first, second, exec)
         } else {
             let grads: Vec<&[T]> = self
                 .coef_grads
@@ -654,6 +663,7 @@ impl<T: Real> Workspace<T> {
                 )
                 .collect();
             optimizer.update_par(params, &grads, first, second, exec.threads());
+            None
         }
     }
 
@@ -666,6 +676,7 @@ impl<T: Real> Workspace<T> {
         alpha: f64,
         exec: Exec<'_>,
         defer: bool,
+        penalty: Option<f64>,
     ) -> f64 {
         let threads = exec.threads();
         let layers = coefs.len();
@@ -719,9 +730,11 @@ impl<T: Real> Workspace<T> {
                 let start = (wave_start + i) * len;
                 let end = (start + len).min(rows);
                 let r = end - start;
-                if !self.whole {
-                    chunk.sumsq = penalty_share(level, &cs, wave_start + i, n_chunks);
-                }
+                chunk.sumsq = if self.whole || penalty.is_some() {
+                    0.0
+                } else {
+                    penalty_share(level, &cs, wave_start + i, n_chunks)
+                };
                 match src {
                     Src::Rows { x, y, sw } if small && x.is_standard_layout() => {
                         let xs = x.slice(ndarray::s![start..end, ..]);
@@ -834,7 +847,7 @@ impl<T: Real> Workspace<T> {
                 .map(|c| c.iter().map(|&v| (v * v).to_f64_lossless()).sum::<f64>())
                 .sum()
         } else {
-            sumsq
+            penalty.unwrap_or(sumsq)
         };
         loss += (0.5 * alpha) * values / sw_sum_f64;
         loss

@@ -16,6 +16,9 @@
 // portable build).
 #![allow(clippy::inline_always)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::chunk::sum_squares;
 use super::simd::{SimdLevel, multiversion};
 use super::team::Exec;
 use crate::error::{CoreError, Result};
@@ -35,7 +38,7 @@ pub(crate) const PAR_MIN: usize = 16_384;
 pub type GradFn<'a, T> = dyn Fn(usize, usize, &[T], &mut [T]) + Sync + 'a;
 
 /// One block of an update: (array index, offset, parameter, first state, second state).
-type Task<'a, T> = (usize, usize, &'a mut [T], &'a mut [T], &'a mut [T]);
+type Task<'a, T> = (usize, usize, usize, &'a mut [T], &'a mut [T], &'a mut [T]);
 
 /// The per-step constants of either optimizer.
 enum Step<T> {
@@ -164,7 +167,10 @@ impl Optimizer {
 
     /// [`Optimizer::update_with`] on `exec` (the training loop's team). With `summed`, the
     /// gradients `grad` produces are those sums, and Adam forms them in its own pass where
-    /// [`adam_fused`] can (see [`SummedGrads`]); the bits are the same either way.
+    /// [`adam_fused`] can (see [`SummedGrads`]); the bits are the same either way. Then it
+    /// also returns the sum of squares of the updated coefficients (the first
+    /// `summed.decayed` arrays), the next batch's L2 penalty: each block's, while the block
+    /// is in cache, added in block order (so the bits do not depend on the thread count).
     pub(crate) fn update_with_on<T: Real>(
         &mut self,
         params: &mut [&mut [T]],
@@ -173,7 +179,7 @@ impl Optimizer {
         first: &mut [&mut [T]],
         second: &mut [&mut [T]],
         exec: Exec<'_>,
-    ) {
+    ) -> Option<f64> {
         let level = SimdLevel::detected();
         let step: Step<T> = match self {
             Self::Sgd {
@@ -221,11 +227,11 @@ impl Optimizer {
                 .enumerate()
             {
                 let sb = s_blocks.next().unwrap_or(&mut []);
-                tasks.push((i, b * PAR_BLOCK, pb, fb, sb));
+                tasks.push((tasks.len(), i, b * PAR_BLOCK, pb, fb, sb));
             }
         }
-        debug_assert!(tasks.iter().all(|t| t.0 < n));
-        let run = |(i, off, p, f, s): Task<'_, T>| {
+        debug_assert!(tasks.iter().all(|t| t.1 < n));
+        let step_block = |i: usize, off: usize, p: &mut [T], f: &mut [T], s: &mut [T]| {
             if let (Step::Adam(c), Some(sg)) = (&step, summed)
                 && let Some(parts) = sg.parts.get(i)
                 && (1..=2).contains(&parts.len())
@@ -254,13 +260,26 @@ impl Optimizer {
                 o += n;
             }
         };
+        // Each coefficient block's sum of squares after its step (f64 bits, by task).
+        let sums: Vec<AtomicU64> = (0..tasks.len()).map(|_| AtomicU64::new(0)).collect();
+        let run = |(task, i, off, p, f, s): Task<'_, T>| {
+            step_block(i, off, p, f, s);
+            if summed.is_some_and(|sg| i < sg.decayed) {
+                sums[task].store(sum_squares(level, p).to_bits(), Ordering::Relaxed);
+            }
+        };
         // Below PAR_MIN parameters the update is a few microseconds: not worth a wake-up.
-        let total: usize = tasks.iter().map(|t| t.2.len()).sum();
+        let total: usize = tasks.iter().map(|t| t.3.len()).sum();
         if exec.parallel() && tasks.len() > 1 && total >= PAR_MIN {
             exec.for_each_owned(tasks, run);
         } else {
             tasks.into_iter().for_each(run);
         }
+        summed.map(|_| {
+            sums.iter()
+                .map(|b| f64::from_bits(b.load(Ordering::Relaxed)))
+                .sum()
+        })
     }
 
     /// `iteration_ends(time_step)`: the invscaling schedule.
@@ -525,7 +544,8 @@ mod tests {
     }
 
     /// A whole update through [`SummedGrads`] equals the one through the gradient callback,
-    /// for one, two and three chunks (three take the callback) and 1 or 2 threads.
+    /// for one, two and three chunks (three take the callback) and 1 or 2 threads, and
+    /// returns the coefficients' sum of squares, the same bits on 1 and 2 threads.
     #[test]
     fn summed_update_equals_the_callback_update() {
         // Two coefficient arrays (the first larger than a parallel block), two intercepts.
@@ -547,6 +567,7 @@ mod tests {
                 .map(|g| g.iter().map(Vec::as_slice).collect())
                 .collect();
             let mut results = Vec::new();
+            let mut penalties = Vec::new();
             for (fused, threads) in [(false, 1), (true, 1), (true, 2)] {
                 let mut params: Vec<Vec<f64>> = sizes
                     .iter()
@@ -574,22 +595,32 @@ mod tests {
                     scale,
                 };
                 let th = Threads::exactly(threads);
+                let mut penalty = None;
                 for _ in 0..3 {
                     let mut p: Vec<&mut [f64]> = params.iter_mut().map(|v| &mut v[..]).collect();
                     let mut f: Vec<&mut [f64]> = first.iter_mut().map(|v| &mut v[..]).collect();
                     let mut s: Vec<&mut [f64]> = second.iter_mut().map(|v| &mut v[..]).collect();
-                    th.install(|| {
-                        opt.update_with_on(
-                            &mut p,
-                            &grad,
-                            fused.then_some(&summed),
-                            &mut f,
-                            &mut s,
-                            Exec::Rayon(th),
-                        );
-                    })
-                    .unwrap();
+                    penalty = th
+                        .install(|| {
+                            opt.update_with_on(
+                                &mut p,
+                                &grad,
+                                fused.then_some(&summed),
+                                &mut f,
+                                &mut s,
+                                Exec::Rayon(th),
+                            )
+                        })
+                        .unwrap();
                 }
+                // With the summed gradients the update returns the new coefficients' sum of
+                // squares (the next L2 penalty); without them, nothing.
+                let naive: f64 = params[..2].iter().flatten().map(|v| v * v).sum();
+                match penalty {
+                    Some(v) => assert!(fused && (v - naive).abs() <= 1e-12 * naive, "{v} {naive}"),
+                    None => assert!(!fused),
+                }
+                penalties.push(penalty.map(f64::to_bits));
                 let all: Vec<u64> = params
                     .iter()
                     .chain(&first)
@@ -602,6 +633,10 @@ mod tests {
             assert_eq!(
                 results[0], results[2],
                 "{chunks} chunks, fused on 2 threads"
+            );
+            assert_eq!(
+                penalties[1], penalties[2],
+                "{chunks} chunks, penalty on 2 threads"
             );
         }
     }

@@ -362,6 +362,9 @@ fn train_loop<T: Real>(
             let mut ws = Workspace::<T>::new(units, batch);
             let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
             let mut idx: Vec<usize> = (0..n).collect();
+            // The coefficients' sum of squares after the last update (the L2 penalty of the
+            // next batch), when the update computed it.
+            let mut penalty = None;
             let mut rng = Pcg64::seed_from_u64(cfg.seed);
             let mut summary = TrainSummary {
                 n_iter: 0,
@@ -384,11 +387,13 @@ fn train_loop<T: Real>(
                         // Each chunk gathers its own rows: the copy runs in parallel too.
                         let rows_idx = &idx[start..end];
                         ws.backprop_deferred_on(
-                            data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha, exec,
+                            data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha,
+                            exec, penalty,
                         )
                     };
                     accumulated += batch_loss * rows as f64;
-                    ws.update_params_on(&mut state.optimizer, params, first, second, exec);
+                    penalty =
+                        ws.update_params_on(&mut state.optimizer, params, first, second, exec);
                     start = end;
                 }
                 summary.n_iter += 1;
