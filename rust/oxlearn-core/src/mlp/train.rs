@@ -10,10 +10,11 @@ use rand_pcg::Pcg64;
 
 use super::backprop::Workspace;
 use super::buf::Buf;
-use super::chunk::{chunk_len, max_chunk_rows};
+use super::chunk::{any_non_finite, chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
+use super::simd::SimdLevel;
 use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result};
@@ -361,6 +362,7 @@ fn train_loop<T: Real>(
             let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
             let mut ws = Workspace::<T>::new(units, batch);
             let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
+            let level = SimdLevel::detected();
             let mut idx: Vec<usize> = (0..n).collect();
             // The coefficients' sum of squares after the last update (the L2 penalty of the
             // next batch), when the update computed it.
@@ -449,7 +451,7 @@ fn train_loop<T: Real>(
                 // Non-finite weights stay non-finite (NaN gradients make NaN updates), so without
                 // early stopping scikit-learn's fit is bound to end in its "non-finite parameter
                 // weights" error: stop now and let the caller raise it.
-                if val.is_none() && params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
+                if val.is_none() && params.iter().any(|p| any_non_finite(level, p)) {
                     summary.stop_reason = StopReason::NonFinite;
                     return Ok(summary);
                 }
