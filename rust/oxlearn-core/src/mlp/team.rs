@@ -56,7 +56,10 @@ struct Shared {
     n_tasks: AtomicUsize,
     /// The next unclaimed task.
     next: AtomicUsize,
-    /// Workers done with the current section.
+    /// Workers that joined the current section (counted under the `job` lock, while the
+    /// section is open).
+    entered: AtomicUsize,
+    /// Workers that joined the current section and left it.
     done: AtomicUsize,
     /// Workers parked (or about to park) waiting for a section.
     parked: AtomicUsize,
@@ -72,6 +75,7 @@ impl Shared {
             job: Mutex::new(None),
             n_tasks: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
+            entered: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             panic: Mutex::new(None),
@@ -130,35 +134,51 @@ impl Shared {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let job = *self.job.lock().unwrap_or_else(PoisonError::into_inner);
+            // Join the section if it is still open (a worker the system ran late may find it
+            // closed: the caller did its tasks and does not wait for it).
+            let job = {
+                let slot = self.job.lock().unwrap_or_else(PoisonError::into_inner);
+                if slot.is_some() {
+                    self.entered.fetch_add(1, Ordering::Relaxed);
+                }
+                *slot
+            };
             if let Some(JobRef(ptr)) = job {
-                // SAFETY: `Team::run` published `ptr` from a live `&dyn Fn` and does not
-                // return (or unwind) before this worker has bumped `done` below.
+                // SAFETY: `Team::run` published `ptr` from a live `&dyn Fn` and, since this
+                // worker joined while the section was open, does not return (or unwind)
+                // before it has bumped `done` below.
                 let f = unsafe { &*ptr };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.claim_all(f))) {
                     let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
                     slot.get_or_insert(p);
                 }
+                self.done.fetch_add(1, Ordering::Release);
             }
-            self.done.fetch_add(1, Ordering::Release);
         }
     }
 }
 
-/// Waits for every worker to finish the section, also while unwinding, so that no
-/// worker still holds the closure when `run` leaves.
-struct WaitAll<'a>(&'a Shared, usize);
+/// Closes the section (no worker joins it any more) and waits for the workers that joined
+/// it to leave, also while unwinding, so that no worker still holds the closure when `run`
+/// leaves. A worker the system has not run yet is not waited for: the caller has claimed
+/// its tasks (on a busy machine, waiting for it cost a wake-up's delay per section).
+struct WaitAll<'a>(&'a Shared);
 impl Drop for WaitAll<'_> {
     fn drop(&mut self) {
+        let entered = {
+            let mut slot = self.0.job.lock().unwrap_or_else(PoisonError::into_inner);
+            *slot = None;
+            // Workers count themselves under this lock, so every one that joined is seen.
+            self.0.entered.load(Ordering::Relaxed)
+        };
         let start = Instant::now();
-        while self.0.done.load(Ordering::Acquire) < self.1 {
+        while self.0.done.load(Ordering::Acquire) < entered {
             if start.elapsed() < SPIN {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
-        *self.0.job.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -196,22 +216,26 @@ impl Team<'_> {
         let sh = self.shared;
         // An `as` cast may not extend a trait object's lifetime, hence the transmute.
         #[allow(clippy::transmute_ptr_to_ptr)]
-        // SAFETY: only the lifetime is erased (same fat-pointer layout). Workers dereference
-        // the pointer only between the generation bump below and their `done` increment, and
-        // `WaitAll` (dropped on return and on unwind) waits for every worker's increment
-        // before `f` can go away.
+        // SAFETY: only the lifetime is erased (same fat-pointer layout). A worker dereferences
+        // the pointer only between joining the section (taking the job under its lock, and
+        // counting itself in `entered` there) and its `done` increment; `WaitAll` (dropped on
+        // return and on unwind) closes the section under that lock and waits for as many
+        // increments as workers joined, before `f` can go away.
         let ptr: *const (dyn Fn(usize) + Sync + 'static) = unsafe {
             std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), _>(std::ptr::from_ref(f))
         };
-        // Every worker is idle (the previous section waited for all of them), so nobody reads
-        // these until the generation moves.
-        *sh.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(JobRef(ptr));
+        // No worker is in a section (the previous one closed and waited for those that
+        // joined it), but one the system ran late may join this one as soon as the job is
+        // published, even before the generation moves: so the counters are set first, and
+        // the lock that publishes the job orders them before its read of them.
         sh.n_tasks.store(n_tasks, Ordering::Relaxed);
         sh.next.store(0, Ordering::Relaxed);
+        sh.entered.store(0, Ordering::Relaxed);
         sh.done.store(0, Ordering::Relaxed);
+        *sh.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(JobRef(ptr));
         sh.generation.fetch_add(1, Ordering::SeqCst);
         self.wake_parked();
-        let wait = WaitAll(sh, self.workers.len());
+        let wait = WaitAll(sh);
         sh.claim_all(f);
         drop(wait);
         let panic = sh
@@ -356,6 +380,27 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// Many short sections in a row on more threads than cores: workers often wake late,
+    /// join a later section or none, and the caller does their tasks; every task of every
+    /// section still runs exactly once, within its section.
+    #[test]
+    fn short_sections_with_late_workers_run_every_task_once() {
+        with_team(Threads::exactly(4), |team| {
+            let exec = Exec::Team(team.expect("4 threads build a team"));
+            let runs = AtomicUsize::new(0);
+            for round in 0..20_000_usize {
+                let mut items = vec![usize::MAX; 2 + round % 3];
+                exec.for_each_mut(&mut items, |i, v| {
+                    *v = round * 8 + i;
+                    runs.fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(items.iter().enumerate().all(|(i, &v)| v == round * 8 + i));
+            }
+            let want: usize = (0..20_000_usize).map(|r| 2 + r % 3).sum();
+            assert_eq!(runs.load(Ordering::Relaxed), want);
+        });
     }
 
     #[test]
