@@ -201,18 +201,23 @@ fn one_target_loss<T: Real>(
         .zip(sel_p.iter_mut())
         .zip(sel_y.iter_mut())
     {
+        // The target's output and value picked by masking their bits (with one target the
+        // OR of the masked bits is its value exactly): integer reductions, which vectorise,
+        // where a select carried from element to element did not.
         let mut count = 0_u32;
-        let (mut tp, mut ty) = (T::zero(), T::zero());
+        let (mut tp, mut ty) = (0_u64, 0_u64);
+        let mut nan = false;
         for (&pv, &yv) in pr.iter().zip(yr) {
             let hit = yv != T::zero();
+            let mask = 0_u64.wrapping_sub(u64::from(hit));
             count += u32::from(hit);
-            tp = if hit { pv } else { tp };
-            ty = if hit { yv } else { ty };
-            bad |= pv.is_nan();
+            tp |= pv.to_f64_lossless().to_bits() & mask;
+            ty |= yv.to_f64_lossless().to_bits() & mask;
+            nan |= pv.is_nan();
         }
-        bad |= count != 1;
-        *sp = clip_prob(tp).to_f64_lossless();
-        *sy = ty.to_f64_lossless();
+        bad = bad || nan || count != 1;
+        *sp = clip_prob(T::from_f64_lossy(f64::from_bits(tp))).to_f64_lossless();
+        *sy = f64::from_bits(ty);
     }
     if bad {
         return None;
