@@ -8,11 +8,11 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use super::activation::backprop_rows_at;
 use super::buf::Buf;
 use super::chunk::{
-    MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, grad_block_at, max_chunk_rows, reduce, sum_squares,
+    MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows, reduce, sum_squares,
 };
 use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
 use super::loss::log_loss_and_delta;
-use super::optim::{Optimizer, SummedGrads};
+use super::optim::{Grads, Optimizer, SummedGrads};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
@@ -633,24 +633,19 @@ impl<T: Real> Workspace<T> {
         exec: Exec<'_>,
     ) -> Option<f64> {
         let layers = self.units.len() - 1;
-        let level = self.level;
         if let Some((n, alpha, scale)) = self.pending.take() {
             let chunks = &self.chunks[..n];
             let parts: Vec<Vec<&[T]>> = (0..layers)
                 .map(|l| chunks.iter().map(|c| &c.coef_grads[l][..]).collect())
                 .chain((0..layers).map(|l| chunks.iter().map(|c| &c.int_grads[l][..]).collect()))
                 .collect();
-            let grad = |i: usize, off: usize, p: &[T], dst: &mut [T]| {
-                let w = (i < layers).then_some(p);
-                grad_block_at(level, dst, &parts[i], off, w, alpha, scale);
-            };
             let summed = SummedGrads {
                 parts: &parts,
                 decayed: layers,
                 alpha,
                 scale,
             };
-            optimizer.update_with_on(params, &grad, Some(&summed), first, second, exec)
+            optimizer.update_with_on(params, Grads::Summed(&summed), first, second, exec)
         } else {
             let grads: Vec<&[T]> = self
                 .coef_grads

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::chunk::sum_squares;
+use super::chunk::{grad_block_at, sum_squares};
 use super::simd::{SimdLevel, multiversion};
 use super::team::Exec;
 use crate::error::{CoreError, Result};
@@ -162,20 +162,20 @@ impl Optimizer {
         second: &mut [&mut [T]],
         threads: Threads,
     ) {
-        self.update_with_on(params, grad, None, first, second, threads.into());
+        self.update_with_on(params, Grads::Blocks(grad), first, second, threads.into());
     }
 
-    /// [`Optimizer::update_with`] on `exec` (the training loop's team). With `summed`, the
-    /// gradients `grad` produces are those sums, and Adam forms them in its own pass where
-    /// [`adam_fused`] can (see [`SummedGrads`]); the bits are the same either way. Then it
-    /// also returns the sum of squares of the updated coefficients (the first
-    /// `summed.decayed` arrays), the next batch's L2 penalty: each block's, while the block
-    /// is in cache, added in block order (so the bits do not depend on the thread count).
+    /// [`Optimizer::update_with`] on `exec` (the training loop's team), with the gradients
+    /// from `grads`. Summed chunk gradients ([`Grads::Summed`]) are formed by Adam in its
+    /// own pass where [`adam_fused`] can, and otherwise block by block as
+    /// [`super::chunk::grad_block_at`] forms them (the same bits either way); then it also
+    /// returns the sum of squares of the updated coefficients (the first `decayed` arrays),
+    /// the next batch's L2 penalty: each block's, while the block is in cache, added in
+    /// block order (so the bits do not depend on the thread count).
     pub(crate) fn update_with_on<T: Real>(
         &mut self,
         params: &mut [&mut [T]],
-        grad: &GradFn<'_, T>,
-        summed: Option<&SummedGrads<'_, T>>,
+        grads: Grads<'_, T>,
         first: &mut [&mut [T]],
         second: &mut [&mut [T]],
         exec: Exec<'_>,
@@ -231,6 +231,10 @@ impl Optimizer {
             }
         }
         debug_assert!(tasks.iter().all(|t| t.1 < n));
+        let summed = match grads {
+            Grads::Summed(sg) => Some(sg),
+            Grads::Blocks(_) => None,
+        };
         let step_block = |i: usize, off: usize, p: &mut [T], f: &mut [T], s: &mut [T]| {
             if let (Step::Adam(c), Some(sg)) = (&step, summed)
                 && let Some(parts) = sg.parts.get(i)
@@ -250,7 +254,13 @@ impl Optimizer {
                 let n = SUB.min(p.len() - o);
                 let g = &mut buf[..n];
                 let (pb, fb) = (&mut p[o..o + n], &mut f[o..o + n]);
-                grad(i, off + o, pb, g);
+                match grads {
+                    Grads::Blocks(grad) => grad(i, off + o, pb, g),
+                    Grads::Summed(sg) => {
+                        let w = (i < sg.decayed).then_some(&pb[..]);
+                        grad_block_at(level, g, &sg.parts[i], off + o, w, sg.alpha, sg.scale);
+                    }
+                }
                 match &step {
                     Step::Sgd { mu, lr, nesterov } => {
                         sgd_step_at(level, pb, g, fb, *mu, *lr, *nesterov);
@@ -261,7 +271,10 @@ impl Optimizer {
             }
         };
         // Each coefficient block's sum of squares after its step (f64 bits, by task).
-        let sums: Vec<AtomicU64> = (0..tasks.len()).map(|_| AtomicU64::new(0)).collect();
+        let sums: Vec<AtomicU64> = match summed {
+            Some(_) => (0..tasks.len()).map(|_| AtomicU64::new(0)).collect(),
+            None => Vec::new(),
+        };
         let run = |(task, i, off, p, f, s): Task<'_, T>| {
             step_block(i, off, p, f, s);
             if summed.is_some_and(|sg| i < sg.decayed) {
@@ -315,6 +328,15 @@ impl Optimizer {
             _ => (true, format!("{msg} Stopping.")),
         }
     }
+}
+
+/// Where [`Optimizer::update_with_on`] takes the gradients from.
+#[derive(Clone, Copy)]
+pub(crate) enum Grads<'a, T> {
+    /// `grad(i, offset, p, dst)` writes each block's gradient (see [`Optimizer::update_with`]).
+    Blocks(&'a GradFn<'a, T>),
+    /// Per-chunk parts, summed in the update's pass.
+    Summed(&'a SummedGrads<'a, T>),
 }
 
 /// Per-chunk gradients waiting to be summed by the update (the training loop's deferred
@@ -437,13 +459,19 @@ pub struct AdamConsts<T> {
 /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr * m / (sqrt(v) + eps)`.
 #[inline(always)]
 pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &AdamConsts<T>) {
-    for (((pv, &gv), mv), vv) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let nm = c.b1 * *mv + c.omb1 * gv;
-        let nv = c.b2 * *vv + c.omb2 * (gv * gv);
-        *mv = nm;
-        *vv = nv;
-        *pv += (c.neg_lr * nm) / (nv.sqrt() + c.eps);
-    }
+    // The fused step with no second part, no L2 term and a scale of one (`g * 1` is `g`),
+    // over the common length (as a zip of the four would go).
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    adam_fused_body::<T, false, false>(
+        &mut p[..n],
+        &g[..n],
+        &[],
+        T::zero(),
+        T::one(),
+        &mut m[..n],
+        &mut v[..n],
+        c,
+    );
 }
 
 multiversion! {
@@ -471,7 +499,7 @@ multiversion! {
 
 #[cfg(test)]
 mod tests {
-    use super::{AdamConsts, Optimizer, SummedGrads, adam_fused_at, adam_step_at};
+    use super::{AdamConsts, Grads, Optimizer, SummedGrads, adam_fused_at, adam_step_at};
     use crate::mlp::chunk::grad_block_at;
     use crate::mlp::simd::SimdLevel;
     use crate::mlp::team::Exec;
@@ -604,8 +632,11 @@ mod tests {
                         .install(|| {
                             opt.update_with_on(
                                 &mut p,
-                                &grad,
-                                fused.then_some(&summed),
+                                if fused {
+                                    Grads::Summed(&summed)
+                                } else {
+                                    Grads::Blocks(&grad)
+                                },
                                 &mut f,
                                 &mut s,
                                 Exec::Rayon(th),

@@ -129,9 +129,6 @@ pub struct TrainData<'a, T> {
 /// Validation inputs, targets and optional weights.
 pub type ValSet<'a, T> = (&'a [T], &'a [T], Option<&'a [T]>);
 
-/// A checked validation set: inputs, targets, weights, its row count and the score.
-type Validation<'a, T> = (&'a [T], &'a [T], Option<&'a [T]>, usize, ScoreKind);
-
 /// Read-only coef views and intercept slices of parameters stored as `_pack`-ordered slices.
 fn param_views<'p, T>(
     params: &'p [&mut [T]],
@@ -301,63 +298,12 @@ pub fn fit_stochastic<T: Real>(
             })
             .collect::<Vec<_>>()
     });
-    let result = {
-        let [own_params, own_first, own_second] = &mut own;
-        let mut lists = [own_params, own_first, own_second]
-            .map(|l| l.iter_mut().map(|b| &mut b[..]).collect::<Vec<&mut [T]>>());
-        let [params, first, second] = &mut lists;
-        train_loop(
-            data,
-            params,
-            first,
-            second,
-            best,
-            cfg,
-            state,
-            threads,
-            team_threads,
-            hook,
-            val,
-            batch,
-            n,
-        )
-    };
-    let [own_params, own_first, own_second] = &own;
-    write_back(params, own_params);
-    write_back(first, own_first);
-    write_back(second, own_second);
-    result
-}
-
-/// Copies the loop's aligned arrays back into the caller's.
-fn write_back<T: Real>(dst: &mut [&mut [T]], src: &[Buf<T>]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.copy_from_slice(s);
-    }
-}
-
-/// The loop of [`fit_stochastic`], on its validated arguments.
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
-fn train_loop<T: Real>(
-    data: TrainData<'_, T>,
-    params: SliceList<'_, '_, T>,
-    first: SliceList<'_, '_, T>,
-    second: SliceList<'_, '_, T>,
-    best: SliceList<'_, '_, T>,
-    cfg: &TrainConfig,
-    state: &mut TrainState,
-    threads: Threads,
-    team_threads: Threads,
-    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
-    val: Option<Validation<'_, T>>,
-    batch: usize,
-    n: usize,
-) -> Result<TrainSummary> {
-    let spec = &cfg.spec;
-    let units = &spec.units;
-    let d = units[0];
-    let k = units[units.len() - 1];
-    threads.install(|| {
+    let (out_params, out_first, out_second) = (params, first, second);
+    let [own_params, own_first, own_second] = &mut own;
+    let mut lists = [own_params, own_first, own_second]
+        .map(|l| l.iter_mut().map(|b| &mut b[..]).collect::<Vec<&mut [T]>>());
+    let [params, first, second] = &mut lists;
+    let result = threads.install(|| {
         with_team(team_threads, |team| {
             let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
             let mut ws = Workspace::<T>::new(units, batch);
@@ -486,5 +432,17 @@ fn train_loop<T: Real>(
             summary.stop_reason = StopReason::MaxIter;
             Ok(summary)
         })
-    })?
+    });
+    let [own_params, own_first, own_second] = &own;
+    write_back(out_params, own_params);
+    write_back(out_first, own_first);
+    write_back(out_second, own_second);
+    result?
+}
+
+/// Copies the loop's aligned arrays back into the caller's.
+fn write_back<T: Real>(dst: &mut [&mut [T]], src: &[Buf<T>]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.copy_from_slice(s);
+    }
 }
