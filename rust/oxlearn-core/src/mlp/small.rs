@@ -563,8 +563,8 @@ mod wide {
     );
 }
 
-/// Copies columns `j0 .. j0 + nt` of `b` (`kk` rows) into `panel`, a zeroed `kk x W`
-/// row-major block (zero beyond `nt`).
+/// Copies columns `j0 .. j0 + nt` of `b` (`kk` rows) into `panel`, a `kk x W` row-major
+/// block, and zeros the block's columns beyond `nt`.
 #[inline(always)]
 fn pack<T: Real, const W: usize>(
     b: &Right<'_, T>,
@@ -586,6 +586,12 @@ fn pack<T: Real, const W: usize>(
                     dst[j] = v;
                 }
             }
+        }
+    }
+    // The columns past the matrix's last are zero (the panel buffer is reused unzeroed).
+    if nt < W {
+        for dst in panel.chunks_exact_mut(W).take(kk) {
+            dst[nt..].fill(T::zero());
         }
     }
 }
@@ -705,8 +711,8 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
         Right::Rows(mb) if mb.idx.is_none() => n / W,
         _ => 0,
     };
+    // Every value of the panels is written by `pack` (no zero-fill pass first).
     let mut panels = std::mem::take(panel);
-    panels.clear();
     panels.resize((tiles - packed_from) * kk * W, T::zero());
     // (With `kk == 0` there is nothing to pack: every sum is empty.)
     for (p, dst) in panels.chunks_exact_mut((kk * W).max(1)).enumerate() {
