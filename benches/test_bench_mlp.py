@@ -46,8 +46,9 @@ def _run(benchmark: Any, fn: Callable[[], Any], smoke: bool, rounds: int = 5) ->
             warnings.simplefilter("ignore", ConvergenceWarning)
             return fn()
 
-    # One warm-up round (not timed) for both libraries, as in the KNN suite: the first call
-    # in a process pays for thread pools and first-touch page faults.
+    # One warm-up round (not timed) for both libraries, as in the KNN suite: without it some
+    # rounds of our fits ran far slower than the others (a (c) IQR of 18-19 ms on a 30 ms
+    # median; the cause was not pinned down, a first fit in a plain script is not slower).
     return benchmark.pedantic(
         quiet, rounds=1 if smoke else rounds, iterations=1, warmup_rounds=0 if smoke else 1
     )
