@@ -33,6 +33,18 @@ fn sgd_single_step_matches_hand_computation() {
     assert_eq!(p, [1.0 + (0.5 * 0.3 - 0.01 * 2.0)]);
 }
 
+/// Adam's float32 constants for scikit-learn's defaults, with step `neg_lr`.
+fn adam_consts_f32(neg_lr: f32) -> AdamConsts<f32> {
+    AdamConsts {
+        b1: 0.9_f32,
+        omb1: (1.0 - 0.9_f64) as f32,
+        b2: 0.999_f32,
+        omb2: (1.0 - 0.999_f64) as f32,
+        eps: 1e-8_f32,
+        neg_lr,
+    }
+}
+
 #[test]
 fn adam_first_steps_match_hand_computation() {
     let mut opt = Optimizer::Adam {
@@ -68,14 +80,7 @@ fn adam_first_steps_match_hand_computation() {
     }
     // float32 parameters: the update is formed in float32, the float64 step size rounded to
     // float32 first.
-    let c = AdamConsts {
-        b1: 0.9_f32,
-        omb1: (1.0 - 0.9_f64) as f32,
-        b2: 0.999_f32,
-        omb2: (1.0 - 0.999_f64) as f32,
-        eps: 1e-8_f32,
-        neg_lr: -lr1 as f32,
-    };
+    let c = adam_consts_f32(-lr1 as f32);
     let mut p32 = [0.5_f32];
     let mut m32 = [0.0_f32];
     let mut v32 = [0.0_f32];
@@ -84,6 +89,47 @@ fn adam_first_steps_match_hand_computation() {
     let vv = c.omb2 * (0.2_f32 * 0.2_f32);
     let want = 0.5_f32 + (-lr1 as f32 * mm) / (vv.sqrt() + 1e-8_f32);
     assert_eq!(p32[0], want);
+}
+
+/// A square that would be subnormal is taken as zero (as flush-to-zero would round it):
+/// in Adam's second moment, where the step stays that of the IEEE formula, and in the sum of
+/// squares behind the L2 penalty.
+#[test]
+fn subnormal_squares_are_flushed_and_the_step_is_unchanged() {
+    use oxlearn_core::mlp::chunk::sum_squares;
+    use oxlearn_core::mlp::simd::SimdLevel;
+    let c = adam_consts_f32(-1e-3);
+    // 0.001 * (1e-19)^2 = 1e-41 is subnormal in float32; 0.001 * (1e-16)^2 = 1e-35 is not.
+    for (g, flushed) in [
+        (1e-19_f32, true),
+        (-3e-19, true),
+        (1e-16, false),
+        (0.25, false),
+    ] {
+        let (mut p, mut m, mut v) = ([0.5_f32], [0.0_f32], [0.0_f32]);
+        adam_step(&mut p, &[g], &mut m, &mut v, &c);
+        let ieee_v = c.omb2 * (g * g);
+        assert_eq!(v[0], if flushed { 0.0 } else { ieee_v }, "g = {g}");
+        assert_eq!(m[0], c.omb1 * g);
+        let ieee_p = 0.5_f32 + (c.neg_lr * m[0]) / (ieee_v.sqrt() + c.eps);
+        assert_eq!(
+            p[0], ieee_p,
+            "g = {g}: the step differs from the IEEE formula's"
+        );
+    }
+    for level in SimdLevel::available() {
+        // 1e-20^2 is subnormal in float32 and dropped; 1e-18^2 = 1e-36 is kept.
+        let v32 = [3.0_f32, 1e-20, 4.0, -2e-20, 1e-18];
+        let want = 9.0 + 16.0 + f64::from(1e-18_f32 * 1e-18_f32);
+        assert_eq!(sum_squares(level, &v32), want);
+        // In float64 the bound is about 1.5e-154.
+        let v64 = [3.0_f64, 1e-160, 1e-150];
+        assert_eq!(sum_squares(level, &v64), 9.0 + 1e-150 * 1e-150);
+        // Alone, a flushed square leaves zero where IEEE arithmetic gives a subnormal.
+        assert_eq!(sum_squares(level, &[1e-20_f32]), 0.0);
+        assert_eq!(sum_squares(level, &[1e-160_f64]), 0.0);
+        assert_eq!(sum_squares(level, &[1e-150_f64]), 1e-150 * 1e-150);
+    }
 }
 
 #[test]
