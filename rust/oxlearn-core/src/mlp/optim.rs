@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::chunk::{grad_block_at, sum_squares};
+use super::chunk::{grad_block_at, sum_squares, zero_below};
 use super::simd::{SimdLevel, multiversion};
 use super::team::Exec;
 use crate::error::{CoreError, Result};
@@ -376,16 +376,12 @@ fn adam_fused_body<T: Real, const TWO: bool, const DECAY: bool>(
     let (a, m, v) = (&a[..n], &mut m[..n], &mut v[..n]);
     let b = &b[..if TWO { n } else { 0 }];
     // Below this magnitude a gradient's term `(1 - beta_2) g^2` of the second moment is
-    // subnormal, and on x86 every vector that makes a subnormal takes a microcode assist
-    // (of the order of a hundred cycles). Tiny gradients are common in float32: a digits
-    // `(256,)` fit made about 210,000 such terms in its 27 million element updates. Such a
-    // term is taken as zero, as flush-to-zero would round it, without touching the thread's
-    // floating-point mode. It is below the smallest normal number, so dropping it changes
-    // `v` only where `v` is below about 2^24 times that (2e-31 in float32), and there
-    // `sqrt(v)` is at most half an ulp of the default `epsilon`, so `sqrt(v) + epsilon` is
-    // `epsilon` or within an ulp of it either way (the digits benchmark nets, (256,) and
-    // (128, 128, 128) in both dtypes, kept every weight's bits). In float64 the bound is
-    // about 1e-152.
+    // subnormal, and it is taken as zero (see [`zero_below`]). It is below the smallest
+    // normal number, so dropping it changes `v` only where `v` is below about 2^24 times
+    // that (2e-31 in float32), and there `sqrt(v)` is at most half an ulp of the default
+    // `epsilon`, so `sqrt(v) + epsilon` is `epsilon` or within an ulp of it either way (the
+    // digits benchmark nets, (256,) and (128, 128, 128) in both dtypes, kept every weight's
+    // bits). In float64 the bound is about 1e-152.
     let g_sq_min = (T::min_positive_value() / c.omb2).sqrt();
     for i in 0..n {
         let mut g = a[i];
@@ -399,7 +395,7 @@ fn adam_fused_body<T: Real, const TWO: bool, const DECAY: bool>(
             g * scale
         };
         let nm = c.b1 * m[i] + c.omb1 * g;
-        let gv = if g.abs() < g_sq_min { T::zero() } else { g };
+        let gv = zero_below(g, g_sq_min);
         let nv = c.b2 * v[i] + c.omb2 * (gv * gv);
         m[i] = nm;
         v[i] = nv;
