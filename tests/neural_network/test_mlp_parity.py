@@ -225,6 +225,7 @@ def test_lbfgs_matches_sklearn(kind: str, activation: str, digits_scaled: Any) -
     _quiet_fit(ref, X, y)
     assert ours.n_iter_ == ref.n_iter_
     assert_allclose(ours.loss_, ref.loss_, rtol=1e-6)
+    assert type(ours.loss_) is type(ref.loss_)
     for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
         assert a.dtype == b.dtype
         assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -282,6 +283,14 @@ def test_stochastic_without_shuffle_matches_sklearn(
     assert ours.n_iter_ == ref.n_iter_
     assert ours.t_ == ref.t_
     assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-6)
+    # The scalars' types too (scikit-learn's losses are NumPy float64 scalars).
+    for name in ("loss_", "best_loss_", "best_validation_score_", "t_", "n_iter_"):
+        assert type(getattr(ours, name)) is type(getattr(ref, name)), name
+    assert [type(v) for v in ours.loss_curve_] == [type(v) for v in ref.loss_curve_]
+    if ref.early_stopping:
+        assert [type(v) for v in ours.validation_scores_] == [
+            type(v) for v in ref.validation_scores_
+        ]
     assert ours._no_improvement_count == ref._no_improvement_count
     assert_allclose(ours._optimizer.learning_rate, ref._optimizer.learning_rate, rtol=1e-9)
     if ref.early_stopping:

@@ -546,7 +546,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             options=options,
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = opt_res.fun
+        # scikit-learn's loss is a NumPy float64 scalar; so is ours.
+        self.loss_ = np.float64(opt_res.fun)
         self._unpack(opt_res.x)
 
     def _loss_grad_lbfgs(
@@ -782,7 +783,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if result is not None:
             self.n_iter_ = int(result["n_iter"])
-            curve = [float(v) for v in result["loss_curve"]]
+            # NumPy float64 scalars, as scikit-learn's losses are.
+            curve = [np.float64(v) for v in result["loss_curve"]]
             self.loss_curve_.extend(curve)
             if curve:
                 self.loss_ = curve[-1]
@@ -795,7 +797,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.validation_scores_.extend(float(v) for v in result["validation_scores"])
                 self.best_validation_score_ = float(result["best_validation_score"])
             else:
-                self.best_loss_ = float(result["best_loss"])
+                self.best_loss_ = np.float64(result["best_loss"])
             if self.verbose and result["stop_message"]:
                 print(result["stop_message"])
             stop_reason = result["stop_reason"]
