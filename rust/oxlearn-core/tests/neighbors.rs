@@ -469,3 +469,77 @@ fn non_contiguous_views_are_accepted() {
     assert_eq!(ai, bi);
     assert_eq!(a, b);
 }
+
+#[test]
+fn nan_distances_enter_the_heaps_as_in_scikit_learn() {
+    // A zero Minkowski weight on a feature whose difference overflows gives 0 * inf = NaN.
+    // scikit-learn's heap refuses only values `>=` its root, so it takes a NaN; the results
+    // must be those of pushing every candidate in index order into that heap (NaN results
+    // are not meaningful, in scikit-learn either, but they must come from the same rule).
+    let mut train = integers(30, 4, 3, 21);
+    let mut query = integers(40, 4, 3, 22);
+    for r in (0..30).step_by(4) {
+        train[[r, 0]] = 1e300;
+    }
+    for r in (0..40).step_by(5) {
+        query[[r, 0]] = -1e300;
+    }
+    let w = vec![0.0, 1.0, 2.0, 1.0];
+    let metric = Metric::Minkowski {
+        p: 2.0,
+        w: Some(w.clone()),
+    };
+    let k = 7;
+    let (d, i) = kneighbors(query.view(), train.view(), k, &metric, Threads::Single).unwrap();
+    let mut saw_nan = false;
+    for q in 0..query.nrows() {
+        let mut heap = KHeap::new(k);
+        for t in 0..train.nrows() {
+            let r: f64 = (0..4)
+                .map(|j| w[j] * (query[[q, j]] - train[[t, j]]).abs().powi(2))
+                .sum();
+            heap.push(r, t);
+        }
+        simultaneous_sort(&mut heap.values, &mut heap.indices);
+        assert_eq!(i.row(q).to_vec(), heap.indices, "query {q}");
+        for (s, &r) in heap.values.iter().enumerate() {
+            let got = d[[q, s]];
+            saw_nan |= got.is_nan();
+            assert!(got.is_nan() == r.is_nan() && (r.is_nan() || got == r.sqrt()));
+        }
+    }
+    assert!(saw_nan, "the data must produce NaN distances");
+}
+
+#[test]
+fn cosine_rows_whose_norm_overflows_are_at_distance_one() {
+    // scikit-learn divides such a row by an infinite norm, so it becomes zero and its
+    // cosine distance to anything is 1 (not the NaN of 0 * inf).
+    let mut train = random(25, 5, 23);
+    let mut query = random(30, 5, 24);
+    for r in (0..25).step_by(3) {
+        train.row_mut(r).mapv_inplace(|v| v * 1e200);
+    }
+    query.row_mut(0).mapv_inplace(|v| v * 1e200);
+    let (d, i) = kneighbors(
+        query.view(),
+        train.view(),
+        25,
+        &Metric::Cosine,
+        Threads::Single,
+    )
+    .unwrap();
+    for q in 0..query.nrows() {
+        let mut seen = i.row(q).to_vec();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..25).collect::<Vec<_>>(), "query {q}");
+        for s in 0..25 {
+            let t = i[[q, s]];
+            if q == 0 || t % 3 == 0 {
+                assert_eq!(d[[q, s]], 1.0, "query {q}, row {t}");
+            } else {
+                assert!(d[[q, s]].is_finite());
+            }
+        }
+    }
+}

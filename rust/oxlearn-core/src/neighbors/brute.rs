@@ -186,7 +186,16 @@ impl<'a, T: Real> Prepared<'a, T> {
                 for (i, out) in buf.chunks_exact_mut(tt).enumerate() {
                     let qn = self.qn[qs + i];
                     for (o, &t) in out.iter_mut().zip(tn) {
-                        let v = T::one() - (*o * qn) * t;
+                        // A zero inverse norm (a zero row, or one whose squared norm
+                        // overflows) makes scikit-learn's normalised row zero and the
+                        // distance exactly 1; here it would give `0 * inf = NaN` when the
+                        // dot product overflowed as well.
+                        let sim = (*o * qn) * t;
+                        let v = if sim.is_nan() {
+                            T::one()
+                        } else {
+                            T::one() - sim
+                        };
                         *o = if v < T::zero() {
                             T::zero()
                         } else if v > two {
@@ -442,7 +451,7 @@ fn reduce_row<T: Real>(
     vals: &mut [T],
     ts: usize,
     norms: Option<(T, &[T])>,
-    lt_mask: impl Fn(&[T; LANES], T) -> u64,
+    admit_mask: impl Fn(&[T; LANES], T) -> u64,
 ) {
     let Some((big, small)) = heaps.split_last_mut() else {
         return;
@@ -452,7 +461,7 @@ fn reduce_row<T: Real>(
     let mut chunks = vals.chunks_exact(LANES);
     for chunk in &mut chunks {
         if let Ok(v) = <&[T; LANES]>::try_from(chunk) {
-            push_masked(big, small, v, lt_mask(v, big.root()), ts + j0);
+            push_masked(big, small, v, admit_mask(v, big.root()), ts + j0);
         }
         j0 += LANES;
     }
@@ -472,7 +481,7 @@ fn reduce_row_pair<T: Real>(
     vals: (&mut [T], &mut [T]),
     ts: usize,
     norms: (RowNorms<'_, T>, RowNorms<'_, T>),
-    lt_mask: impl Fn(&[T; LANES], T) -> u64,
+    admit_mask: impl Fn(&[T; LANES], T) -> u64,
 ) {
     let (Some((big_a, small_a)), Some((big_b, small_b))) =
         (heaps.0.split_last_mut(), heaps.1.split_last_mut())
@@ -486,7 +495,7 @@ fn reduce_row_pair<T: Real>(
     let mut chunks_b = vals.1.chunks_exact(LANES);
     for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
         if let (Ok(va), Ok(vb)) = (<&[T; LANES]>::try_from(ca), <&[T; LANES]>::try_from(cb)) {
-            let (ma, mb) = (lt_mask(va, big_a.root()), lt_mask(vb, big_b.root()));
+            let (ma, mb) = (admit_mask(va, big_a.root()), admit_mask(vb, big_b.root()));
             push_masked(big_a, small_a, va, ma, ts + j0);
             push_masked(big_b, small_b, vb, mb, ts + j0);
         }
@@ -542,7 +551,7 @@ fn push_rest<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], rest: &[T], ba
     let root = big.root();
     let mut mask = 0u64;
     for (l, &v) in rest.iter().enumerate() {
-        mask |= u64::from(v < root) << l;
+        mask |= u64::from(admits(v, root)) << l;
     }
     while mask != 0 {
         let l = mask.trailing_zeros() as usize;
@@ -554,7 +563,7 @@ fn push_rest<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], rest: &[T], ba
 #[inline(always)] // compiled into each `target_feature` wrapper below
 #[allow(clippy::inline_always)]
 pub(super) fn push_all<T: Real>(big: &mut KHeap<T>, small: &mut [KHeap<T>], v: T, idx: usize) {
-    if v < big.root() {
+    if admits(v, big.root()) {
         big.push(v, idx);
         for h in small.iter_mut() {
             h.push(v, idx);
@@ -572,7 +581,7 @@ fn reduce_tile_body<T: Real>(
     tt: usize,
     ts: usize,
     norms: Option<(&[T], &[T])>,
-    lt_mask: impl Fn(&[T; LANES], T) -> u64 + Copy,
+    admit_mask: impl Fn(&[T; LANES], T) -> u64 + Copy,
 ) {
     let rows = heaps.len().min(buf.len() / tt.max(1));
     let (heaps, buf) = (&mut heaps[..rows], &mut buf[..rows * tt]);
@@ -587,7 +596,7 @@ fn reduce_tile_body<T: Real>(
             (ra, rb),
             ts,
             (norm(i), norm(i + 1)),
-            lt_mask,
+            admit_mask,
         );
         i += 2;
     }
@@ -597,23 +606,37 @@ fn reduce_tile_body<T: Real>(
             &mut buf[i * tt..(i + 1) * tt],
             ts,
             norm(i),
-            lt_mask,
+            admit_mask,
         );
     }
 }
 
-/// Bit `l` set when `v[l] < root`: the portable version.
+/// Whether a heap whose root is `root` takes `v`: scikit-learn's `heap_push` refuses a value
+/// `>= root`, so it takes a NaN (which fails every comparison) as well as any smaller value.
+/// A NaN distance comes from finite data only through overflow (a weighted Minkowski sum
+/// with a zero weight and an infinite difference, say); testing `v < root` instead dropped
+/// such candidates and left the heap's placeholder index 0 in the results, once per
+/// missing neighbour.
 #[inline(always)] // compiled into each `target_feature` wrapper below
 #[allow(clippy::inline_always)]
-pub(super) fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
+pub(super) fn admits<T: Real>(v: T, root: T) -> bool {
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(v >= root)` is true for NaN, on purpose
+    let taken = !(v >= root);
+    taken
+}
+
+/// Bit `l` set when the heap takes `v[l]` ([`admits`]): the portable version.
+#[inline(always)] // compiled into each `target_feature` wrapper below
+#[allow(clippy::inline_always)]
+pub(super) fn admit_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
     let mut mask = 0u64;
     for (l, &x) in v.iter().enumerate() {
-        mask |= u64::from(x < root) << l;
+        mask |= u64::from(admits(x, root)) << l;
     }
     mask
 }
 
-/// [`lt_mask_portable`] with AVX compares and `movemask` (8 `f32` or 4 `f64` lanes per
+/// [`admit_mask_portable`] with AVX compares and `movemask` (8 `f32` or 4 `f64` lanes per
 /// compare; with AVX-512 enabled the compiler turns them into mask-register compares).
 ///
 /// AVX2 intrinsics only (the MSRV, 1.89, is the first Rust with stable AVX-512 target
@@ -624,9 +647,9 @@ pub(super) fn lt_mask_portable<T: Real>(v: &[T; LANES], root: T) -> u64 {
 #[target_feature(enable = "avx2")]
 #[inline]
 #[allow(unused_unsafe)]
-pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
+pub(super) fn admit_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     use std::arch::x86_64::{
-        __m256, __m256d, _CMP_LT_OQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd,
+        __m256, __m256d, _CMP_NGE_UQ, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_loadu_pd,
         _mm256_loadu_ps, _mm256_movemask_pd, _mm256_movemask_ps, _mm256_or_pd, _mm256_or_ps,
         _mm256_set1_pd, _mm256_set1_ps,
     };
@@ -635,7 +658,7 @@ pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     // The same steps for both float types: compare each 256-bit vector of the chunk with the
     // root, test the whole chunk at once (most chunks hold no candidate), then gather the
     // per-vector bit masks.
-    macro_rules! lanes_below_root {
+    macro_rules! lanes_admitted {
         ($t:ty, $vec:ty, $per:expr, $set1:ident, $load:ident, $cmp:ident, $or:ident, $movemask:ident) => {
             if let (Some(v), Some(&r)) = (
                 any.downcast_ref::<[$t; LANES]>(),
@@ -645,7 +668,9 @@ pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
                 // LANES values: unaligned 256-bit loads, one per vector of `$per` lanes.
                 let lt: [$vec; LANES / $per] = unsafe {
                     let rr = $set1(r);
-                    std::array::from_fn(|h| $cmp::<_CMP_LT_OQ>($load(v.as_ptr().add($per * h)), rr))
+                    std::array::from_fn(|h| {
+                        $cmp::<_CMP_NGE_UQ>($load(v.as_ptr().add($per * h)), rr)
+                    })
                 };
                 // SAFETY: AVX2, as above.
                 let none = unsafe { $movemask(lt.iter().fold(lt[0], |a, &b| $or(a, b))) };
@@ -662,7 +687,7 @@ pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
             }
         };
     }
-    lanes_below_root!(
+    lanes_admitted!(
         f32,
         __m256,
         8,
@@ -672,7 +697,7 @@ pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
         _mm256_or_ps,
         _mm256_movemask_ps
     );
-    lanes_below_root!(
+    lanes_admitted!(
         f64,
         __m256d,
         4,
@@ -682,7 +707,7 @@ pub(super) fn lt_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
         _mm256_or_pd,
         _mm256_movemask_pd
     );
-    lt_mask_portable(v, root)
+    admit_mask_portable(v, root)
 }
 
 /// The compilations of [`reduce_tile_body`].
@@ -736,7 +761,7 @@ fn reduce_tile_v4<T: Real>(
     ts: usize,
     norms: Option<(&[T], &[T])>,
 ) {
-    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| lt_mask_avx(v, r));
+    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| admit_mask_avx(v, r));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -748,7 +773,7 @@ fn reduce_tile_v3<T: Real>(
     ts: usize,
     norms: Option<(&[T], &[T])>,
 ) {
-    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| lt_mask_avx(v, r));
+    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| admit_mask_avx(v, r));
 }
 
 /// Defines `$name`, which calls the `#[inline(always)]` function `$body` compiled for this
@@ -820,7 +845,7 @@ fn reduce_tile<T: Real>(
         }
     }
     let _ = portable;
-    reduce_tile_body(heaps, buf, tt, ts, norms, lt_mask_portable);
+    reduce_tile_body(heaps, buf, tt, ts, norms, admit_mask_portable);
 }
 
 fn validate_ks(ks: &[usize], n_train: usize) -> Result<()> {

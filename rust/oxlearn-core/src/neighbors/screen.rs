@@ -48,11 +48,11 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use super::Metric;
 use super::brute::{
-    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, finish_tile, lt_mask_portable, over_tiles, push_all,
-    sq_dist, sq_norms_simd, sum8,
+    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, admit_mask_portable, finish_tile, over_tiles,
+    push_all, sq_dist, sq_norms_simd, sum8,
 };
 #[cfg(target_arch = "x86_64")]
-use super::brute::{Simd, lt_mask_avx, simd_level};
+use super::brute::{Simd, admit_mask_avx, simd_level};
 use super::heap::KHeap;
 use crate::error::Result;
 use crate::linalg::gemm;
@@ -280,7 +280,7 @@ fn screen_body<T: Real>(
     rows: std::ops::Range<usize>,
     tt: usize,
     ts: usize,
-    lt_mask: &impl Fn(&[f32; LANES], f32) -> u64,
+    admit_mask: &impl Fn(&[f32; LANES], f32) -> u64,
 ) {
     let (d, q, t) = (this.d, this.q, this.t);
     let Work {
@@ -309,7 +309,7 @@ fn screen_body<T: Real>(
             for ((l, &c), &tl) in lo.iter_mut().zip(&row[j0..j0 + n]).zip(&tlo[j0..j0 + n]) {
                 *l = (ql + c) + tl;
             }
-            let mut mask = lt_mask(&lo, heap.root());
+            let mut mask = admit_mask(&lo, heap.root());
             while mask != 0 {
                 let l = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
@@ -333,7 +333,7 @@ fn tile_body<T: Real>(
     work: &mut Work<T>,
     qs: usize,
     qe: usize,
-    lt_mask: impl Fn(&[f32; LANES], f32) -> u64,
+    admit_mask: impl Fn(&[f32; LANES], f32) -> u64,
 ) {
     let (d, q, t, rows) = (this.d, this.q, this.t, qe - qs);
     let n_t = t.len() / d;
@@ -370,7 +370,7 @@ fn tile_body<T: Real>(
             let r1 = (r0 + QUERY_TILE).min(rows);
             let q32 = &work.q32[r0 * d..r1 * d];
             cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
-            screen_body(this, work, qs, r0..r1, tt, ts, &lt_mask);
+            screen_body(this, work, qs, r0..r1, tt, ts, &admit_mask);
         }
     }
 }
@@ -378,13 +378,13 @@ fn tile_body<T: Real>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
 fn tile_v4<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
-    tile_body(this, work, qs, qe, |v, r| lt_mask_avx(v, r));
+    tile_body(this, work, qs, qe, |v, r| admit_mask_avx(v, r));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,bmi1,popcnt")]
 fn tile_v3<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
-    tile_body(this, work, qs, qe, |v, r| lt_mask_avx(v, r));
+    tile_body(this, work, qs, qe, |v, r| admit_mask_avx(v, r));
 }
 
 /// [`tile_body`] in the best compilation for this CPU: the conversions, the screening and
@@ -399,7 +399,7 @@ fn tile<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize)
         Simd::V3 => return unsafe { tile_v3(this, work, qs, qe) },
         Simd::Baseline => {}
     }
-    tile_body(this, work, qs, qe, lt_mask_portable);
+    tile_body(this, work, qs, qe, admit_mask_portable);
 }
 
 #[cfg(test)]
