@@ -7,6 +7,7 @@ scikit-learn; importing them here keeps a future rename to a single place, and
 
 from sklearn.base import _fit_context
 from sklearn.neighbors._base import KNeighborsMixin, NeighborsBase, RadiusNeighborsMixin
+from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils._param_validation import (
     Hidden,
     Interval,
@@ -31,4 +32,5 @@ __all__ = [
     "_check_partial_fit_first_call",
     "_check_sample_weight",
     "_fit_context",
+    "get_chunk_n_rows",
 ]

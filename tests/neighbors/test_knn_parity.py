@@ -182,6 +182,37 @@ def test_precomputed_matches(random_data):
     assert_array_equal(i0, ri0)
 
 
+@pytest.mark.parametrize(
+    ("fit_dtype", "query_dtype"),
+    [(np.float64, np.float64), (np.float32, np.float32), (np.float32, np.float64), (int, int)],
+)
+def test_precomputed_ties_match(fit_dtype, query_dtype):
+    """Small-integer distance matrices tie everywhere: scikit-learn's argpartition decides."""
+    rng = np.random.default_rng(3)
+    D = rng.integers(0, 4, size=(57, 57))
+    D = D + D.T
+    np.fill_diagonal(D, 0)
+    Dq = rng.integers(0, 5, size=(23, 57))
+    y = rng.integers(0, 3, size=57)
+    D, Dq = D.astype(fit_dtype), Dq.astype(query_dtype)
+    for k in (1, 5, 30, 56):
+        for weights in ("uniform", "distance"):
+            kw = {"n_neighbors": k, "metric": "precomputed", "weights": weights}
+            ref = sk("KNeighborsClassifier", **kw).fit(D, y)
+            est = ox("KNeighborsClassifier", **kw).fit(D, y)
+            ref_d, ref_i = ref.kneighbors(Dq)
+            d, i = est.kneighbors(Dq)
+            assert_array_equal(i, ref_i)
+            assert_array_equal(d, ref_d)
+            assert d.dtype == ref_d.dtype
+            assert_array_equal(est.kneighbors(), ref.kneighbors())
+            assert_array_equal(est.predict(Dq), ref.predict(Dq))
+            assert_array_equal(est.predict_proba(Dq), ref.predict_proba(Dq))
+        reg = ox("KNeighborsRegressor", n_neighbors=k, metric="precomputed").fit(D, y * 1.5)
+        ref_reg = sk("KNeighborsRegressor", n_neighbors=k, metric="precomputed").fit(D, y * 1.5)
+        assert_array_equal(reg.predict(Dq), ref_reg.predict(Dq))
+
+
 def tie_data(n_train, n_query, n_features=4, levels=3, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.integers(0, levels, size=(n_train, n_features)).astype(np.float64)

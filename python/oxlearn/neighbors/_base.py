@@ -14,11 +14,11 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.neighbors import VALID_METRICS, BallTree, KDTree
-from sklearn.utils import check_array
+from sklearn.utils import check_array, gen_batches
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from oxlearn import _oxlearn
-from oxlearn._sklearn_compat import Interval, StrOptions
+from oxlearn._sklearn_compat import Interval, StrOptions, get_chunk_n_rows
 from oxlearn._sklearn_compat import KNeighborsMixin as SklearnKNeighborsMixin
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
@@ -344,6 +344,9 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
         if self.metric == "precomputed":
             X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
+            # scikit-learn's `check_pairwise_arrays`: float32 only when both matrices are.
+            both_float32 = X.dtype == np.float32 and self._fit_X.dtype == np.float32
+            return np.ascontiguousarray(X, dtype=np.float32 if both_float32 else np.float64)
         return np.ascontiguousarray(X, dtype=self._fit_X.dtype)
 
     def _metric_args(self) -> tuple[str, float, npt.NDArray[np.float64] | None]:
@@ -356,6 +359,8 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
     def _search(
         self, X: npt.NDArray[Any], ks: list[int]
     ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]]:
+        if self.metric == "precomputed":
+            return [_precomputed_kneighbors(X, k) for k in ks]
         metric, p, w = self._metric_args()
         result: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
             X, self._fit_X, ks, metric, p, w, resolve_n_jobs(self.n_jobs)
@@ -504,6 +509,34 @@ class _KNeighborsMixin(SklearnKNeighborsMixin):
             (A_data, A_ind.ravel(), A_indptr), shape=(n_queries, self.n_samples_fit_)
         )
         return _align_sparse_api(graph)
+
+
+def _precomputed_kneighbors(
+    D: npt.NDArray[Any], k: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """Find the ``k`` nearest in each row of a precomputed distance matrix as scikit-learn does.
+
+    scikit-learn does not send precomputed distances to its compiled reductions (as it does the
+    metrics the Rust search implements): it selects them with ``np.argpartition`` and orders
+    the selection with ``np.argsort`` (its ``_kneighbors_reduce_func``). Which of several tied
+    neighbours these keep depends on NumPy's selection algorithm (on x86-64 with AVX-512,
+    x86-simd-sort's), not on the training index, and no fixed rule reproduces it on every
+    machine; with no distances to compute, the selection is all the work, so running the
+    same NumPy calls, in row chunks of scikit-learn's working memory, gives its answers,
+    ties included, at its speed.
+    """
+    n_queries, n_fit = D.shape
+    chunk = get_chunk_n_rows(row_bytes=8 * n_fit, max_n_rows=n_queries)
+    dist = np.empty((n_queries, k), dtype=D.dtype)
+    ind = np.empty((n_queries, k), dtype=np.intp)
+    for rows in gen_batches(n_queries, max(chunk, 1)):
+        block = D[rows]
+        sample_range = np.arange(block.shape[0])[:, None]
+        part = np.argpartition(block, k - 1, axis=1)[:, :k]
+        part = part[sample_range, np.argsort(block[sample_range, part])]
+        ind[rows] = part
+        dist[rows] = block[sample_range, part]
+    return dist, ind
 
 
 def _drop_self(
