@@ -147,6 +147,18 @@ def test_hidden_layer_sizes_zero_or_negative(Est: Any, sizes: Any) -> None:
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("sizes", [(7.0,), (3, 2.5), [np.float64(4)], (True,)])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_hidden_layer_sizes_not_integers(Est: Any, sizes: Any, solver: str) -> None:
+    # scikit-learn raises a TypeError from NumPy's sampler; ours names the parameter.
+    X, y = _data(Est)
+    with pytest.raises(TypeError):
+        SK[Est](hidden_layer_sizes=sizes, solver=solver, max_iter=3).fit(X, y)
+    with pytest.raises(TypeError, match="hidden_layer_sizes must hold integers"):
+        Est(hidden_layer_sizes=sizes, solver=solver, max_iter=3).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
 @pytest.mark.parametrize("sizes", [(), []])
 def test_hidden_layer_sizes_empty_is_a_linear_model_as_in_sklearn(Est: Any, sizes: Any) -> None:
     # scikit-learn 1.9.1 raises nothing for an empty hidden_layer_sizes: the network has no

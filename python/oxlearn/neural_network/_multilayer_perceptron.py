@@ -442,6 +442,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)  # noqa: UP031
+        for h in hidden_layer_sizes:
+            # scikit-learn fails on these (a TypeError from NumPy when it draws the weights);
+            # say which entry is wrong instead of truncating it to an integer.
+            if isinstance(h, bool) or not isinstance(h, Integral):
+                raise TypeError(
+                    f"hidden_layer_sizes must hold integers, got {hidden_layer_sizes}: "
+                    f"{h!r} is of type {type(h).__name__}."
+                )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
