@@ -137,6 +137,34 @@ def test_kneighbors_float32_close(random_data, metric, p, metric_params):
 
 
 @pytest.mark.parametrize(("metric", "p", "metric_params"), METRICS, ids=METRIC_IDS)
+@pytest.mark.parametrize(
+    ("fit_dtype", "query_dtype"), [(np.float32, np.float64), (np.float64, np.float32)]
+)
+def test_mixed_dtypes_search_in_float64(
+    random_data, metric, p, metric_params, fit_dtype, query_dtype
+):
+    # Data and queries of different dtypes: scikit-learn computes in float64 (its
+    # check_pairwise_arrays), and so do we, rather than rounding a query to a float32 fit.
+    X, Xq, _, _ = random_data
+    X, Xq = X.astype(fit_dtype), Xq.astype(query_dtype)
+    kw = dict(n_neighbors=7, radius=1.5, metric=metric, p=p, metric_params=metric_params)
+    with threadpool_limits(1):
+        ref = sk("NearestNeighbors", **kw).fit(X)
+        ref_d, ref_i = ref.kneighbors(Xq)
+        ref_rd, ref_ri = ref.radius_neighbors(Xq, sort_results=True)
+    est = ox("NearestNeighbors", **kw).fit(X)
+    d, i = est.kneighbors(Xq)
+    assert_array_equal(i, ref_i)
+    assert d.dtype == ref_d.dtype == np.float64
+    assert_allclose(d, ref_d, rtol=1e-12, atol=1e-13)
+    rd, ri = est.radius_neighbors(Xq, sort_results=True)
+    for q in range(len(Xq)):
+        assert_array_equal(ri[q], ref_ri[q])
+        assert rd[q].dtype == ref_rd[q].dtype
+        assert_allclose(rd[q], ref_rd[q], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(("metric", "p", "metric_params"), METRICS, ids=METRIC_IDS)
 @pytest.mark.parametrize("weights", WEIGHTS, ids=["uniform", "distance", "callable"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_classifier_and_regressor(random_data, metric, p, metric_params, weights, dtype):

@@ -340,14 +340,25 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
             plain = _plain_float_matrix(X)
             if plain is not None and plain.shape[1] == self.n_features_in_:
                 # What `validate_data(reset=False)` returns for it, without a warning.
-                return np.ascontiguousarray(plain, dtype=self._fit_X.dtype)
+                return np.ascontiguousarray(plain, dtype=self._query_dtype(plain))
         X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
         if self.metric == "precomputed":
             X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
-            # scikit-learn's `check_pairwise_arrays`: float32 only when both matrices are.
-            both_float32 = X.dtype == np.float32 and self._fit_X.dtype == np.float32
-            return np.ascontiguousarray(X, dtype=np.float32 if both_float32 else np.float64)
-        return np.ascontiguousarray(X, dtype=self._fit_X.dtype)
+        return np.ascontiguousarray(X, dtype=self._query_dtype(X))
+
+    def _query_dtype(self, X: npt.NDArray[Any]) -> type[np.floating[Any]]:
+        """Return the dtype a search of ``X`` runs in: float32 if ``X`` and the fit data are.
+
+        scikit-learn's compiled reductions need both in one dtype; otherwise it computes the
+        distances with `pairwise_distances`, whose `check_pairwise_arrays` takes both to
+        float64. Casting a float64 query down to a float32 fit would round it instead.
+        """
+        both_float32 = X.dtype == np.float32 and self._fit_X.dtype == np.float32
+        return np.float32 if both_float32 else np.float64
+
+    def _fit_X_as(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Return the training rows in the query's dtype (see `_query_dtype`)."""
+        return np.ascontiguousarray(self._fit_X, dtype=X.dtype)
 
     def _metric_args(self) -> tuple[str, float, npt.NDArray[np.float64] | None]:
         params = self.effective_metric_params_
@@ -363,13 +374,13 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
             return [_precomputed_kneighbors(X, k) for k in ks]
         metric, p, w = self._metric_args()
         result: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
-            X, self._fit_X, ks, metric, p, w, resolve_n_jobs(self.n_jobs)
+            X, self._fit_X_as(X), ks, metric, p, w, resolve_n_jobs(self.n_jobs)
         )
-        if self._float32_distances():
+        if self._float32_distances(X):
             result = [(d.astype(np.float32), i) for d, i in result]
         return result
 
-    def _float32_distances(self) -> bool:
+    def _float32_distances(self, X: npt.NDArray[Any]) -> bool:
         """Whether scikit-learn returns float32 distances for this search.
 
         Its brute force returns float64 distances for the metrics of its compiled
@@ -377,7 +388,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         distances in the input's dtype. The kernels compute cosine in that dtype too, so
         the cast is exact.
         """
-        return self.effective_metric_ == "cosine" and self._fit_X.dtype == np.float32
+        return self.effective_metric_ == "cosine" and X.dtype == np.float32
 
 
 class _KNeighborsMixin(SklearnKNeighborsMixin):
@@ -642,7 +653,7 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
         metric, p, w = self._metric_args()
         indptr, indices, dist = _oxlearn.radius_neighbors(
             X,
-            self._fit_X,
+            self._fit_X_as(X),
             float(radius),
             metric,
             p,
@@ -650,7 +661,7 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
             bool(sort_results),
             resolve_n_jobs(self.n_jobs),
         )
-        if self._float32_distances():
+        if self._float32_distances(X):
             dist = dist.astype(np.float32)
         if per_query is None and not query_is_train:
             return indptr, indices, dist
