@@ -1,4 +1,4 @@
-//! Exact squared Euclidean distances of small-integer data with AVX-512 VNNI.
+//! Exact squared Euclidean distances of small-integer data with AVX-512 VNNI or AVX2.
 //!
 //! Many data sets hold small integers stored as floats: images with a few grey levels (the
 //! digits data: 0..16), counts, binary and one-hot features. When every feature's values are
@@ -12,6 +12,14 @@
 //! sums 64 byte pairs per instruction where an `f32` FMA does 16, so the distance tile costs
 //! a quarter of the float32 GEMM's arithmetic. The kernel writes the distances themselves
 //! (norms added, no clipping needed), fused with the GEMM epilogue.
+//!
+//! Without VNNI, AVX2's `vpmaddubsw` multiplies 32 byte pairs and adds them in pairs into
+//! 16-bit lanes. When the data's values are small (the digits' 0..16), those 16-bit sums
+//! can be added up over many groups of features before they could overflow (see
+//! [`i16_run`]), and widened to 32 bits once per run, so a group of four features costs one
+//! multiply and one add per 32 byte pairs: twice an `f32` FMA's work per instruction, and
+//! no float32 screening with an exact recheck after it. On an AVX2-only AMD EPYC (Zen 1),
+//! a digits fold's one-thread search took about 3.8 ms through the float32 path.
 
 use ndarray::ArrayView2;
 
@@ -38,31 +46,75 @@ pub(super) struct Int8Tiles {
     tn: Vec<i32>,
     /// Features per row, padded to a multiple of 4.
     dp: usize,
+    /// Groups of four features whose 16-bit products the AVX2 kernel may add up before it
+    /// widens them (see [`i16_run`]).
+    run: usize,
+    /// The kernel that fills the tiles.
+    kernel: Kernel,
 }
 
-/// Whether this CPU has the instructions of [`Int8Tiles::tile`] (detected once).
-fn has_vnni() -> bool {
+/// The instructions a tile is computed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kernel {
+    /// AVX-512 F, BW and VNNI (`vpdpbusd`).
+    Vnni,
+    /// AVX2 (`vpmaddubsw`, `vpmaddwd`).
+    Avx2,
+}
+
+/// The kernels this CPU can run, the fastest first (detected once); empty off x86-64.
+pub(super) fn kernels() -> &'static [Kernel] {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
-        static VNNI: OnceLock<bool> = OnceLock::new();
-        *VNNI.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
+        static KERNELS: OnceLock<Vec<Kernel>> = OnceLock::new();
+        KERNELS.get_or_init(|| {
+            let mut k = Vec::new();
+            if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                k.push(Kernel::Vnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("bmi1")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
+                k.push(Kernel::Avx2);
+            }
+            k
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        &[]
     }
+}
+
+/// Groups of four features over which the AVX2 kernel can add its 16-bit lanes without
+/// overflow, when every value of feature `f` (queries and training rows) lies in
+/// `0..=bound[f]`: a lane holds the products of two features of a group, at most
+/// `bound[a]^2 + bound[b]^2`, and `i16::MAX` over the largest such sum of any group is how
+/// many groups' lanes can be added up (at least one: `2 * 127^2 < i16::MAX`). The saturating
+/// `vpmaddubsw` never saturates either, for the same reason.
+fn i16_run(bound: &[i32]) -> usize {
+    let pair = |a: usize, b: usize| {
+        let at = |f: usize| bound.get(f).map_or(0, |&v| v * v);
+        at(a) + at(b)
+    };
+    let widest = (0..bound.len().div_ceil(4))
+        .map(|g| pair(4 * g, 4 * g + 1).max(pair(4 * g + 2, 4 * g + 3)))
+        .max()
+        .unwrap_or(0);
+    (i32::from(i16::MAX) / widest.max(1)) as usize
 }
 
 /// Per-feature minimum over both arrays when every value is an integer, every feature spans
 /// at most 127 and the largest possible squared distance is below `2^24`; else `None`.
 #[inline(always)] // compiled into `pack_v4`
 #[allow(clippy::inline_always)]
-fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<Vec<f64>> {
+fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<(Vec<f64>, Vec<i32>)> {
     // `(x + 1.5 * 2^52) - 1.5 * 2^52 == x` exactly when `x` (of magnitude below 2^30, checked
     // alongside) is an integer; NaN and infinities fail the magnitude test. No early exit
     // inside a row, so that the loop vectorises.
@@ -84,14 +136,17 @@ fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<Vec<f64
         }
     }
     let mut max_dist = 0.0f64;
+    let mut spans = Vec::with_capacity(d);
     for (&l, &h) in lo.iter().zip(&hi) {
         let span = h - l;
         if span > 127.0 {
             return None;
         }
         max_dist += span * span;
+        // An integer in 0..=127 (checked above; both ends are integers).
+        spans.push(span as i32);
     }
-    (max_dist < f64::from(1u32 << 24)).then_some(lo)
+    (max_dist < f64::from(1u32 << 24)).then_some((lo, spans))
 }
 
 /// Row `r` shifted by `lo` into `out` (values in `0..=127`, checked by [`feature_minima`]),
@@ -172,6 +227,8 @@ fn pack_rows<T: Real>(
         qn,
         tn,
         dp,
+        run: 1,
+        kernel: Kernel::Vnni,
     })
 }
 
@@ -199,53 +256,90 @@ fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
             return None;
         }
     }
-    let packed = pack_rows(q, t, d, |r, out| {
+    let mut packed = pack_rows(q, t, d, |r, out| {
         let (norm, ok) = direct_row(r, out, &mut hi);
         ok.then_some(norm)
     })?;
+    packed.run = i16_run(&hi);
     // Every value lies in 0..=hi, so no squared distance exceeds sum(hi^2).
     let max_dist: f64 = hi.iter().map(|&h| f64::from(h * h)).sum();
     (max_dist < f64::from(1u32 << 24)).then_some(packed)
 }
 
-/// [`Int8Tiles::new`]'s conversion and packing, compiled for the CPUs that can run the
-/// kernel (their passes over the inputs vectorise 8 times wider than at the baseline):
-/// [`pack_direct`] when the values are bytes already, else shifted by each feature's
-/// minimum.
-///
-/// # Safety
-/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`has_vnni`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+/// [`Int8Tiles::new`]'s conversion and packing: [`pack_direct`] when the values are bytes
+/// already, else shifted by each feature's minimum. Compiled for the CPUs that can run the
+/// kernels (`pack_v4`, `pack_v3`: their passes over the inputs vectorise 4 to 8 times wider
+/// than at the baseline).
+#[inline(always)] // compiled into `pack_v4` and `pack_v3`
+#[allow(clippy::inline_always)]
+fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     if let Some(direct) = pack_direct(q, t, d) {
         return Some(direct);
     }
-    let lo = feature_minima(q, t, d)?;
-    pack_rows(q, t, d, |r, out| Some(shift_row(r, &lo, out)))
+    let (lo, spans) = feature_minima(q, t, d)?;
+    let mut packed = pack_rows(q, t, d, |r, out| Some(shift_row(r, &lo, out)))?;
+    packed.run = i16_run(&spans);
+    Some(packed)
+}
+
+/// [`pack`] for AVX-512 CPUs.
+///
+/// # Safety
+/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`kernels`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
+unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    pack(q, t, d)
+}
+
+/// [`pack`] for AVX2 CPUs.
+///
+/// # Safety
+/// The CPU must support the enabled features (checked for [`Kernel::Avx2`], see [`kernels`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
+unsafe fn pack_v3<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+    pack(q, t, d)
 }
 
 impl Int8Tiles {
     /// The packed data, or `None` when the search is not a Euclidean one on small-integer
-    /// data (see the module documentation) or the CPU lacks AVX-512 VNNI.
+    /// data (see the module documentation) or the CPU has neither AVX-512 VNNI nor AVX2.
     pub(super) fn new<T: Real>(
         query: ArrayView2<'_, T>,
         train: ArrayView2<'_, T>,
         metric: &Metric,
     ) -> Option<Self> {
+        Self::with_kernel(query, train, metric, *kernels().first()?)
+    }
+
+    /// [`Int8Tiles::new`] for a given kernel, one of [`kernels`] (the tests run each).
+    pub(super) fn with_kernel<T: Real>(
+        query: ArrayView2<'_, T>,
+        train: ArrayView2<'_, T>,
+        metric: &Metric,
+        kernel: Kernel,
+    ) -> Option<Self> {
         let d = train.ncols();
         if !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
             || query.ncols() != d
             || d == 0
-            || !has_vnni()
+            || !kernels().contains(&kernel)
         {
             return None;
         }
         let (q, t) = (query.as_slice()?, train.as_slice()?);
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: AVX-512 VNNI CPUs have every feature `pack_v4` enables (`has_vnni`).
-            unsafe { pack_v4(q, t, d) }
+            // SAFETY: the CPU runs `kernel` (checked above), so it has every feature the
+            // matching packer enables (see `kernels`).
+            let packed = unsafe {
+                match kernel {
+                    Kernel::Vnni => pack_v4(q, t, d),
+                    Kernel::Avx2 => pack_v3(q, t, d),
+                }
+            };
+            packed.map(|p| Self { kernel, ..p })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -259,13 +353,22 @@ impl Int8Tiles {
     pub(super) fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [f32]) {
         debug_assert!(ts.is_multiple_of(PANEL) && qe <= self.qn.len());
         #[cfg(target_arch = "x86_64")]
-        if has_vnni() && ts.is_multiple_of(PANEL) && qe <= self.qn.len() && te <= self.tn.len() {
+        if kernels().contains(&self.kernel)
+            && ts.is_multiple_of(PANEL)
+            && qe <= self.qn.len()
+            && te <= self.tn.len()
+        {
             let tt = te - ts;
             if buf.len() >= (qe - qs) * tt {
-                // SAFETY: the CPU has the instructions (checked); `tile_vnni` stays inside
-                // the packed arrays (rows padded by `MR`, panels to whole vectors) and writes
-                // only `buf[..(qe - qs) * tt]`, whose length was checked.
-                unsafe { vnni::tile_vnni(self, qs, qe, ts, te, buf) };
+                // SAFETY: the CPU has the kernel's instructions (checked); the kernels stay
+                // inside the packed arrays (rows padded by `MR`, panels to whole vectors) and
+                // write only `buf[..(qe - qs) * tt]`, whose length was checked.
+                unsafe {
+                    match self.kernel {
+                        Kernel::Vnni => vnni::tile_vnni(self, qs, qe, ts, te, buf),
+                        Kernel::Avx2 => avx2::tile_avx2(self, qs, qe, ts, te, buf),
+                    }
+                }
             }
         }
     }
@@ -393,9 +496,140 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Int8Tiles, MR, PANEL};
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_loadu_si256,
+        _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_set1_epi32,
+        _mm256_setzero_si256, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_epi32,
+    };
+
+    /// Query rows per micro-tile: `MR2 x 2` accumulators of each width (16 vector registers).
+    const MR2: usize = 4;
+    /// `i32` lanes of a 256-bit vector: half a panel.
+    const HALF: usize = PANEL / 2;
+    const _: () = assert!(MR2 <= MR, "the queries are padded by MR rows");
+
+    /// See [`Int8Tiles::tile`]. Every micro-tile is `MR2` query rows by one panel.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `ts` must be a multiple of [`PANEL`], `qe <= n_queries`,
+    /// `te <= ` the padded training rows, `buf.len() >= (qe - qs) * (te - ts)`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile_avx2(
+        data: &Int8Tiles,
+        qs: usize,
+        qe: usize,
+        ts: usize,
+        te: usize,
+        buf: &mut [f32],
+    ) {
+        let tt = te - ts;
+        let panels = tt.div_ceil(PANEL);
+        let mut i = qs;
+        while i < qe {
+            let rows = (qe - i).min(MR2);
+            for p in 0..panels {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { block(data, i, rows, qs, ts, p, tt, buf) };
+            }
+            i += rows;
+        }
+    }
+
+    /// Distances of queries `i..i + rows` (`rows <= MR2`) to the training rows of panel
+    /// `ts / PANEL + p`, written to `buf` row `i - qs`, column `p * PANEL`.
+    ///
+    /// # Safety
+    /// As [`tile_avx2`]; `i + MR2` rows of packed queries exist (the padding).
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    // The casts to `*const __m256i` feed unaligned loads (`loadu`), which need no alignment.
+    #[allow(clippy::cast_ptr_alignment)]
+    unsafe fn block(
+        data: &Int8Tiles,
+        i: usize,
+        rows: usize,
+        qs: usize,
+        ts: usize,
+        p: usize,
+        tt: usize,
+        buf: &mut [f32],
+    ) {
+        let dp = data.dp;
+        let groups = dp / 4;
+        let panel = ts / PANEL + p;
+        let qp = data.q.as_ptr();
+        let tp = data.t.as_ptr();
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR2];
+        let run = data.run.max(1);
+        let mut g0 = 0;
+        while g0 < groups {
+            let g1 = (g0 + run).min(groups);
+            // 16-bit sums of the run's products: they cannot overflow (see `i16_run`).
+            let mut acc16 = [[_mm256_setzero_si256(); 2]; MR2];
+            for g in g0..g1 {
+                // SAFETY: panel `panel` and group `g` lie inside `t` (panels padded to whole
+                // vectors), query rows `i..i + MR2` inside `q` (padded by `MR` rows).
+                unsafe {
+                    let at = tp.add((panel * groups + g) * PANEL * 4);
+                    let b = [
+                        _mm256_loadu_si256(at.cast::<__m256i>()),
+                        _mm256_loadu_si256(at.add(4 * HALF).cast::<__m256i>()),
+                    ];
+                    for (r, acc_r) in acc16.iter_mut().enumerate() {
+                        let a = _mm256_set1_epi32(
+                            qp.add((i + r) * dp + 4 * g).cast::<i32>().read_unaligned(),
+                        );
+                        for (acc_rh, &b_h) in acc_r.iter_mut().zip(&b) {
+                            *acc_rh = _mm256_add_epi16(*acc_rh, _mm256_maddubs_epi16(a, b_h));
+                        }
+                    }
+                }
+            }
+            for (acc_r, acc16_r) in acc.iter_mut().zip(&acc16) {
+                for (a32, &a16) in acc_r.iter_mut().zip(acc16_r) {
+                    *a32 = _mm256_add_epi32(*a32, _mm256_madd_epi16(a16, ones));
+                }
+            }
+            g0 = g1;
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            let qn = _mm256_set1_epi32(data.qn[i + r]);
+            let out_row = (i + r - qs) * tt;
+            for (h, &acc_rh) in acc_r.iter().enumerate() {
+                let col = p * PANEL + h * HALF;
+                if col >= tt {
+                    break;
+                }
+                let valid = (tt - col).min(HALF);
+                // SAFETY: `tn` is padded to whole panels; the stores write columns
+                // `col..col + valid` of row `out_row`, inside `buf` (its length was checked).
+                unsafe {
+                    let tn = _mm256_loadu_si256(data.tn.as_ptr().add(ts + col).cast::<__m256i>());
+                    let dist = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                        _mm256_add_epi32(qn, tn),
+                        _mm256_slli_epi32::<1>(acc_rh),
+                    ));
+                    let out = buf.as_mut_ptr().add(out_row + col);
+                    if valid == HALF {
+                        _mm256_storeu_ps(out, dist);
+                    } else {
+                        let mut lanes = [0.0f32; HALF];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), dist);
+                        std::ptr::copy_nonoverlapping(lanes.as_ptr(), out, valid);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Int8Tiles, feature_minima, has_vnni, pack_direct};
+    use super::{Int8Tiles, Kernel, feature_minima, i16_run, kernels, pack_direct};
     use crate::neighbors::Metric;
     use ndarray::Array2;
 
@@ -439,9 +673,36 @@ mod tests {
         assert!(pack_direct(&[127.0f32; 1040], &[0.0f32; 1040], 1040).is_some());
     }
 
+    #[test]
+    fn i16_runs_stay_below_the_lane_limit() {
+        // Two features per 16-bit lane: 127^2 + 127^2 = 32258, one group per run.
+        assert_eq!(i16_run(&[127; 8]), 1);
+        // The digits' 0..16: 16^2 + 16^2 = 512 per group, 63 groups.
+        assert_eq!(i16_run(&[16; 64]), 63);
+        // The widest pair sets the run; a missing fourth feature counts as 0.
+        assert_eq!(i16_run(&[1, 1, 100, 2, 3]), 32767 / 10_004);
+        assert_eq!(i16_run(&[0; 3]), 32767);
+        for bound in [vec![127, 126, 1, 0, 5], vec![40; 9], vec![16; 67]] {
+            let run = i16_run(&bound);
+            let widest = (0..bound.len().div_ceil(4))
+                .flat_map(|g| [(4 * g, 4 * g + 1), (4 * g + 2, 4 * g + 3)])
+                .map(|(a, b)| {
+                    let sq = |f: usize| bound.get(f).map_or(0, |&v: &i32| v * v);
+                    sq(a) + sq(b)
+                })
+                .max()
+                .unwrap();
+            assert!(run >= 1 && run as i32 * widest <= i32::from(i16::MAX));
+            assert!((run as i32 + 1) * widest > i32::from(i16::MAX));
+        }
+    }
+
     /// Every shape edge (rows not a multiple of the micro-tile, columns not of a panel, odd
     /// feature counts), for data packed as it is (bytes already) and data shifted by each
-    /// feature's minimum (negative values, an offset): the distances are the exact integers.
+    /// feature's minimum (negative values, an offset), with values up to 127 (one group per
+    /// 16-bit run of the AVX2 kernel), up to 40 (runs of 10 groups) and up to 16 (every
+    /// group in one run): the distances are the exact integers, with every kernel the CPU
+    /// has.
     #[test]
     fn tiles_are_exact_squared_distances() {
         let mut seed = 7u64;
@@ -451,11 +712,16 @@ mod tests {
             (13, 70, 64),
             (6, 16, 3),
             (25, 300, 67),
+            (9, 40, 130),
         ];
-        for (&(n_q, n_t, d), kind) in cases.iter().flat_map(|c| [(c, 0), (c, 1), (c, 2)]) {
+        let kinds = [(0, 128), (1, 128), (2, 128), (0, 17), (1, 41), (2, 17)];
+        for (&(n_q, n_t, d), (kind, top)) in cases
+            .iter()
+            .flat_map(|c| kinds.iter().map(move |&k| (c, k)))
+        {
             let mut draw = |n: usize| {
                 Array2::from_shape_fn((n, d), |(_, f)| {
-                    let v = (lcg(&mut seed) % 128) as f64;
+                    let v = (lcg(&mut seed) % top) as f64;
                     match kind {
                         0 => v,
                         1 => v - f as f64,
@@ -473,11 +739,30 @@ mod tests {
                 2 => assert!(!bytes),
                 _ => {}
             }
-            let Some(tiles) = Int8Tiles::new(q.view(), t.view(), &Metric::SqEuclidean) else {
-                // Only a CPU without AVX-512 VNNI declines this data.
-                assert!(!has_vnni());
-                return;
-            };
+            let best = Int8Tiles::new(q.view(), t.view(), &Metric::SqEuclidean);
+            // Only a CPU with neither kernel declines this data.
+            assert_eq!(best.is_some(), !kernels().is_empty());
+            for &kernel in kernels() {
+                let tiles =
+                    Int8Tiles::with_kernel(q.view(), t.view(), &Metric::SqEuclidean, kernel)
+                        .expect("every kernel takes this data");
+                assert_eq!(tiles.kernel, kernel);
+                if kernel == Kernel::Avx2 && top <= 17 {
+                    assert!(tiles.run >= d.div_ceil(4), "one run for every group");
+                }
+                exact_tiles(&tiles, &q, &t, (n_q, n_t, d));
+            }
+        }
+    }
+
+    fn exact_tiles(
+        tiles: &Int8Tiles,
+        q: &Array2<f64>,
+        t: &Array2<f64>,
+        shape: (usize, usize, usize),
+    ) {
+        let (n_q, n_t, d) = shape;
+        {
             for (qs, qe) in [(0, n_q), (n_q / 2, n_q)] {
                 for ts in (0..n_t).step_by(32) {
                     let te = (ts + 48).min(n_t);
