@@ -750,30 +750,23 @@ mod tests {
                 if kernel == Kernel::Avx2 && top <= 17 {
                     assert!(tiles.run >= d.div_ceil(4), "one run for every group");
                 }
-                exact_tiles(&tiles, &q, &t, (n_q, n_t, d));
+                exact_tiles(&tiles, &q, &t);
             }
         }
     }
 
-    fn exact_tiles(
-        tiles: &Int8Tiles,
-        q: &Array2<f64>,
-        t: &Array2<f64>,
-        shape: (usize, usize, usize),
-    ) {
-        let (n_q, n_t, d) = shape;
-        {
-            for (qs, qe) in [(0, n_q), (n_q / 2, n_q)] {
-                for ts in (0..n_t).step_by(32) {
-                    let te = (ts + 48).min(n_t);
-                    let mut buf = vec![f32::NAN; (qe - qs) * (te - ts)];
-                    tiles.tile(qs, qe, ts, te, &mut buf);
-                    for i in qs..qe {
-                        for j in ts..te {
-                            let exact: f64 = (0..d).map(|f| (q[[i, f]] - t[[j, f]]).powi(2)).sum();
-                            let got = buf[(i - qs) * (te - ts) + (j - ts)];
-                            assert_eq!(f64::from(got), exact, "({n_q},{n_t},{d}) {i} {j}");
-                        }
+    fn exact_tiles(tiles: &Int8Tiles, q: &Array2<f64>, t: &Array2<f64>) {
+        let (n_q, n_t, d) = (q.nrows(), t.nrows(), q.ncols());
+        for (qs, qe) in [(0, n_q), (n_q / 2, n_q)] {
+            for ts in (0..n_t).step_by(32) {
+                let te = (ts + 48).min(n_t);
+                let mut buf = vec![f32::NAN; (qe - qs) * (te - ts)];
+                tiles.tile(qs, qe, ts, te, &mut buf);
+                for i in qs..qe {
+                    for j in ts..te {
+                        let exact: f64 = (0..d).map(|f| (q[[i, f]] - t[[j, f]]).powi(2)).sum();
+                        let got = buf[(i - qs) * (te - ts) + (j - ts)];
+                        assert_eq!(f64::from(got), exact, "({n_q},{n_t},{d}) {i} {j}");
                     }
                 }
             }
