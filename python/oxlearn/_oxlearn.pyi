@@ -176,10 +176,11 @@ def mlp_fit_stochastic(
     A non-finite loss or non-finite weights do NOT raise: scikit-learn's loop keeps going
     (NaN comparisons reset no_improvement_count), and with early stopping the finite best
     weights are restored afterwards (sklearn's test_mlp_diverging_loss expects
-    validation_scores_[-1] to be NaN and no error). The kernel may stop after the epoch in
-    which the weights became non-finite, with stop_reason "non_finite"; Python then raises
-    scikit-learn's "Solver produced non-finite parameter weights..." unless early stopping
-    restored finite weights. ``n_iter_no_change`` may be as large as 2**62 (np.inf).
+    validation_scores_[-1] to be NaN and no error). A diverged fit therefore runs to
+    max_iter (stop_reason "max_iter", so the ConvergenceWarning comes as in scikit-learn);
+    Python then raises scikit-learn's "Solver produced non-finite parameter weights..."
+    unless early stopping restored finite weights. ``n_iter_no_change`` may be as large as
+    2**62 (np.inf).
     If ``callback`` raises, the exception propagates after the weights of the finished
     epochs have been written back (a KeyboardInterrupt there is reported as interrupted).
     """

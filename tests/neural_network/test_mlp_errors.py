@@ -325,6 +325,25 @@ def test_non_finite_weights_raise_sklearn_message() -> None:
             MLPRegressor(solver=solver).fit(X, y)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_diverging_fit_warns_and_runs_as_sklearn(solver: str) -> None:
+    # scikit-learn's loop keeps going on NaN weights (a NaN loss never counts as "no
+    # improvement"), so it reaches max_iter, warns, and only then raises.
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(size=10)
+    params = {"solver": solver, "max_iter": 30, "random_state": 0}
+    seen = []
+    for Est in (MLPRegressor, skn.MLPRegressor):
+        est = Est(**params)
+        with warnings.catch_warnings(record=True) as w, pytest.raises(ValueError, match="non-fin"):
+            warnings.simplefilter("always")
+            est.fit(X, y)
+        kinds = {x.category for x in w} - {RuntimeWarning}
+        seen.append((kinds, est.n_iter_, len(est.loss_curve_), np.isnan(est.loss_curve_[-1])))
+    assert seen[0] == seen[1] == ({ConvergenceWarning}, 30, 30, True)
+
+
 def test_validation_set_too_small() -> None:
     X, y = _data(MLPRegressor)
     err = _same_error(MLPRegressor, {"early_stopping": True}, X[:5], y[:5])

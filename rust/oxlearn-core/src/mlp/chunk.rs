@@ -173,19 +173,6 @@ pub(crate) fn sum_squares_block<T: Real>(values: &[T]) -> f64 {
     acc.iter().sum()
 }
 
-/// Whether any value is NaN or infinite, without stopping early (so that it vectorises:
-/// the per-epoch check of every weight took 10 µs for a digits `(256,)` net as a scalar
-/// loop that could exit early).
-#[inline(always)]
-fn any_non_finite_block<T: Real>(values: &[T]) -> bool {
-    values.iter().fold(false, |bad, v| bad | !v.is_finite())
-}
-
-multiversion! {
-    /// [`any_non_finite_block`] compiled for `level`.
-    pub fn any_non_finite<T: Real>(values: &[T]) -> bool => any_non_finite_block
-}
-
 multiversion! {
     /// `sum(v * v)` over `values` in `f64` (eight interleaved accumulators, added in order at
     /// the end), compiled for `level`.
@@ -255,33 +242,7 @@ multiversion! {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHUNK_ROWS, any_non_finite, chunk_len, max_chunk_rows};
-    use crate::mlp::simd::SimdLevel;
-
-    #[test]
-    fn non_finite_values_are_found_anywhere_at_every_level() {
-        for level in SimdLevel::available() {
-            for n in [0_usize, 1, 7, 16, 33, 1000] {
-                let v: Vec<f64> = (0..n).map(|i| i as f64 - 3.5e300).collect();
-                assert!(!any_non_finite(level, &v), "{level:?} {n}");
-                let w: Vec<f32> = v.iter().map(|&x| (x * 1e-290) as f32).collect();
-                assert!(!any_non_finite(level, &w), "{level:?} {n}");
-                for at in [0, n / 2, n.saturating_sub(1)]
-                    .into_iter()
-                    .filter(|_| n > 0)
-                {
-                    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-                        let mut b = v.clone();
-                        b[at] = bad;
-                        assert!(any_non_finite(level, &b), "{level:?} {n} {at} {bad}");
-                        let mut c = w.clone();
-                        c[at] = bad as f32;
-                        assert!(any_non_finite(level, &c), "{level:?} {n} {at} {bad}");
-                    }
-                }
-            }
-        }
-    }
+    use super::{CHUNK_ROWS, chunk_len, max_chunk_rows};
 
     #[test]
     fn chunks_cover_rows_and_stay_small() {

@@ -10,11 +10,10 @@ use rand_pcg::Pcg64;
 
 use super::backprop::Workspace;
 use super::buf::Buf;
-use super::chunk::{any_non_finite, chunk_len, max_chunk_rows};
+use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
-use super::simd::SimdLevel;
 use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result};
@@ -41,8 +40,6 @@ pub enum StopReason {
     Incremental,
     /// The hook asked to stop.
     Interrupted,
-    /// The weights became non-finite (without early stopping; the caller raises).
-    NonFinite,
 }
 
 impl StopReason {
@@ -53,7 +50,6 @@ impl StopReason {
             Self::MaxIter => "max_iter",
             Self::Incremental => "incremental",
             Self::Interrupted => "interrupted",
-            Self::NonFinite => "non_finite",
         }
     }
 }
@@ -187,10 +183,10 @@ fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
 /// `hook(n_iter, loss, validation_score)` runs after each epoch's bookkeeping (after
 /// `_update_no_improvement_count` and `iteration_ends`, before the stopping rule).
 ///
-/// A non-finite loss or non-finite weights never raise (scikit-learn's loop keeps going).
-/// Without early stopping, training stops after the epoch in which the weights became
-/// non-finite with [`StopReason::NonFinite`] (scikit-learn would only raise after its last
-/// epoch); with early stopping it goes on, as in scikit-learn, whose best weights stay finite.
+/// A non-finite loss or non-finite weights never raise or stop the loop: scikit-learn's loop
+/// keeps going (a NaN loss never counts as "no improvement", so a diverged fit runs to
+/// `max_iter` and gets its ConvergenceWarning), and the caller raises its "non-finite
+/// parameter weights" error afterwards when early stopping did not restore finite weights.
 ///
 /// The whole loop runs inside one [`Threads::install`], its parallel sections on one
 /// [`super::team::Team`] whose workers live for this call only; results are bit-identical
@@ -308,7 +304,6 @@ pub fn fit_stochastic<T: Real>(
             let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
             let mut ws = Workspace::<T>::new(units, batch);
             let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
-            let level = SimdLevel::detected();
             let mut idx: Vec<usize> = (0..n).collect();
             // The coefficients' sum of squares after the last update (the L2 penalty of the
             // next batch), when the update computed it.
@@ -394,14 +389,6 @@ pub fn fit_stochastic<T: Real>(
                     summary.stop_reason = StopReason::Interrupted;
                     return Ok(summary);
                 }
-                // Non-finite weights stay non-finite (NaN gradients make NaN updates), so without
-                // early stopping scikit-learn's fit is bound to end in its "non-finite parameter
-                // weights" error: stop now and let the caller raise it.
-                if val.is_none() && params.iter().any(|p| any_non_finite(level, p)) {
-                    summary.stop_reason = StopReason::NonFinite;
-                    return Ok(summary);
-                }
-
                 if state.no_improvement_count > cfg.n_iter_no_change {
                     let msg = if val.is_some() {
                         format!(
