@@ -344,6 +344,19 @@ def test_diverging_fit_warns_and_runs_as_sklearn(solver: str) -> None:
     assert seen[0] == seen[1] == ({ConvergenceWarning}, 30, 30, True)
 
 
+@pytest.mark.parametrize(
+    "y", [np.array(["1", "2.5"] * 10), np.array([b"a", b"b"] * 10), ["1"] * 20]
+)
+def test_regressor_string_targets_raise_type_error(y: Any) -> None:
+    X = np.random.RandomState(0).uniform(size=(20, 3))
+    with pytest.raises(TypeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        skn.MLPRegressor(max_iter=5).fit(X, y)
+    for call in ("fit", "partial_fit"):
+        with pytest.raises(TypeError, match="needs numeric targets, but y holds strings"):
+            getattr(MLPRegressor(max_iter=5), call)(X, y)
+
+
 def test_validation_set_too_small() -> None:
     X, y = _data(MLPRegressor)
     err = _same_error(MLPRegressor, {"early_stopping": True}, X[:5], y[:5])

@@ -1466,6 +1466,14 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             dtype=(np.float64, np.float32),
             reset=reset,
         )
+        if y.dtype.kind in "US":
+            # scikit-learn's `y_numeric` converts object arrays only; string arrays reach its
+            # loss, whose subtraction raises a TypeError (numpy's UFuncTypeError). Our kernel
+            # would parse "1.5" as a number instead, so raise the same type up front.
+            raise TypeError(
+                f"{type(self).__name__} needs numeric targets, but y holds strings (dtype "
+                f"{y.dtype}); convert them, e.g. with y.astype(float)."
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
