@@ -494,3 +494,105 @@ fn fused_log_loss_matches_loss_sum_and_delta() {
         }
     }
 }
+
+/// Left operands with `Mat::nonzero` masks: the products that skip their zeros give the
+/// bits of the same products over every term, for inputs zero in runs and at random (with
+/// `-0.0` among the zeros), one and three mask words per row, row blocks that are zero
+/// throughout, and every epilogue the training loop fuses.
+fn check_zero_skipping<T: Real>() {
+    use oxlearn_core::mlp::small::{Epilogue, Left, Mat, Right, nonzero_masks, product};
+    let mut rng = Pcg64::seed_from_u64(17);
+    for (m, n, kk) in [
+        (100, 256, 64),
+        (37, 70, 130),
+        (13, 64, 1),
+        (31, 129, 100),
+        (6, 40, 200),
+        (100, 16, 64),
+    ] {
+        let src_rows = m.max(kk) + 9;
+        let wide = m.max(kk) + 3;
+        // Element (row, col) is zero more often for low columns and for rows in blocks.
+        let adata: Vec<T> = data::<T>(&mut rng, src_rows * wide)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (row, col) = (i / wide, i % wide);
+                let p = 0.9 - 0.8 * (col as f64 / wide as f64);
+                if (row / 7) % 5 == 0 || rng.random_bool(p) {
+                    if rng.random_bool(0.5) {
+                        T::zero()
+                    } else {
+                        -T::zero()
+                    }
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let masks = nonzero_masks(&adata, wide);
+        assert_eq!(masks.len(), src_rows * wide.div_ceil(64));
+        let bdata = data::<T>(&mut rng, src_rows * wide);
+        let bias = data::<T>(&mut rng, n);
+        let act: Vec<T> = data::<T>(&mut rng, m * n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 3 == 0 { T::zero() } else { v.abs() })
+            .collect();
+        let idx: Vec<usize> = (0..src_rows).map(|i| (i * 7 + 2) % src_rows).collect();
+        for level in SimdLevel::available() {
+            let mut panel = oxlearn_core::mlp::buf::Buf::default();
+            for picked in [false, true] {
+                let plain = if picked {
+                    Mat::picked(&adata, wide, &idx)
+                } else {
+                    Mat::rows(&adata, wide)
+                };
+                for left_rows in [true, false] {
+                    for e in 0..3 {
+                        let mut out = [vec![T::nan(); m * n], vec![T::nan(); m * n]];
+                        let mut sums = [vec![T::nan(); n], vec![T::nan(); n]];
+                        for (s, (c, colsum)) in out.iter_mut().zip(sums.iter_mut()).enumerate() {
+                            let mat = if s == 0 {
+                                plain
+                            } else {
+                                plain.with_nonzero(&masks)
+                            };
+                            let a = if left_rows {
+                                Left::Rows(mat)
+                            } else {
+                                Left::Cols(mat)
+                            };
+                            let b = Right::Rows(Mat::rows(&bdata, wide));
+                            let epi = match e {
+                                0 => Epilogue::Store,
+                                1 => Epilogue::BiasAct(&bias, Activation::Relu),
+                                _ => Epilogue::Deriv {
+                                    f: Activation::Relu,
+                                    act: &act,
+                                    colsum,
+                                },
+                            };
+                            product(level, m, n, kk, a, b, c, n, epi, &mut panel);
+                        }
+                        let what = format!("{level:?} {m}x{n}x{kk} rows={left_rows} e={e}");
+                        assert_eq!(bits(&out[0]), bits(&out[1]), "{what}");
+                        if e == 2 {
+                            assert_eq!(bits(&sums[0]), bits(&sums[1]), "{what} colsum");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_skipping_products_keep_the_bits_f64() {
+    check_zero_skipping::<f64>();
+}
+
+#[test]
+fn zero_skipping_products_keep_the_bits_f32() {
+    check_zero_skipping::<f32>();
+}

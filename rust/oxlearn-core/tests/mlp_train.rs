@@ -642,3 +642,101 @@ fn weights_and_moments_come_back_to_the_caller() {
         assert_eq!(bits(&cut), bits(&whole), "{units:?}");
     }
 }
+
+/// Inputs whose features are zero more or less often: the loop reorders them (most often
+/// zero first) and skips zeros on AVX-512 CPUs. Training on the reordered copy, with the
+/// first layer's weight rows reordered alike, gives the same bits once those rows (of the
+/// weights, moments and best weights) are put back: the reordering is the only change, and
+/// the caller gets everything in its own feature order. Without AVX-512 nothing is
+/// reordered, and the two fits differ only in the order of the first layer's sums.
+#[test]
+fn sparse_inputs_train_as_their_reordered_copy() {
+    use oxlearn_core::mlp::small::{applies, skips_zeros};
+    let units = vec![20, 64, 5];
+    let (n, d, width) = (240, units[0], units[1]);
+    let mut p = problem(n, &units, 11);
+    let mut v = problem(60, &units, 12);
+    let mut r = rng(13);
+    // Feature f is zero with a probability that rises and falls with f, so that the order
+    // by zero count is far from the identity.
+    let zero_p = |f: usize| (((f * 7) % d) as f64 / d as f64).min(0.95);
+    for x in [&mut p.x, &mut v.x] {
+        for ((_, f), val) in x.indexed_iter_mut() {
+            if rand::Rng::random_bool(&mut r, zero_p(f)) {
+                *val = 0.0;
+            }
+        }
+    }
+    let zeros: Vec<usize> = (0..d)
+        .map(|f| p.x.column(f).iter().filter(|&&a| a == 0.0).count())
+        .collect();
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by_key(|&f| std::cmp::Reverse(zeros[f]));
+    assert!(order.iter().enumerate().any(|(q, &f)| q != f));
+    let reorder_x = |x: &Array2<f64>| Array2::from_shape_fn(x.dim(), |(i, q)| x[[i, order[q]]]);
+    let reorder_rows = |w: &[f64]| -> Vec<f64> {
+        order
+            .iter()
+            .flat_map(|&f| w[f * width..(f + 1) * width].to_vec())
+            .collect()
+    };
+    let restore_rows = |w: &[f64]| -> Vec<f64> {
+        let mut out = vec![0.0; w.len()];
+        for (q, &f) in order.iter().enumerate() {
+            out[f * width..(f + 1) * width].copy_from_slice(&w[q * width..(q + 1) * width]);
+        }
+        out
+    };
+    let mut cfg = config(&units, 6, true);
+    cfg.score_kind = Some(ScoreKind::Accuracy);
+    let fit = |x: &Array2<f64>, xv: &Array2<f64>, w0: Vec<f64>, threads: Threads| {
+        let mut arrays = Arrays::new(&p, &adam_state(1e-2));
+        arrays.flat[0] = w0;
+        let mut ps: Vec<&mut [f64]> = arrays.flat.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut fs: Vec<&mut [f64]> = arrays.first.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut ss: Vec<&mut [f64]> = arrays.second.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut bs: Vec<&mut [f64]> = arrays.best.iter_mut().map(Vec::as_mut_slice).collect();
+        let data = TrainData {
+            x: x.as_slice().unwrap(),
+            y: p.y.as_slice().unwrap(),
+            sw: None,
+            val: Some((xv.as_slice().unwrap(), v.y.as_slice().unwrap(), None)),
+        };
+        let mut state = adam_state(1e-2);
+        let s = fit_stochastic(
+            data, &mut ps, &mut fs, &mut ss, &mut bs, &cfg, &mut state, threads, &mut go,
+        )
+        .unwrap();
+        (arrays, s)
+    };
+    let w0: Vec<f64> = p.coefs[0].iter().copied().collect();
+    let (own, s_own) = fit(&p.x, &v.x, w0.clone(), Threads::Single);
+    let (mut re, s_re) = fit(
+        &reorder_x(&p.x),
+        &reorder_x(&v.x),
+        reorder_rows(&w0),
+        Threads::Pool(2),
+    );
+    for list in [&mut re.flat, &mut re.first, &mut re.second, &mut re.best] {
+        list[0] = restore_rows(&list[0]);
+    }
+    let skipping = applies(&units) && skips_zeros::<f64>(width);
+    for (a, b) in [
+        (&own.flat, &re.flat),
+        (&own.first, &re.first),
+        (&own.second, &re.second),
+        (&own.best, &re.best),
+    ] {
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            if skipping {
+                assert_eq!(x.to_bits(), y.to_bits());
+            } else {
+                assert!((x - y).abs() <= 1e-9 * (1.0 + x.abs()), "{x} {y}");
+            }
+        }
+    }
+    if skipping {
+        assert_eq!(s_own, s_re);
+    }
+    assert!(s_own.loss_curve[5] < s_own.loss_curve[0]);
+}

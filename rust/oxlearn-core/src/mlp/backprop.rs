@@ -245,7 +245,14 @@ impl<T: Real> Chunk<T> {
     ) {
         let (m, n) = (units[l], units[l + 1]);
         let input = if l == 0 {
-            x
+            // Skipping the zeros of `x` adds nothing only where the deltas are finite (the
+            // terms skipped are `0 * delta`); any non-finite delta makes its column's sum
+            // non-finite, and then the product takes every term (`0 * inf` is NaN).
+            if x.nonzero.is_some() && !self.int_grads[0][..n].iter().all(|v| v.is_finite()) {
+                Mat { nonzero: None, ..x }
+            } else {
+                x
+            }
         } else {
             Mat::rows(&self.acts[l - 1][..rows * m], m)
         };
@@ -357,6 +364,8 @@ enum Src<'a, T> {
         y: &'a [T],
         sw: Option<&'a [T]>,
         idx: &'a [usize],
+        /// [`small::nonzero_masks`] of `x`, when the small kernels may skip its zeros.
+        nonzero: Option<&'a [u64]>,
     },
 }
 
@@ -575,12 +584,17 @@ impl<T: Real> Workspace<T> {
             alpha,
             threads.into(),
             None,
+            None,
         )
     }
 
     /// [`Workspace::backprop_deferred`] on `exec` (the training loop's team), with
     /// `penalty` the coefficients' sum of squares when the last update computed it (see
-    /// [`Workspace::update_params_on`]).
+    /// [`Workspace::update_params_on`]) and `nonzero` the [`small::nonzero_masks`] of `x`,
+    /// whose zeros the first layer's products skip when `penalty` is finite. (A product
+    /// `0 * w` adds zero to a sum, which leaves its bits alone when `w` is finite; a finite
+    /// sum of squares means every coefficient is finite. A non-finite weight takes the full
+    /// products, whose `0 * inf` is NaN as in scikit-learn's.)
     pub(crate) fn backprop_deferred_on(
         &mut self,
         x: &[T],
@@ -593,9 +607,17 @@ impl<T: Real> Workspace<T> {
         alpha: f64,
         exec: Exec<'_>,
         penalty: Option<f64>,
+        nonzero: Option<&[u64]>,
     ) -> f64 {
+        let nonzero = nonzero.filter(|_| penalty.is_some_and(f64::is_finite));
         self.run(
-            Src::Gather { x, y, sw, idx },
+            Src::Gather {
+                x,
+                y,
+                sw,
+                idx,
+                nonzero,
+            },
             coefs,
             intercepts,
             spec,
@@ -754,7 +776,13 @@ impl<T: Real> Workspace<T> {
                         level,
                         gemm_threads,
                     ),
-                    Src::Gather { x, y, sw, idx } => {
+                    Src::Gather {
+                        x,
+                        y,
+                        sw,
+                        idx,
+                        nonzero,
+                    } => {
                         let mut xb = std::mem::take(&mut chunk.xb);
                         let mut yb = std::mem::take(&mut chunk.yb);
                         let mut swb = std::mem::take(&mut chunk.swb);
@@ -773,8 +801,12 @@ impl<T: Real> Workspace<T> {
                             swb.extend(idx[start..end].iter().map(|&row| w[row]));
                         }
                         if small {
+                            let xm = Mat::picked(x, d, &idx[start..end]);
                             chunk.backprop_small(
-                                Mat::picked(x, d, &idx[start..end]),
+                                match nonzero {
+                                    Some(masks) => xm.with_nonzero(masks),
+                                    None => xm,
+                                },
                                 r,
                                 &yb[..r * n_out],
                                 sw.map(|_| &swb[..r]),

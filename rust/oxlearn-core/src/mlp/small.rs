@@ -27,6 +27,18 @@
 //! to the `gemm` crate are chosen by shape alone and sent there at every level, so they too
 //! give the same bits at every level. The tests in `tests/mlp_simd.rs` check the levels
 //! against each other and against a plain loop.
+//!
+//! Zeros of the input (our edge again: a digit's blank border, a bag of words): the
+//! training loop hands the first layer's products per-row masks of the input's nonzero
+//! values ([`Mat::nonzero`]), and the AVX-512 tiles leave out the `k` at which every row of
+//! a tile is zero. A term `0 * w` with a finite `w` adds a zero, which leaves a sum that
+//! started from `+0` alone (short of a partial sum that underflowed to `-0`), so the bits are
+//! those of the full product; the caller keeps the masks away from products with a
+//! non-finite operand (see `Workspace::backprop_deferred_on`). On a digits fold (Zen 4,
+//! builds alternated, fastest of five fits) this took a `(256,)` float64 fit from 545-600
+//! to 485-505 ms on one thread and from 311-320 to 269-292 ms on two, float32 from 159-173
+//! to 142-168 ms on two; `(128, 128, 128)`, whose first layer is a seventh of the work, and
+//! `(16,)` (see [`skips_zeros`]) stayed within noise.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
@@ -73,6 +85,12 @@ pub struct Mat<'a, T> {
     pub ld: usize,
     /// The rows to use, in order, or `None` for rows `0, 1, ...`.
     pub idx: Option<&'a [usize]>,
+    /// Which values are not zero: `ld.div_ceil(64)` words per stored row (indexed like
+    /// `data`, not through `idx`), bit `k % 64` of word `k / 64` set when element `k` is not
+    /// zero (see [`nonzero_masks`]). As a left operand with these masks, the AVX-512 tiles
+    /// skip the terms `k` at which every `a(i, k)` of the tile is zero (see
+    /// [`skips_zeros`]); a right operand's masks are not used.
+    pub nonzero: Option<&'a [u64]>,
 }
 
 impl<'a, T> Mat<'a, T> {
@@ -82,6 +100,7 @@ impl<'a, T> Mat<'a, T> {
             data,
             ld,
             idx: None,
+            nonzero: None,
         }
     }
 
@@ -91,6 +110,25 @@ impl<'a, T> Mat<'a, T> {
             data,
             ld,
             idx: Some(idx),
+            nonzero: None,
+        }
+    }
+
+    /// The same matrix with its [`nonzero_masks`] (`ld.div_ceil(64)` words per stored row).
+    #[must_use]
+    pub fn with_nonzero(self, masks: &'a [u64]) -> Self {
+        Self {
+            nonzero: Some(masks),
+            ..self
+        }
+    }
+
+    /// The stored row that row `r` reads.
+    #[inline(always)]
+    fn row(&self, r: usize) -> usize {
+        match self.idx {
+            Some(ix) => ix[r],
+            None => r,
         }
     }
 
@@ -109,6 +147,110 @@ impl<'a, T> Mat<'a, T> {
         let s = self.start(r) + c;
         &self.data[s..s + len]
     }
+}
+
+/// The widest rows (in values) whose [`Mat::nonzero`] masks the tiles use: the union of a
+/// tile's masks is kept on the stack.
+pub const MASK_WORDS: usize = 16;
+
+/// [`Mat::nonzero`] masks of the rows of row-major `x` (`d` values wide): `d.div_ceil(64)`
+/// words per row, bit `k % 64` of word `k / 64` set when `x[row][k] != 0` (`-0.0` counts as
+/// zero).
+pub fn nonzero_masks<T: Real>(x: &[T], d: usize) -> Vec<u64> {
+    let words = d.div_ceil(64);
+    let mut masks = vec![0_u64; x.len().checked_div(d).unwrap_or(0) * words];
+    if d == 0 {
+        return masks;
+    }
+    for (row, m) in x.chunks_exact(d).zip(masks.chunks_exact_mut(words)) {
+        for (k, &v) in row.iter().enumerate() {
+            m[k / 64] |= u64::from(v != T::zero()) << (k % 64);
+        }
+    }
+    masks
+}
+
+/// The `len` (at most 64) bits of `masks` from bit `from`, as the low bits of a word.
+#[inline(always)]
+fn mask_bits(masks: &[u64], from: usize, len: usize) -> u64 {
+    let (w, b) = (from / 64, from % 64);
+    let mut bits = masks[w] >> b;
+    if b + len > 64 {
+        bits |= masks[w + 1] << (64 - b);
+    }
+    if len < 64 {
+        bits & ((1_u64 << len) - 1)
+    } else {
+        bits
+    }
+}
+
+/// The runs of `k < kk` at which `live(k)`, as `[start, end)` pairs in ascending order.
+#[inline(always)]
+fn push_runs(kk: usize, live: impl Fn(usize) -> bool, runs: &mut Vec<[u32; 2]>) {
+    let mut k = 0;
+    while k < kk {
+        if live(k) {
+            let start = k;
+            while k < kk && live(k) {
+                k += 1;
+            }
+            runs.push([start as u32, k as u32]);
+        } else {
+            k += 1;
+        }
+    }
+}
+
+/// For a left operand with [`Mat::nonzero`] masks: the runs of `k` at which some `a(i, k)`
+/// of each row block of [`product_body`] (`MR` rows, then 4, 2 and 1, as it cuts them) is
+/// not zero, the blocks' runs one after the other, with the offsets of each block's
+/// (`offsets[b]..offsets[b + 1]`). `None` without masks, or when they cannot serve.
+fn block_runs<T, const MR: usize>(
+    a: &Left<'_, T>,
+    m: usize,
+    kk: usize,
+) -> Option<(Vec<[u32; 2]>, Vec<usize>)> {
+    let (mat, by_rows) = match a {
+        Left::Rows(x) => (x, true),
+        Left::Cols(x) => (x, false),
+    };
+    let masks = mat.nonzero?;
+    let words = mat.ld.div_ceil(64);
+    if u32::try_from(kk).is_err() || (by_rows && (kk > mat.ld || words > MASK_WORDS)) {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut offsets = vec![0];
+    let mut i0 = 0;
+    for rows in [MR, 4, 2, 1] {
+        while m - i0 >= rows {
+            if by_rows {
+                // a(i, k) is element k of row i: the union of the block's rows' masks.
+                let mut union = [0_u64; MASK_WORDS];
+                for r in 0..rows {
+                    let at = mat.row(i0 + r) * words;
+                    for (u, &w) in union.iter_mut().zip(&masks[at..at + words]) {
+                        *u |= w;
+                    }
+                }
+                push_runs(kk, |k| (union[k / 64] >> (k % 64)) & 1 != 0, &mut runs);
+            } else {
+                // a(i, k) is element i of row k: elements i0..i0 + rows of row k.
+                push_runs(
+                    kk,
+                    |k| {
+                        let at = mat.row(k) * words;
+                        mask_bits(&masks[at..at + words], i0, rows) != 0
+                    },
+                    &mut runs,
+                );
+            }
+            offsets.push(runs.len());
+            i0 += rows;
+        }
+    }
+    Some((runs, offsets))
 }
 
 /// How the left operand `a` (`m x kk` in the product) is read.
@@ -226,6 +368,7 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
     ldc: usize,
     j0: usize,
     nt: usize,
+    runs: Option<&[[u32; 2]]>,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -249,6 +392,13 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                     }
                 }
             };
+            // Every `k`, or the tile's runs of `k` (see [`Mat::nonzero`]).
+            let all = [[0, kk as u32]];
+            let runs = runs.unwrap_or(&all);
+            assert!(
+                runs.iter().all(|&[k0, k1]| k0 <= k1 && k1 as usize <= kk),
+                "runs beyond the inner dimension"
+            );
             let fin = match epi {
                 Epilogue::Deriv {
                     f: Activation::Relu,
@@ -300,7 +450,7 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                     ($kernel:ident, $t:ty, $v:literal) => {
                         wide::$kernel::<R, $v>(
                             src.cast::<$t>(),
-                            kk,
+                            runs,
                             b.as_ptr().cast::<$t>(),
                             ldb,
                             out.cast::<$t>(),
@@ -422,12 +572,25 @@ mod wide {
         }
     }
 
+    /// `body` for every `k` of the `runs` (`[k0, k1)` pairs), in order: each run a plain
+    /// counted loop. (A single loop over a `k` read from a list or found in a bit mask kept
+    /// all of a tile's broadcasts live at once, and spilled accumulators to the stack.)
+    macro_rules! each_k {
+        ($runs:expr, |$k:ident| $body:block) => {
+            for &[k0, k1] in $runs {
+                for $k in k0 as usize..k1 as usize $body
+            }
+        };
+    }
+
     macro_rules! wide_tile {
         ($name:ident, $t:ty, $v:ty, $lanes:expr, $mask:ty, $zero:ident, $load:ident,
          $maskz_load:ident, $set1:ident, $fma:ident, $add:ident, $cmp:ident, $mask_mov:ident,
          $mask_store:ident) => {
             /// `out[r * ldo + j] = fin(sum_k a(r, k) b[k * ldb + j])` for `r < R`,
-            /// `j < cols` (at most `V * L` for `L` lanes), `k < kk`.
+            /// `j < cols` (at most `V * L` for `L` lanes), and `k` in the `runs`
+            /// (`k0 <= k < k1` for each `[k0, k1]`, in their order: ascending, and the
+            /// sum's other terms are zero), all below the inner dimension `kk`.
             ///
             /// # Safety
             /// The CPU has AVX-512F; `b + k * ldb` holds `V * L` values for every `k < kk`;
@@ -437,7 +600,7 @@ mod wide {
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             pub unsafe fn $name<const R: usize, const V: usize>(
                 a: Src<$t, R>,
-                kk: usize,
+                runs: &[[u32; 2]],
                 b: *const $t,
                 ldb: usize,
                 out: *mut $t,
@@ -449,39 +612,35 @@ mod wide {
                 let mut bv: [$v; V] = [$zero(); V];
                 // SAFETY (every block below): the addresses are those the caller vouches for.
                 match a {
-                    Src::Rows(rows) => {
-                        for k in 0..kk {
-                            let bp = unsafe { b.add(k * ldb) };
-                            for (v, x) in bv.iter_mut().enumerate() {
-                                *x = unsafe { $load(bp.add(v * $lanes)) };
-                            }
-                            for (sr, row) in s.iter_mut().zip(&rows) {
-                                let av = $set1(unsafe { *row.add(k) });
-                                for (acc, &bj) in sr.iter_mut().zip(&bv) {
-                                    *acc = $fma(av, bj, *acc);
-                                }
+                    Src::Rows(rows) => each_k!(runs, |k| {
+                        let bp = unsafe { b.add(k * ldb) };
+                        for (v, x) in bv.iter_mut().enumerate() {
+                            *x = unsafe { $load(bp.add(v * $lanes)) };
+                        }
+                        for (sr, row) in s.iter_mut().zip(&rows) {
+                            let av = $set1(unsafe { *row.add(k) });
+                            for (acc, &bj) in sr.iter_mut().zip(&bv) {
+                                *acc = $fma(av, bj, *acc);
                             }
                         }
-                    }
-                    Src::Cols { data, ld, idx, i0 } => {
-                        for k in 0..kk {
-                            let bp = unsafe { b.add(k * ldb) };
-                            for (v, x) in bv.iter_mut().enumerate() {
-                                *x = unsafe { $load(bp.add(v * $lanes)) };
-                            }
-                            let row = match idx {
-                                Some(ix) => unsafe { *ix.add(k) },
-                                None => k,
-                            };
-                            let ap = unsafe { data.add(row * ld + i0) };
-                            for (r, sr) in s.iter_mut().enumerate() {
-                                let av = $set1(unsafe { *ap.add(r) });
-                                for (acc, &bj) in sr.iter_mut().zip(&bv) {
-                                    *acc = $fma(av, bj, *acc);
-                                }
+                    }),
+                    Src::Cols { data, ld, idx, i0 } => each_k!(runs, |k| {
+                        let bp = unsafe { b.add(k * ldb) };
+                        for (v, x) in bv.iter_mut().enumerate() {
+                            *x = unsafe { $load(bp.add(v * $lanes)) };
+                        }
+                        let row = match idx {
+                            Some(ix) => unsafe { *ix.add(k) },
+                            None => k,
+                        };
+                        let ap = unsafe { data.add(row * ld + i0) };
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let av = $set1(unsafe { *ap.add(r) });
+                            for (acc, &bj) in sr.iter_mut().zip(&bv) {
+                                *acc = $fma(av, bj, *acc);
                             }
                         }
-                    }
+                    }),
                 }
                 let masks: [$mask; V] = std::array::from_fn(|v| {
                     let valid = cols.saturating_sub(v * $lanes).min($lanes);
@@ -719,6 +878,12 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
         let j0 = (packed_from + p) * W;
         pack::<T, W>(&b, kk, j0, W.min(n - j0), dst);
     }
+    // The `k` each row block skips, found once for every column tile (see `skips_zeros`).
+    let skips = if WIDE && tiles >= 2 {
+        block_runs::<T, MR>(&a, m, kk)
+    } else {
+        None
+    };
     for t in 0..tiles {
         let j0 = t * W;
         let nt = W.min(n - j0);
@@ -731,19 +896,22 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
         };
         // Row blocks of `MR`, then of 4, 2 and 1, each with its own accumulator tile.
         let mut i0 = 0;
+        let mut block = 0;
         macro_rules! row_blocks {
             ($rows:expr) => {
                 let mut acc = [[T::zero(); W]; $rows];
                 while m - i0 >= $rows {
                     if WIDE {
+                        let runs = skips.as_ref().map(|(r, o)| &r[o[block]..o[block + 1]]);
                         block_wide::<T, { $rows }, W>(
-                            &a, i0, kk, bt, ldb, m, &mut epi, &mut acc, c, ldc, j0, nt,
+                            &a, i0, kk, bt, ldb, m, &mut epi, &mut acc, c, ldc, j0, nt, runs,
                         );
                     } else {
                         tile::<T, { $rows }, W>(&a, i0, kk, bt, ldb, m, &mut acc);
                         epilogue::<T, { $rows }, W>(&mut epi, &acc, c, ldc, i0, j0, nt);
                     }
                     i0 += $rows;
+                    block += 1;
                 }
             };
         }
@@ -812,6 +980,24 @@ fn product_v4<T: Real>(
     } else {
         product_body::<T, 12, 16, true>(m, n, kk, a, b, c, ldc, epi, panel);
     }
+}
+
+/// Whether [`product`] skips the zeros of a left operand with [`Mat::nonzero`] masks in a
+/// product `n` columns wide on this CPU: with the AVX-512 tiles, when the product has at
+/// least two column tiles (see [`product_v4`]), over which the skipped runs, found once,
+/// are used again. (With a single column tile, finding them cost about what skipping them
+/// saved in a `(16,)` digits fit.)
+pub fn skips_zeros<T: Real>(n: usize) -> bool {
+    let w = if size_of::<T>() == 8 {
+        if n >= 32 { 32 } else { 16 }
+    } else if n >= 64 {
+        64
+    } else if n > 16 {
+        32
+    } else {
+        16
+    };
+    SimdLevel::detected() == SimdLevel::Avx512 && n.div_ceil(w) >= 2
 }
 
 /// Products at least this large in every dimension go to the `gemm` crate (see

@@ -14,6 +14,7 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
+use super::small::{self, MASK_WORDS, nonzero_masks};
 use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result};
@@ -285,15 +286,32 @@ pub fn fit_stochastic<T: Real>(
     // The parameters and Adam's moments are read and written by the register tiles and the
     // update on every batch; the caller's arrays (NumPy's) may start anywhere in a cache
     // line, so the loop runs on aligned copies, written back however it ends.
+    //
+    // With inputs that are zero often enough (see [`Sparse`]), the loop trains on a copy of
+    // the inputs whose features are reordered, and the first layer's weights (and moments)
+    // have their rows in that order: the same network, whose products skip more zeros.
+    let sparse = (small::applies(units) && small::skips_zeros::<T>(units[1]))
+        .then(|| Sparse::of(data.x, d))
+        .flatten();
+    let width = units[1];
     let mut own = [&*params, &*first, &*second].map(|list| {
         list.iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| {
                 let mut b = Buf::filled(a.len(), T::zero());
-                b.copy_from_slice(a);
+                match &sparse {
+                    Some(sp) if i == 0 => sp.rows_in(a, &mut b, width),
+                    _ => b.copy_from_slice(a),
+                }
                 b
             })
             .collect::<Vec<_>>()
     });
+    let x_train = sparse.as_ref().map_or(data.x, |sp| &sp.x[..]);
+    let x_val = sparse
+        .as_ref()
+        .zip(val)
+        .map(|(sp, (xv, ..))| sp.reorder(xv));
     let (out_params, out_first, out_second) = (params, first, second);
     let [own_params, own_first, own_second] = &mut own;
     let mut lists = [own_params, own_first, own_second]
@@ -330,8 +348,17 @@ pub fn fit_stochastic<T: Real>(
                         // Each chunk gathers its own rows: the copy runs in parallel too.
                         let rows_idx = &idx[start..end];
                         ws.backprop_deferred_on(
-                            data.x, data.y, data.sw, rows_idx, &coefs, &ints, spec, cfg.alpha,
-                            exec, penalty,
+                            x_train,
+                            data.y,
+                            data.sw,
+                            rows_idx,
+                            &coefs,
+                            &ints,
+                            spec,
+                            cfg.alpha,
+                            exec,
+                            penalty,
+                            sparse.as_ref().map(|sp| &sp.masks[..]),
                         )
                     };
                     accumulated += batch_loss * rows as f64;
@@ -348,6 +375,7 @@ pub fn fit_stochastic<T: Real>(
                 if let (Some((xv, yv, swv, nv, kind)), Some(vws)) = (val, val_ws.as_mut()) {
                     let score = {
                         let (coefs, ints) = param_views(params, units);
+                        let xv = x_val.as_deref().unwrap_or(xv);
                         let xval = ArrayView2::from_shape((nv, d), xv)
                             .expect("validation inputs hold n_val * n_features values");
                         vws.forward_on(xval, &coefs, &ints, spec, exec);
@@ -368,8 +396,11 @@ pub fn fit_stochastic<T: Real>(
                     }
                     if score > state.best_validation_score {
                         state.best_validation_score = score;
-                        for (b, p) in best.iter_mut().zip(params.iter()) {
-                            b.copy_from_slice(p);
+                        for (i, (b, p)) in best.iter_mut().zip(params.iter()).enumerate() {
+                            match &sparse {
+                                Some(sp) if i == 0 => sp.rows_out(p, b, width),
+                                _ => b.copy_from_slice(p),
+                            }
                         }
                     }
                 } else {
@@ -421,15 +452,101 @@ pub fn fit_stochastic<T: Real>(
         })
     });
     let [own_params, own_first, own_second] = &own;
-    write_back(out_params, own_params);
-    write_back(out_first, own_first);
-    write_back(out_second, own_second);
+    write_back(out_params, own_params, sparse.as_ref(), width);
+    write_back(out_first, own_first, sparse.as_ref(), width);
+    write_back(out_second, own_second, sparse.as_ref(), width);
     result?
 }
 
-/// Copies the loop's aligned arrays back into the caller's.
-fn write_back<T: Real>(dst: &mut [&mut [T]], src: &[Buf<T>]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.copy_from_slice(s);
+/// Copies the loop's aligned arrays back into the caller's (the first layer's weights in
+/// the caller's feature order).
+fn write_back<T: Real>(
+    dst: &mut [&mut [T]],
+    src: &[Buf<T>],
+    sparse: Option<&Sparse<T>>,
+    width: usize,
+) {
+    for (i, (d, s)) in dst.iter_mut().zip(src).enumerate() {
+        match sparse {
+            Some(sp) if i == 0 => sp.rows_out(s, d, width),
+            _ => d.copy_from_slice(s),
+        }
+    }
+}
+
+/// Training inputs with many zeros, prepared so that the first layer's register tiles skip
+/// them (see [`super::small::Mat::nonzero`]).
+///
+/// The features are reordered by how often they are zero, most often first, so that the
+/// rows of a tile of the weight gradient `X.T @ delta` (a few consecutive features) tend to
+/// be zero in the same samples, and the tile skips those samples. On the digits, whose
+/// border pixels are mostly blank, a 6-feature tile skips 27% of the samples in this order
+/// and 1% in the pixels' own; the forward product's tiles (6 or 12 samples) skip a feature
+/// wherever all their samples have a zero there (22-26%). The reordering changes the order
+/// of the sums over the features in the forward product and of the L2 penalty's sum, hence
+/// their last bits, never the model's meaning; `coefs_` come out in the caller's order.
+#[derive(Debug)]
+struct Sparse<T> {
+    /// `order[q]`: the caller's feature at position `q`.
+    order: Vec<usize>,
+    /// The inputs with their features in that order.
+    x: Vec<T>,
+    /// [`nonzero_masks`] of `x`.
+    masks: Vec<u64>,
+}
+
+impl<T: Real> Sparse<T> {
+    /// The prepared inputs when at least a quarter of `x`'s values are zero (and `d` fits
+    /// the tiles' masks); `None` otherwise, and the loop runs on `x` as it is.
+    fn of(x: &[T], d: usize) -> Option<Self> {
+        if !(2..=64 * MASK_WORDS).contains(&d) {
+            return None;
+        }
+        let mut zeros = vec![0_usize; d];
+        for row in x.chunks_exact(d) {
+            for (z, &v) in zeros.iter_mut().zip(row) {
+                *z += usize::from(v == T::zero());
+            }
+        }
+        if zeros.iter().sum::<usize>() * 4 < x.len() {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..d).collect();
+        // Stable: features zero equally often keep their order.
+        order.sort_by_key(|&f| std::cmp::Reverse(zeros[f]));
+        let mut sp = Self {
+            order,
+            x: Vec::new(),
+            masks: Vec::new(),
+        };
+        sp.x = sp.reorder(x);
+        sp.masks = nonzero_masks(&sp.x, d);
+        Some(sp)
+    }
+
+    /// Rows of `x` (`order.len()` values wide) with their values in feature order.
+    fn reorder(&self, x: &[T]) -> Vec<T> {
+        let d = self.order.len();
+        let mut out = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(d) {
+            out.extend(self.order.iter().map(|&f| row[f]));
+        }
+        out
+    }
+
+    /// `dst` row `q` = `src` row `order[q]` (`width` values each): first-layer weights into
+    /// the loop's order.
+    fn rows_in(&self, src: &[T], dst: &mut [T], width: usize) {
+        for (q, &f) in self.order.iter().enumerate() {
+            dst[q * width..(q + 1) * width].copy_from_slice(&src[f * width..(f + 1) * width]);
+        }
+    }
+
+    /// `dst` row `order[q]` = `src` row `q`: first-layer weights back into the caller's
+    /// order.
+    fn rows_out(&self, src: &[T], dst: &mut [T], width: usize) {
+        for (q, &f) in self.order.iter().enumerate() {
+            dst[f * width..(f + 1) * width].copy_from_slice(&src[q * width..(q + 1) * width]);
+        }
     }
 }
