@@ -149,10 +149,6 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// The widest rows (in values) whose [`Mat::nonzero`] masks the tiles use: the union of a
-/// tile's masks is kept on the stack.
-pub const MASK_WORDS: usize = 16;
-
 /// [`Mat::nonzero`] masks of the rows of row-major `x` (`d` values wide): `d.div_ceil(64)`
 /// words per row, bit `k % 64` of word `k / 64` set when `x[row][k] != 0` (`-0.0` counts as
 /// zero).
@@ -185,20 +181,26 @@ fn mask_bits(masks: &[u64], from: usize, len: usize) -> u64 {
     }
 }
 
-/// The runs of `k < kk` at which `live(k)`, as `[start, end)` pairs in ascending order.
-#[inline(always)]
-fn push_runs(kk: usize, live: impl Fn(usize) -> bool, runs: &mut Vec<[u32; 2]>) {
-    let mut k = 0;
-    while k < kk {
-        if live(k) {
-            let start = k;
-            while k < kk && live(k) {
-                k += 1;
+/// The runs of set bits of `bits` (bit `k % 64` of word `k / 64`, none at `k >= kk`) as
+/// `[start, end)` pairs in ascending order, found from the words' edges (where a bit differs
+/// from the one below it) rather than bit by bit.
+fn push_runs(bits: &[u64], kk: usize, runs: &mut Vec<[u32; 2]>) {
+    let mut below = 0_u64; // the bit below the word's first: the last bit of the word before
+    let mut open = None;
+    for (w, &x) in bits.iter().enumerate().take(kk.div_ceil(64)) {
+        let mut edges = x ^ ((x << 1) | below);
+        below = x >> 63;
+        while edges != 0 {
+            let k = (w * 64 + edges.trailing_zeros() as usize) as u32;
+            edges &= edges - 1;
+            match open.take() {
+                None => open = Some(k),
+                Some(start) => runs.push([start, k]),
             }
-            runs.push([start as u32, k as u32]);
-        } else {
-            k += 1;
         }
+    }
+    if let Some(start) = open {
+        runs.push([start, kk as u32]);
     }
 }
 
@@ -217,35 +219,37 @@ fn block_runs<T, const MR: usize>(
     };
     let masks = mat.nonzero?;
     let words = mat.ld.div_ceil(64);
-    if u32::try_from(kk).is_err() || (by_rows && (kk > mat.ld || words > MASK_WORDS)) {
+    if u32::try_from(kk).is_err() || (by_rows && kk > mat.ld) {
         return None;
     }
     let mut runs = Vec::new();
     let mut offsets = vec![0];
+    // Bit k: whether the block has a nonzero term at k.
+    let mut live = vec![0_u64; kk.div_ceil(64)];
     let mut i0 = 0;
     for rows in [MR, 4, 2, 1] {
         while m - i0 >= rows {
+            live.fill(0);
             if by_rows {
                 // a(i, k) is element k of row i: the union of the block's rows' masks.
-                let mut union = [0_u64; MASK_WORDS];
                 for r in 0..rows {
                     let at = mat.row(i0 + r) * words;
-                    for (u, &w) in union.iter_mut().zip(&masks[at..at + words]) {
+                    for (u, &w) in live.iter_mut().zip(&masks[at..at + words]) {
                         *u |= w;
                     }
                 }
-                push_runs(kk, |k| (union[k / 64] >> (k % 64)) & 1 != 0, &mut runs);
+                if !kk.is_multiple_of(64) {
+                    live[kk / 64] &= (1_u64 << (kk % 64)) - 1;
+                }
             } else {
                 // a(i, k) is element i of row k: elements i0..i0 + rows of row k.
-                push_runs(
-                    kk,
-                    |k| {
-                        let at = mat.row(k) * words;
-                        mask_bits(&masks[at..at + words], i0, rows) != 0
-                    },
-                    &mut runs,
-                );
+                for k in 0..kk {
+                    let at = mat.row(k) * words;
+                    let any = mask_bits(&masks[at..at + words], i0, rows) != 0;
+                    live[k / 64] |= u64::from(any) << (k % 64);
+                }
             }
+            push_runs(&live, kk, &mut runs);
             offsets.push(runs.len());
             i0 += rows;
         }

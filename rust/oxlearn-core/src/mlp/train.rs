@@ -14,7 +14,7 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
-use super::small::{self, MASK_WORDS, nonzero_masks};
+use super::small::{self, nonzero_masks};
 use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result};
@@ -496,10 +496,10 @@ struct Sparse<T> {
 }
 
 impl<T: Real> Sparse<T> {
-    /// The prepared inputs when at least a quarter of `x`'s values are zero (and `d` fits
-    /// the tiles' masks); `None` otherwise, and the loop runs on `x` as it is.
+    /// The prepared inputs when at least a quarter of `x`'s values are zero (and there are
+    /// two features or more); `None` otherwise, and the loop runs on `x` as it is.
     fn of(x: &[T], d: usize) -> Option<Self> {
-        if !(2..=64 * MASK_WORDS).contains(&d) {
+        if d < 2 {
             return None;
         }
         let mut zeros = vec![0_usize; d];
