@@ -596,3 +596,67 @@ fn zero_skipping_products_keep_the_bits_f64() {
 fn zero_skipping_products_keep_the_bits_f32() {
     check_zero_skipping::<f32>();
 }
+
+/// `forward_predict` skips the zeros of a sparse input (see `mlp::small::skips_zeros`): its
+/// output has the bits of the training workspace's forward pass, which takes every term, and
+/// with an infinite first-layer weight both take every term (`0 * inf` is NaN).
+#[test]
+fn predict_on_sparse_inputs_keeps_the_bits() {
+    use oxlearn_core::mlp::backprop::Workspace;
+    use oxlearn_core::mlp::{Loss, NetSpec, OutActivation};
+    let mut rng = Pcg64::seed_from_u64(21);
+    let units = [70, 64, 5];
+    let n = 300;
+    let x: Vec<f64> = data::<f64>(&mut rng, n * units[0])
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if (i % units[0]) < 30 || rng.random_bool(0.3) {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    let x = ndarray::Array2::from_shape_vec((n, units[0]), x).unwrap();
+    let mut w1 = ndarray::Array2::from_shape_vec((70, 64), data::<f64>(&mut rng, 70 * 64)).unwrap();
+    let b1 = ndarray::Array1::from(data::<f64>(&mut rng, 64));
+    let w2 = ndarray::Array2::from_shape_vec((64, 5), data::<f64>(&mut rng, 320)).unwrap();
+    let b2 = ndarray::Array1::from(data::<f64>(&mut rng, 5));
+    let spec = NetSpec::new(
+        units.to_vec(),
+        Activation::Relu,
+        OutActivation::Softmax,
+        Loss::LogLoss,
+    )
+    .unwrap();
+    for infinite in [false, true] {
+        if infinite {
+            w1[[3, 7]] = f64::INFINITY;
+        }
+        let got = forward_predict(
+            x.view(),
+            &[w1.view(), w2.view()],
+            &[b1.view(), b2.view()],
+            Activation::Relu,
+            OutActivation::Softmax,
+            Threads::Pool(2),
+        )
+        .unwrap();
+        let mut ws = Workspace::<f64>::forward_only(&units, n);
+        ws.forward(
+            x.view(),
+            &[w1.view(), w2.view()],
+            &[b1.as_slice().unwrap(), b2.as_slice().unwrap()],
+            &spec,
+            Threads::Single,
+        );
+        let want = ws.output(n);
+        assert_eq!(
+            bits(got.as_slice().unwrap()),
+            bits(want),
+            "infinite={infinite}"
+        );
+        assert_eq!(got.iter().any(|v| v.is_nan()), infinite);
+    }
+}

@@ -148,6 +148,7 @@ impl<T: Real> Chunk<T> {
             level,
             gemm_threads,
             !self.whole,
+            false,
         );
         self.output_loss_delta(spec, y, sw, rows, None);
         self.coef_grad(last, x, units, rows, gemm_threads);
@@ -522,6 +523,7 @@ impl<T: Real> Workspace<T> {
                     level,
                     Threads::Single,
                     true,
+                    false,
                 );
                 dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
             });

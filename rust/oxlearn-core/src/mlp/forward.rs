@@ -89,7 +89,10 @@ pub(crate) fn layer_forward<T: Real>(
 }
 
 /// The forward pass of one row chunk into `acts` (`acts[l]` receives layer `l + 1`), with
-/// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop).
+/// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop). With
+/// `skip_zeros` (the caller checked that the first layer's weights are finite) and a chunk
+/// at least a quarter zero, the first layer's product skips the zeros (see
+/// [`small::skips_zeros`]; the same bits).
 pub(crate) fn forward_chunk<T: Real>(
     x: ArrayView2<'_, T>,
     coefs: &[ArrayView2<'_, T>],
@@ -101,6 +104,7 @@ pub(crate) fn forward_chunk<T: Real>(
     level: SimdLevel,
     gemm_threads: Threads,
     reorient: bool,
+    skip_zeros: bool,
 ) {
     let rows = x.nrows();
     let layers = coefs.len();
@@ -108,8 +112,18 @@ pub(crate) fn forward_chunk<T: Real>(
         let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
         if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
             let mut panel = Buf::default();
+            let masks = (skip_zeros && small::skips_zeros::<T>(units[1]))
+                .then(|| small::nonzero_masks(xs, units[0]))
+                .filter(|m| {
+                    let nonzero: usize = m.iter().map(|w| w.count_ones() as usize).sum();
+                    (xs.len() - nonzero) * 4 >= xs.len()
+                });
+            let xm = Mat::rows(xs, units[0]);
             forward_small(
-                Mat::rows(xs, units[0]),
+                match &masks {
+                    Some(m) => xm.with_nonzero(m),
+                    None => xm,
+                },
                 rows,
                 &cs,
                 intercepts,
@@ -227,6 +241,9 @@ pub fn forward_predict<T: Real>(
     let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
     let len = chunk_len(n, max_chunk_rows(&units));
     let level = SimdLevel::detected();
+    // Skipping the zeros of `x` leaves every bit alone while the weights they multiply are
+    // finite (a skipped `0 * inf` would have been NaN).
+    let skip_zeros = small::skips_zeros::<T>(units[1]) && coefs[0].iter().all(|w| w.is_finite());
     let out_s = out
         .as_slice_mut()
         .expect("a freshly allocated array is contiguous");
@@ -246,6 +263,7 @@ pub fn forward_predict<T: Real>(
             level,
             Threads::Single,
             true,
+            skip_zeros,
         );
         dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
     };
