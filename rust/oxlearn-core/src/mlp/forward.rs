@@ -116,7 +116,7 @@ pub(crate) fn forward_chunk<T: Real>(
                 .then(|| small::nonzero_masks(xs, units[0]))
                 .filter(|m| {
                     let nonzero: usize = m.iter().map(|w| w.count_ones() as usize).sum();
-                    (xs.len() - nonzero) * 4 >= xs.len()
+                    small::mostly_zero(xs.len() - nonzero, xs.len())
                 });
             let xm = Mat::rows(xs, units[0]);
             forward_small(

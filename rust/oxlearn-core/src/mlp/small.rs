@@ -135,10 +135,7 @@ impl<'a, T> Mat<'a, T> {
     /// Where row `r` starts.
     #[inline(always)]
     fn start(&self, r: usize) -> usize {
-        match self.idx {
-            Some(ix) => ix[r] * self.ld,
-            None => r * self.ld,
-        }
+        self.row(r) * self.ld
     }
 
     /// `len` values of row `r` from column `c`.
@@ -147,6 +144,13 @@ impl<'a, T> Mat<'a, T> {
         let s = self.start(r) + c;
         &self.data[s..s + len]
     }
+}
+
+/// Whether inputs with `zeros` zero values among `len` are worth their
+/// [`nonzero_masks`]: at least a quarter zero (the training loop's rule for reordering the
+/// features, and the prediction's for masking a chunk).
+pub fn mostly_zero(zeros: usize, len: usize) -> bool {
+    zeros * 4 >= len
 }
 
 /// [`Mat::nonzero`] masks of the rows of row-major `x` (`d` values wide): `d.div_ceil(64)`

@@ -396,12 +396,7 @@ pub fn fit_stochastic<T: Real>(
                     }
                     if score > state.best_validation_score {
                         state.best_validation_score = score;
-                        for (i, (b, p)) in best.iter_mut().zip(params.iter()).enumerate() {
-                            match &sparse {
-                                Some(sp) if i == 0 => sp.rows_out(p, b, width),
-                                _ => b.copy_from_slice(p),
-                            }
-                        }
+                        write_back(best, params, sparse.as_ref(), width);
                     }
                 } else {
                     if loss > state.best_loss - cfg.tol {
@@ -458,11 +453,11 @@ pub fn fit_stochastic<T: Real>(
     result?
 }
 
-/// Copies the loop's aligned arrays back into the caller's (the first layer's weights in
-/// the caller's feature order).
-fn write_back<T: Real>(
+/// Copies the loop's arrays into the caller's (the first layer's weights in the caller's
+/// feature order): at the end, and into `best` at each new best validation score.
+fn write_back<T: Real, S: std::ops::Deref<Target = [T]>>(
     dst: &mut [&mut [T]],
-    src: &[Buf<T>],
+    src: &[S],
     sparse: Option<&Sparse<T>>,
     width: usize,
 ) {
@@ -508,7 +503,7 @@ impl<T: Real> Sparse<T> {
                 *z += usize::from(v == T::zero());
             }
         }
-        if zeros.iter().sum::<usize>() * 4 < x.len() {
+        if !small::mostly_zero(zeros.iter().sum(), x.len()) {
             return None;
         }
         let mut order: Vec<usize> = (0..d).collect();
