@@ -1,4 +1,10 @@
-"""Shared fixtures: the digits data and small random data sets."""
+"""Shared fixtures: the digits data, small random data sets, a delayed Ctrl-C."""
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,3 +19,19 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def interrupt_after() -> Callable[[float], threading.Thread]:
+    """Start a thread that sends this process SIGINT (Ctrl-C) after a delay."""
+
+    def start(seconds: float) -> threading.Thread:
+        def send() -> None:
+            time.sleep(seconds)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        return thread
+
+    return start

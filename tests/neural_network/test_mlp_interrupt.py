@@ -1,9 +1,8 @@
 """Ctrl-C during fit: training stops after the current epoch, warns, and the model is usable."""
 
-import os
 import signal
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,21 +14,15 @@ from sklearn.preprocessing import MinMaxScaler
 MAX_ITER = 20_000  # far more epochs than the 0.3 s before the interrupt allows
 
 
-def _interrupt_after(seconds: float) -> threading.Thread:
-    def send() -> None:
-        time.sleep(seconds)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
-
-
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 @pytest.mark.parametrize("verbose", [False, True])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_sigint_stops_training_and_keeps_a_usable_model(
-    Est: Any, verbose: bool, early_stopping: bool, capsys: pytest.CaptureFixture[str]
+    Est: Any,
+    verbose: bool,
+    early_stopping: bool,
+    capsys: pytest.CaptureFixture[str],
+    interrupt_after: Callable[[float], threading.Thread],
 ) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     X, y = load_digits(return_X_y=True)
@@ -43,7 +36,7 @@ def test_sigint_stops_training_and_keeps_a_usable_model(
         early_stopping=early_stopping,
         random_state=0,
     )
-    thread = _interrupt_after(0.3)
+    thread = interrupt_after(0.3)
     with pytest.warns(UserWarning, match=r"^Training interrupted by user\.$"):
         est.fit(X, y)
     thread.join()

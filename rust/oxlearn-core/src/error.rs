@@ -36,6 +36,9 @@ pub enum CoreError {
     /// The thread pool could not be created.
     #[error("could not start the thread pool: {0}")]
     ThreadPool(String),
+    /// The caller asked the computation to stop (see [`crate::parallel::Cancel`]).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Shorthand for results of oxlearn kernels.

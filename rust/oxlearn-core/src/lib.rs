@@ -26,5 +26,5 @@ pub mod parallel;
 pub mod real;
 
 pub use error::{CoreError, Result};
-pub use parallel::Threads;
+pub use parallel::{Cancel, Threads};
 pub use real::Real;

@@ -543,3 +543,76 @@ fn cosine_rows_whose_norm_overflows_are_at_distance_one() {
         }
     }
 }
+
+/// scikit-learn's `DistanceMetric` arithmetic for the direct-sum metrics: each feature's
+/// difference in the input dtype, its term in float64, the terms summed in feature order,
+/// the sum rounded to the input dtype (`dist`/`rdist` return it). Returns the reduced
+/// distance as float64.
+fn sklearn_rdist<T: oxlearn_core::Real>(metric: &Metric, a: &[T], b: &[T]) -> f64 {
+    let mut d = 0.0_f64;
+    for (j, (&x, &y)) in a.iter().zip(b).enumerate() {
+        let diff = (x - y).to_f64_lossless().abs();
+        d += match metric {
+            Metric::Manhattan => diff,
+            Metric::Minkowski { p, w } => w.as_ref().map_or(1.0, |w| w[j]) * diff.powf(*p),
+            _ => unreachable!("direct-sum metrics only"),
+        };
+    }
+    T::from_f64_lossy(d).to_f64_lossless()
+}
+
+/// Decimal-grid data (multiples of 0.1) ties in exact arithmetic but not in rounded sums:
+/// the neighbours kept depend on the order of the sums. Ours must be scikit-learn's, bit
+/// for bit, in float64 and float32.
+#[test]
+fn direct_sums_are_scikit_learns_bit_for_bit() {
+    // The tracker's example: scikit-learn keeps row 1 (feature-order sums), a
+    // pairwise-summed 0.1 grid keeps row 0.
+    let x = array![
+        [0.1, 0.3, 0.3, 0.1, 0.2, 0.1, 0.2, 0.0],
+        [0.2, 0.3, 0.1, 0.5, 0.1, 0.5, 0.4, 0.4]
+    ];
+    let q = array![[0.3, 0.5, 0.1, 0.1, 0.3, 0.4, 0.3, 0.2]];
+    let (_, idx) = kneighbors(q.view(), x.view(), 1, &Metric::Manhattan, Threads::Single)
+        .expect("search runs");
+    assert_eq!(idx[[0, 0]], 1);
+
+    let mut rng = Pcg64::seed_from_u64(11);
+    let grid = |n: usize, rng: &mut Pcg64| {
+        Array2::from_shape_fn((n, 37), |_| f64::from(rng.random_range(0..6_u8)) * 0.1)
+    };
+    let (t, q) = (grid(700, &mut rng), grid(60, &mut rng));
+    let w: Vec<f64> = (0..37).map(|j| 0.5 + f64::from(j % 3) * 0.3).collect();
+    let metrics = [
+        Metric::Manhattan,
+        Metric::Minkowski { p: 3.0, w: None },
+        Metric::Minkowski { p: 1.5, w: Some(w) },
+    ];
+    for metric in &metrics {
+        let want = |qr: &[f64], j: usize| sklearn_rdist(metric, qr, t.row(j).as_slice().unwrap());
+        let (dist, idx) =
+            kneighbors(q.view(), t.view(), 700, metric, Threads::exactly(2)).expect("runs");
+        for i in 0..q.nrows() {
+            let qr = q.row(i).to_vec();
+            for c in 0..700 {
+                let r = want(&qr, idx[[i, c]]);
+                assert_eq!(dist[[i, c]].to_bits(), metric.rdist_to_dist(r).to_bits());
+            }
+        }
+        let (t32, q32) = (t.mapv(|v| v as f32), q.mapv(|v| v as f32));
+        let (dist, idx) =
+            kneighbors(q32.view(), t32.view(), 700, metric, Threads::Single).expect("runs");
+        for i in 0..q.nrows() {
+            let qr = q32.row(i).to_vec();
+            for c in 0..700 {
+                let r = sklearn_rdist(metric, &qr, t32.row(idx[[i, c]]).as_slice().unwrap());
+                let reported = f64::from(metric.rdist_to_dist(r) as f32);
+                assert_eq!(
+                    dist[[i, c]].to_bits(),
+                    reported.to_bits(),
+                    "{metric:?} float32"
+                );
+            }
+        }
+    }
+}

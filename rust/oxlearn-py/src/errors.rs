@@ -1,9 +1,13 @@
-//! Error mapping and the one helper that runs core work with the GIL released.
+//! Error mapping, and the helpers that run core work with the GIL released: every call
+//! through [`run_detached`], and long ones through [`run_interruptible`], which also
+//! watches for Ctrl-C.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use oxlearn_core::CoreError;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use oxlearn_core::{Cancel, CoreError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// Maps a core error to the exception scikit-learn raises in the same situation.
@@ -14,6 +18,9 @@ pub fn to_pyerr(err: CoreError) -> PyErr {
         | CoreError::InvalidParameter { .. }
         | CoreError::NonFinite(_) => PyValueError::new_err(err.to_string()),
         CoreError::ThreadPool(_) => PyRuntimeError::new_err(err.to_string()),
+        // Only reached when the work stopped without a signal handler raising (the
+        // handler's own exception is raised instead, see `run_interruptible`).
+        CoreError::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
     }
 }
 
@@ -27,7 +34,12 @@ where
     T: Send,
     F: FnOnce() -> Result<T, CoreError> + Send,
 {
-    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+    finish(py.detach(|| catch_unwind(AssertUnwindSafe(f))))
+}
+
+/// The outcome of work run under `catch_unwind`, as a Python result.
+fn finish<T>(outcome: std::thread::Result<Result<T, CoreError>>) -> PyResult<T> {
+    match outcome {
         Ok(result) => result.map_err(to_pyerr),
         Err(payload) => {
             let msg = payload
@@ -39,5 +51,60 @@ where
                 "internal error in oxlearn (please report it): {msg}"
             )))
         }
+    }
+}
+
+/// How often [`run_interruptible`] runs Python's signal handlers while the work runs.
+pub const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Work estimated below this many multiply-adds runs through [`run_detached`]: it ends
+/// sooner than a Ctrl-C could be noticed, and a helper thread would cost a visible share
+/// of it (a digits-sized search takes about half a millisecond).
+pub const INTERRUPTIBLE_WORK: usize = 50_000_000;
+
+/// Runs `f` with the GIL released and stops it on Ctrl-C.
+///
+/// Signal handlers run only on the main thread, and only with the GIL: so `f` runs on a
+/// helper thread while this thread re-takes the GIL every [`SIGNAL_POLL`] to run them.
+/// When a handler raises (Ctrl-C: `KeyboardInterrupt`), `f`'s [`Cancel`] token is set,
+/// `f` returns early (it polls the token between tiles of work), and the handler's
+/// exception is raised; whatever `f` computed is dropped. Work estimated below
+/// [`INTERRUPTIBLE_WORK`] (`work`, in multiply-adds) runs on this thread without polling.
+pub fn run_interruptible<T, F>(py: Python<'_>, work: usize, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&Cancel) -> Result<T, CoreError> + Send,
+{
+    if work < INTERRUPTIBLE_WORK {
+        return run_detached(py, || f(Cancel::never()));
+    }
+    let cancel = Cancel::default();
+    let mut raised: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|s| {
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let cancel = &cancel;
+            let worker = s.spawn(move || {
+                let result = catch_unwind(AssertUnwindSafe(|| f(cancel)));
+                drop(done_tx);
+                result
+            });
+            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(SIGNAL_POLL) {
+                if raised.is_some() {
+                    continue;
+                }
+                Python::attach(|py| {
+                    if let Err(e) = py.check_signals() {
+                        raised = Some(e);
+                        cancel.cancel();
+                    }
+                });
+            }
+            worker.join().unwrap_or_else(Err)
+        })
+    });
+    match raised {
+        Some(e) => Err(e),
+        None => finish(outcome),
     }
 }

@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::errors::run_detached;
+use crate::errors::{run_detached, run_interruptible};
 
 type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
 
@@ -91,9 +91,16 @@ fn search<T: Real>(
     metric: &Metric,
     threads: Threads,
 ) -> PyResult<Vec<(Array2<f64>, Array2<usize>)>> {
-    run_detached(py, || {
-        neighbors::kneighbors_multi(q, t, ks, metric, threads)
+    run_interruptible(py, work(&q, &t), |cancel| {
+        neighbors::kneighbors_multi_with(q, t, ks, metric, threads, cancel)
     })
+}
+
+/// A search's multiply-adds (one per query, training row and feature).
+fn work<T>(q: &ArrayView2<'_, T>, t: &ArrayView2<'_, T>) -> usize {
+    q.nrows()
+        .saturating_mul(t.nrows())
+        .saturating_mul(t.ncols().max(1))
 }
 
 type Csr<'py> = (
@@ -123,16 +130,16 @@ fn radius_neighbors<'py>(
         train.extract::<PyReadonlyArray2<'py, f64>>(),
     ) {
         let (q, t) = (q.as_array(), t.as_array());
-        run_detached(py, || {
-            neighbors::radius_neighbors(q, t, radius, &metric, sort_results, threads)
+        run_interruptible(py, work(&q, &t), |cancel| {
+            neighbors::radius_neighbors_with(q, t, radius, &metric, sort_results, threads, cancel)
         })?
     } else if let (Ok(q), Ok(t)) = (
         query.extract::<PyReadonlyArray2<'py, f32>>(),
         train.extract::<PyReadonlyArray2<'py, f32>>(),
     ) {
         let (q, t) = (q.as_array(), t.as_array());
-        run_detached(py, || {
-            neighbors::radius_neighbors(q, t, radius, &metric, sort_results, threads)
+        run_interruptible(py, work(&q, &t), |cancel| {
+            neighbors::radius_neighbors_with(q, t, radius, &metric, sort_results, threads, cancel)
         })?
     } else {
         return Err(dtype_error());

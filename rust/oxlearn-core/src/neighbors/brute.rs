@@ -10,7 +10,7 @@ use super::int8::Int8Tiles;
 use super::screen::Screen;
 use crate::error::{CoreError, Result};
 use crate::linalg::gemm;
-use crate::parallel::{Threads, Wake};
+use crate::parallel::{Cancel, Threads, Wake};
 use crate::real::Real;
 
 /// The working sets (a `Vec<Scratch<T>>`) of the last small search (see
@@ -69,10 +69,9 @@ struct Prepared<'a, T: Real> {
     qn: Vec<T>,
     /// Squared norms (Euclidean) or inverse norms (cosine) of the training rows.
     tn: Vec<T>,
-    /// Minkowski `p` in `T`.
-    p: T,
-    /// Minkowski weights in `T`.
-    w: Option<Vec<T>>,
+    /// Minkowski `p` and weights, in float64 as scikit-learn's metrics hold them.
+    p: f64,
+    w: Option<&'a [f64]>,
 }
 
 #[inline(always)]
@@ -147,13 +146,9 @@ impl<'a, T: Real> Prepared<'a, T> {
                         w.len(),
                     ));
                 }
-                (
-                    T::from_f64_lossy(*p),
-                    w.as_ref()
-                        .map(|w| w.iter().map(|&v| T::from_f64_lossy(v)).collect()),
-                )
+                (*p, w.as_deref())
             }
-            _ => (T::one(), None),
+            _ => (1.0, None),
         };
         Ok(Self {
             query,
@@ -211,18 +206,43 @@ impl<'a, T: Real> Prepared<'a, T> {
                     out.copy_from_slice(&row(&self.query, qs + i)[ts..te]);
                 }
             }
-            Metric::Manhattan => self.direct(qs, ts, tt, buf, manhattan),
+            Metric::Manhattan => self.direct_sum(qs, qe, ts, te, buf, DirectSum::Manhattan),
             Metric::Chebyshev => self.direct(qs, ts, tt, buf, chebyshev),
             Metric::Minkowski { .. } => {
-                let p = self.p;
-                match &self.w {
-                    None => self.direct(qs, ts, tt, buf, |a, b| minkowski(a, b, p)),
-                    Some(w) => {
-                        self.direct(qs, ts, tt, buf, |a, b| weighted_minkowski(a, b, w, p));
-                    }
-                }
+                let kind = DirectSum::Minkowski {
+                    p: self.p,
+                    w: self.w,
+                };
+                self.direct_sum(qs, qe, ts, te, buf, kind);
             }
         }
+    }
+
+    /// [`direct_sum_tile`] on queries `qs..qe` and training rows `ts..te`.
+    fn direct_sum(
+        &self,
+        qs: usize,
+        qe: usize,
+        ts: usize,
+        te: usize,
+        buf: &mut [T],
+        kind: DirectSum<'_>,
+    ) {
+        let d = self.train.ncols();
+        let (Some(q), Some(t)) = (self.query.as_slice(), self.train.as_slice()) else {
+            return;
+        };
+        let mut tr = vec![T::zero(); d * (te - ts)];
+        let mut acc = vec![0.0_f64; te - ts];
+        direct_sum_tile_simd(
+            &q[qs * d..qe * d],
+            &t[ts * d..te * d],
+            d,
+            kind,
+            &mut tr,
+            &mut acc,
+            &mut buf[..(qe - qs) * (te - ts)],
+        );
     }
 
     /// `buf = alpha * Q[qs..qe] @ T[ts..te].T` through the GEMM, in column blocks of
@@ -280,9 +300,107 @@ pub(super) fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
-#[inline]
-fn manhattan<T: Real>(a: &[T], b: &[T]) -> T {
-    sum8(a, b, |x, y| (x - y).abs())
+/// The dot product of `a` and `b` in float64, summed in [`sum8`]'s order (for float64 rows
+/// the same bits as `sum8(a, b, |x, y| x * y)`): float32 rows are upcast first, as
+/// scikit-learn's float32 Euclidean search upcasts them.
+#[inline(always)] // also inlined into `multiversioned!` wrappers (see `sq_norms`)
+#[allow(clippy::inline_always)]
+pub(super) fn sum8_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let mut acc = [0.0_f64; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l].to_f64_lossless() * y[l].to_f64_lossless();
+        }
+    }
+    let mut tail = 0.0_f64;
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += x.to_f64_lossless() * y.to_f64_lossless();
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
+/// Squared row norms in float64 (see [`sum8_f64`]; for float64 rows, [`sq_norms`]' bits).
+#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[allow(clippy::inline_always)]
+fn sq_norms_f64<T: Real>(a: &ArrayView2<'_, T>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(a.nrows());
+    for i in 0..a.nrows() {
+        let r = row(a, i);
+        out.push(sum8_f64(r, r));
+    }
+    out
+}
+
+/// The direct-sum metrics, computed as scikit-learn's `DistanceMetric` classes compute
+/// them (`sklearn/metrics/_dist_metrics.pyx.tp`): each feature's difference in the input
+/// dtype, its term in float64, summed in feature order in float64, and the sum rounded to
+/// the input dtype. Summing in any other order (or in float32) changes the last bits, and
+/// with them which of two tied neighbours is kept.
+#[derive(Debug, Clone, Copy)]
+enum DirectSum<'w> {
+    /// `sum |x - y|`.
+    Manhattan,
+    /// `sum w_j |x_j - y_j|^p` (the reduced distance), `w` optional.
+    Minkowski { p: f64, w: Option<&'w [f64]> },
+}
+
+/// Fills `out` (`rows x tt`) with the [`DirectSum`] distances between the query rows `q`
+/// (`rows x d`) and the training rows `t` (`tt x d`).
+///
+/// Our own kernel, because the order of the sums is fixed by scikit-learn's loop (one
+/// feature after another) and vectorising across features would change it: here the
+/// training tile is transposed into `tr` (`d x tt`), so each query accumulates all `tt`
+/// sums at once, feature by feature, and the loop over training rows vectorises.
+#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[allow(clippy::inline_always)]
+fn direct_sum_tile<T: Real>(
+    q: &[T],
+    t: &[T],
+    d: usize,
+    kind: DirectSum<'_>,
+    tr: &mut [T],
+    acc: &mut [f64],
+    out: &mut [T],
+) {
+    let tt = acc.len();
+    if d == 0 || tt == 0 {
+        out.fill(T::zero());
+        return;
+    }
+    for (l, r) in t.chunks_exact(d).take(tt).enumerate() {
+        for (j, &v) in r.iter().enumerate() {
+            tr[j * tt + l] = v;
+        }
+    }
+    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(tt)) {
+        acc.fill(0.0);
+        for (j, (&qj, col)) in qr.iter().zip(tr.chunks_exact(tt)).enumerate() {
+            match kind {
+                DirectSum::Manhattan => {
+                    for (a, &v) in acc.iter_mut().zip(col) {
+                        *a += (qj - v).to_f64_lossless().abs();
+                    }
+                }
+                DirectSum::Minkowski { p, w: None } => {
+                    for (a, &v) in acc.iter_mut().zip(col) {
+                        *a += (qj - v).to_f64_lossless().abs().powf(p);
+                    }
+                }
+                DirectSum::Minkowski { p, w: Some(w) } => {
+                    let wj = w[j];
+                    for (a, &v) in acc.iter_mut().zip(col) {
+                        *a += wj * (qj - v).to_f64_lossless().abs().powf(p);
+                    }
+                }
+            }
+        }
+        for (o, &a) in o.iter_mut().zip(acc.iter()) {
+            *o = T::from_f64_lossy(a);
+        }
+    }
 }
 
 #[inline]
@@ -308,23 +426,6 @@ fn chebyshev<T: Real>(a: &[T], b: &[T]) -> T {
     m
 }
 
-#[inline]
-fn minkowski<T: Real>(a: &[T], b: &[T], p: T) -> T {
-    a.iter()
-        .zip(b)
-        .fold(T::zero(), |acc, (&x, &y)| acc + (x - y).abs().powf(p))
-}
-
-#[inline]
-fn weighted_minkowski<T: Real>(a: &[T], b: &[T], w: &[T], p: T) -> T {
-    a.iter()
-        .zip(b)
-        .zip(w)
-        .fold(T::zero(), |acc, ((&x, &y), &wj)| {
-            acc + wj * (x - y).abs().powf(p)
-        })
-}
-
 /// `threads`, or one thread when the search is too small to gain from a pool.
 fn effective_threads(threads: Threads, n_q: usize, n_t: usize, d: usize) -> Threads {
     if n_q.saturating_mul(n_t).saturating_mul(d.max(1)) < MIN_PARALLEL_WORK {
@@ -332,6 +433,33 @@ fn effective_threads(threads: Threads, n_q: usize, n_t: usize, d: usize) -> Thre
     } else {
         threads
     }
+}
+
+/// Whether a Euclidean search of float32 `query` and `train` must compute its distances in
+/// float64 to give scikit-learn's answers: always, except where the float32 expansion is
+/// exact (small integers, see [`exact_in_f32`]), which then gives the same values.
+fn needs_float64<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    metric: &Metric,
+) -> bool {
+    if std::mem::size_of::<T>() > std::mem::size_of::<f32>()
+        || !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
+    {
+        return false;
+    }
+    let d = train.ncols().max(1) as f64;
+    let limit = (f64::from(1u32 << 24) / (4.0 * d)).sqrt();
+    let exact = |a: ArrayView2<'_, T>| {
+        a.as_slice()
+            .is_some_and(|v| v.chunks(256).all(|c| small_integers(c, limit)))
+    };
+    !(exact(train) && exact(query))
+}
+
+/// A float64 copy of `a` (exact).
+fn upcast<T: Real>(a: ArrayView2<'_, T>) -> Array2<f64> {
+    a.mapv(Real::to_f64_lossless)
 }
 
 /// float32 copies of float64 inputs whose Euclidean arithmetic is exact in float32.
@@ -783,6 +911,11 @@ fn reduce_tile_v3<T: Real>(
 /// plain loops that vectorise 4-8 times wider than at the baseline target. Same source, so
 /// same results (the compiler does not reassociate float sums).
 macro_rules! multiversioned {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) = $body:ident;) => {
+        multiversioned! {
+            $(#[$doc])* $vis fn $name<$T>($($arg: $ty),*) -> () = $body;
+        }
+    };
     ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
         $(#[$doc])*
         $vis fn $name<$T: Real>($($arg: $ty),*) -> $ret {
@@ -823,6 +956,24 @@ multiversioned! {
 multiversioned! {
     /// [`sq_norms`] compiled for this CPU.
     pub(super) fn sq_norms_simd<T>(a: &ArrayView2<'_, T>) -> Vec<T> = sq_norms;
+}
+
+multiversioned! {
+    /// [`sq_norms_f64`] compiled for this CPU.
+    pub(super) fn sq_norms_f64_simd<T>(a: &ArrayView2<'_, T>) -> Vec<f64> = sq_norms_f64;
+}
+
+multiversioned! {
+    /// [`direct_sum_tile`] compiled for this CPU.
+    fn direct_sum_tile_simd<T>(
+        q: &[T],
+        t: &[T],
+        d: usize,
+        kind: DirectSum<'_>,
+        tr: &mut [T],
+        acc: &mut [f64],
+        out: &mut [T]
+    ) = direct_sum_tile;
 }
 
 /// [`reduce_tile_body`] in the best compilation for this CPU (`portable` forces the baseline).
@@ -890,7 +1041,29 @@ pub fn kneighbors_multi<T: Real>(
     metric: &Metric,
     threads: Threads,
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
-    search_multi(query, train, ks, metric, threads, Precision::of::<T>())
+    kneighbors_multi_with(query, train, ks, metric, threads, Cancel::never())
+}
+
+/// [`kneighbors_multi`] that stops with [`CoreError::Interrupted`] soon after `cancel` is
+/// set (it is polled once per tile of at most 256 x 256 distances).
+#[allow(clippy::type_complexity)]
+pub fn kneighbors_multi_with<T: Real>(
+    query: ArrayView2<'_, T>,
+    train: ArrayView2<'_, T>,
+    ks: &[usize],
+    metric: &Metric,
+    threads: Threads,
+    cancel: &Cancel,
+) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    search_multi(
+        query,
+        train,
+        ks,
+        metric,
+        threads,
+        Precision::of::<T>(),
+        cancel,
+    )
 }
 
 /// The precision of the distances a search returns: scikit-learn's 32-bit reductions turn
@@ -913,12 +1086,36 @@ impl Precision {
     }
 
     /// The distance reported for the reduced distance `r` of `metric`.
+    ///
+    /// scikit-learn's 32-bit reductions pass the float64 reduced distance (clipped at 0)
+    /// to their float32 metric's `_rdist_to_dist`, which takes and returns float32; with
+    /// `sqeuclidean` they skip that step and report the float64 value itself.
     #[inline]
     fn dist<T: Real>(self, metric: &Metric, r: T) -> f64 {
-        let d = metric.rdist_to_dist(r.to_f64_lossless());
-        match self {
-            Self::F32 => f64::from(d as f32),
-            Self::F64 => d,
+        let r = r.to_f64_lossless();
+        match (self, metric) {
+            (Self::F64, _) => metric.rdist_to_dist(r),
+            (Self::F32, Metric::SqEuclidean) => r,
+            (Self::F32, _) => {
+                let r32 = f64::from(r.max(0.0) as f32);
+                f64::from(metric.rdist_to_dist(r32) as f32)
+            }
+        }
+    }
+
+    /// The reduced radius a radius search compares reduced distances with (`<=`).
+    ///
+    /// scikit-learn's 32-bit radius search converts the radius with its float32 metric's
+    /// `_dist_to_rdist` (a float32 argument and result), except for `sqeuclidean`, whose
+    /// radius is compared as given.
+    #[inline]
+    fn rdist_radius(self, metric: &Metric, radius: f64) -> f64 {
+        match (self, metric) {
+            (Self::F64, _) | (Self::F32, Metric::SqEuclidean) => metric.dist_to_rdist(radius),
+            (Self::F32, _) => {
+                let r32 = f64::from(radius as f32);
+                f64::from(metric.dist_to_rdist(r32) as f32)
+            }
         }
     }
 }
@@ -931,25 +1128,15 @@ fn search_multi<T: Real>(
     metric: &Metric,
     threads: Threads,
     precision: Precision,
+    cancel: &Cancel,
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
     if train.nrows() == 0 {
         return Err(CoreError::EmptyInput("the training data".into()));
     }
     validate_ks(ks, train.nrows())?;
-    let q_owned;
-    let query = if query.is_standard_layout() {
-        query
-    } else {
-        q_owned = query.as_standard_layout().into_owned();
-        q_owned.view()
-    };
-    let t_owned;
-    let train = if train.is_standard_layout() {
-        train
-    } else {
-        t_owned = train.as_standard_layout().into_owned();
-        t_owned.view()
-    };
+    // Row-major views (a copy only of an input that is not).
+    let (query, train) = (query.as_standard_layout(), train.as_standard_layout());
+    let (query, train) = (query.view(), train.view());
     let threads = effective_threads(threads, query.nrows(), train.nrows(), train.ncols());
     // Pool threads wake up while this thread converts the inputs and computes the norms.
     let wake = threads.wake();
@@ -960,25 +1147,54 @@ fn search_multi<T: Real>(
             int8.tile(qs, qe, ts, te, buf);
             None
         };
-        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
         return search_tiles(&plan, wake, fill);
     }
     if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
         // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`). The
         // call wakes the (already awake) pool threads again for its own serial part.
         drop(wake);
-        return search_multi(q32.view(), t32.view(), ks, metric, threads, precision);
+        return search_multi(
+            q32.view(),
+            t32.view(),
+            ks,
+            metric,
+            threads,
+            precision,
+            cancel,
+        );
+    }
+    if needs_float64(query, train, metric) {
+        // float32 data whose float32 expansion would not be exact: scikit-learn computes
+        // it in float64 on upcast values, and so does the screened search (its float32
+        // GEMM only bounds the distances). Where the screening does not apply, float64
+        // copies take the float64 search.
+        if let Some(screen) = Screen::new(query, train, metric) {
+            let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
+            return screen.search(&plan, wake);
+        }
+        drop(wake);
+        let (q64, t64) = (upcast(query), upcast(train));
+        return search_multi(
+            q64.view(),
+            t64.view(),
+            ks,
+            metric,
+            threads,
+            precision,
+            cancel,
+        );
     }
     if let Some(screen) = Screen::new(query, train, metric) {
         // The same answers, ties included, with most of the GEMM in float32 (see `screen`).
-        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+        let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
         return screen.search(&plan, wake);
     }
     let prep = Prepared::new(query, train, metric)?;
     // Euclidean tiles: the GEMM cross term, then norms added while reducing (one pass less).
     let fused = matches!(metric, Metric::Euclidean | Metric::SqEuclidean);
     let minus_two = T::from_f64_lossy(-2.0);
-    let plan = Plan::new(n_q, n_t, ks, metric, threads, precision);
+    let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
     search_tiles(&plan, wake, |qs, qe, ts, te, buf| {
         if fused {
             prep.cross(qs, qe, ts, te, buf, minus_two);
@@ -1005,9 +1221,16 @@ pub(super) struct Plan<'a> {
     /// Where each `k`'s values start in a query's row of results, and the row length.
     offsets: Vec<usize>,
     kk: usize,
+    /// Polled between tiles (see [`kneighbors_multi_with`]).
+    pub(super) cancel: &'a Cancel,
 }
 
 impl<'a> Plan<'a> {
+    /// This plan, stopping soon after `cancel` is set.
+    pub(super) fn with_cancel(self, cancel: &'a Cancel) -> Self {
+        Self { cancel, ..self }
+    }
+
     pub(super) fn new(
         n_q: usize,
         n_t: usize,
@@ -1040,6 +1263,7 @@ impl<'a> Plan<'a> {
             sorted_ks,
             offsets,
             kk: ks.iter().sum(),
+            cancel: Cancel::never(),
         }
     }
 
@@ -1098,6 +1322,9 @@ fn search_tiles<'p, T: Real>(
                 h.reset();
             }
             for ts in (0..n_t).step_by(TRAIN_TILE) {
+                if plan.cancel.is_cancelled() {
+                    return;
+                }
                 let te = (ts + TRAIN_TILE).min(n_t);
                 let norms = fill(qs, qe, ts, te, buf);
                 reduce_tile(heaps, buf, te - ts, ts, norms, false);
@@ -1188,6 +1415,9 @@ pub(super) fn over_tiles<S: Send>(
         .collect();
     drop(wake);
     threads.for_each_index(outputs.len(), |t| {
+        if plan.cancel.is_cancelled() {
+            return;
+        }
         if let Ok(mut out) = outputs[t].lock() {
             let (out_d, out_i) = &mut *out;
             search_tile(t, out_d, out_i);
@@ -1195,6 +1425,7 @@ pub(super) fn over_tiles<S: Send>(
     })?;
     threads.linger();
     drop(outputs);
+    plan.cancel.check()?;
     recycle(
         slots
             .into_iter()
@@ -1351,106 +1582,145 @@ pub fn radius_neighbors<T: Real>(
     sort_results: bool,
     threads: Threads,
 ) -> Result<RadiusResult> {
-    let precision = Precision::of::<T>();
-    radius_search(
+    radius_neighbors_with(
         query,
         train,
         radius,
         metric,
         sort_results,
         threads,
-        precision,
+        Cancel::never(),
     )
 }
 
-/// [`radius_neighbors`] reporting distances in `precision`.
-fn radius_search<T: Real>(
+/// [`radius_neighbors`] that stops with [`CoreError::Interrupted`] soon after `cancel` is
+/// set (it is polled once per tile of distances).
+pub fn radius_neighbors_with<T: Real>(
     query: ArrayView2<'_, T>,
     train: ArrayView2<'_, T>,
     radius: f64,
     metric: &Metric,
     sort_results: bool,
     threads: Threads,
-    precision: Precision,
+    cancel: &Cancel,
 ) -> Result<RadiusResult> {
-    if radius.is_nan() || radius < 0.0 {
-        return Err(CoreError::invalid(
-            "radius",
-            format!("the radius must be a non-negative number, got {radius}"),
-        ));
-    }
-    let q_owned;
-    let query = if query.is_standard_layout() {
-        query
-    } else {
-        q_owned = query.as_standard_layout().into_owned();
-        q_owned.view()
+    let search = RadiusSearch {
+        radius,
+        metric,
+        sort_results,
+        threads,
+        precision: Precision::of::<T>(),
+        cancel,
     };
-    let t_owned;
-    let train = if train.is_standard_layout() {
-        train
-    } else {
-        t_owned = train.as_standard_layout().into_owned();
-        t_owned.view()
-    };
-    if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
-        return radius_search(
-            q32.view(),
-            t32.view(),
+    search.run(query, train)
+}
+
+/// A radius search's parameters (see [`radius_neighbors_with`]).
+struct RadiusSearch<'a> {
+    radius: f64,
+    metric: &'a Metric,
+    sort_results: bool,
+    threads: Threads,
+    precision: Precision,
+    cancel: &'a Cancel,
+}
+
+impl RadiusSearch<'_> {
+    /// Every training row within the radius of each query row (see [`radius_neighbors`]).
+    fn run<T: Real>(
+        &self,
+        query: ArrayView2<'_, T>,
+        train: ArrayView2<'_, T>,
+    ) -> Result<RadiusResult> {
+        let Self {
             radius,
             metric,
             sort_results,
             threads,
             precision,
-        );
-    }
-    let prep = Prepared::new(query, train, metric)?;
-    let n_q = query.nrows();
-    let n_t = train.nrows();
-    let threads = effective_threads(threads, n_q, n_t, train.ncols());
-    let r = T::from_f64_lossy(metric.dist_to_rdist(radius));
-    let stable = matches!(metric, Metric::Cosine | Metric::Precomputed);
-    let tiles = over_query_tiles(n_q, threads, |qs, qe| {
-        let mut buf = vec![T::zero(); (qe - qs) * TRAIN_TILE.min(n_t)];
-        let mut found: Vec<(Vec<T>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); qe - qs];
-        for ts in (0..n_t).step_by(TRAIN_TILE) {
-            let te = (ts + TRAIN_TILE).min(n_t);
-            let tt = te - ts;
-            prep.tile(qs, qe, ts, te, &mut buf);
-            for (i, (vals, idx)) in found.iter_mut().enumerate() {
-                for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
-                    if v <= r {
-                        vals.push(v);
-                        idx.push(ts + j);
+            cancel,
+        } = *self;
+        if radius.is_nan() || radius < 0.0 {
+            return Err(CoreError::invalid(
+                "radius",
+                format!("the radius must be a non-negative number, got {radius}"),
+            ));
+        }
+        // Row-major views (a copy only of an input that is not).
+        let (query, train) = (query.as_standard_layout(), train.as_standard_layout());
+        let (query, train) = (query.view(), train.view());
+        if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
+            return self.run(q32.view(), t32.view());
+        }
+        if needs_float64(query, train, metric) {
+            // As in `search_multi`: scikit-learn's float32 Euclidean distances are float64
+            // sums.
+            return self.run(upcast(query).view(), upcast(train).view());
+        }
+        let prep = Prepared::new(query, train, metric)?;
+        let n_q = query.nrows();
+        let n_t = train.nrows();
+        let threads = effective_threads(threads, n_q, n_t, train.ncols());
+        let stable = matches!(metric, Metric::Cosine | Metric::Precomputed);
+        // Cosine and precomputed distances are compared in the input dtype, as NumPy
+        // compares scikit-learn's distance matrix with the radius; the other metrics'
+        // reduced distances in float64, as its compiled radius search does (an exact
+        // float32 tile included).
+        let r_t = T::from_f64_lossy(metric.dist_to_rdist(radius));
+        let r64 = precision.rdist_radius(metric, radius);
+        let within = |v: T| {
+            if stable {
+                v <= r_t
+            } else {
+                v.to_f64_lossless() <= r64
+            }
+        };
+        let tiles = over_query_tiles(n_q, threads, |qs, qe| {
+            let mut buf = vec![T::zero(); (qe - qs) * TRAIN_TILE.min(n_t)];
+            let mut found: Vec<(Vec<T>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); qe - qs];
+            for ts in (0..n_t).step_by(TRAIN_TILE) {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let te = (ts + TRAIN_TILE).min(n_t);
+                let tt = te - ts;
+                prep.tile(qs, qe, ts, te, &mut buf);
+                for (i, (vals, idx)) in found.iter_mut().enumerate() {
+                    for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
+                        if within(v) {
+                            vals.push(v);
+                            idx.push(ts + j);
+                        }
                     }
                 }
             }
-        }
-        if sort_results {
-            for (vals, idx) in &mut found {
-                if stable {
-                    stable_sort(vals, idx);
-                } else {
-                    simultaneous_sort(vals, idx);
+            if sort_results {
+                for (vals, idx) in &mut found {
+                    if stable {
+                        stable_sort(vals, idx);
+                    } else {
+                        simultaneous_sort(vals, idx);
+                    }
                 }
             }
+            found
+        })?;
+        cancel.check()?;
+        let mut res = RadiusResult {
+            indptr: Vec::with_capacity(n_q + 1),
+            ..RadiusResult::default()
+        };
+        res.indptr.push(0);
+        for tile in tiles {
+            for (vals, idx) in tile {
+                res.distances
+                    .extend(vals.iter().map(|&v| precision.dist(metric, v)));
+                res.indices.extend_from_slice(&idx);
+                res.indptr.push(res.indices.len());
+            }
         }
-        found
-    })?;
-    let mut res = RadiusResult {
-        indptr: Vec::with_capacity(n_q + 1),
-        ..RadiusResult::default()
-    };
-    res.indptr.push(0);
-    for tile in tiles {
-        for (vals, idx) in tile {
-            res.distances
-                .extend(vals.iter().map(|&v| precision.dist(metric, v)));
-            res.indices.extend_from_slice(&idx);
-            res.indptr.push(res.indices.len());
-        }
+        Ok(res)
     }
-    Ok(res)
 }
 
 #[cfg(test)]

@@ -35,7 +35,8 @@ mod screen;
 pub mod vote;
 
 pub use brute::{
-    RadiusResult, Strategy, kneighbors, kneighbors_multi, radius_neighbors, sklearn_strategy,
+    RadiusResult, Strategy, kneighbors, kneighbors_multi, kneighbors_multi_with, radius_neighbors,
+    radius_neighbors_with, sklearn_strategy,
 };
 
 use crate::error::{CoreError, Result};

@@ -49,14 +49,14 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::Metric;
 use super::brute::{
     GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, admit_mask_portable, finish_tile, over_tiles,
-    push_all, sq_dist, sq_norms_simd, sum8,
+    push_all, sq_dist, sq_norms_f64_simd, sum8, sum8_f64,
 };
 #[cfg(target_arch = "x86_64")]
 use super::brute::{Simd, admit_mask_avx, simd_level};
 use super::heap::KHeap;
 use crate::error::Result;
 use crate::linalg::gemm;
-use crate::parallel::{Threads, Wake};
+use crate::parallel::{Cancel, Threads, Wake};
 use crate::real::Real;
 
 /// Widest rows screened: the bounds' constants assume `d * 2^-24` is small.
@@ -80,8 +80,10 @@ pub(super) struct Screen<'a, T: Real> {
     q: &'a [T],
     t: &'a [T],
     d: usize,
-    qn: Vec<T>,
-    tn: Vec<T>,
+    /// Squared norms in float64 (of the float32 values, for float32 inputs, as
+    /// scikit-learn's float32 search computes them).
+    qn: Vec<f64>,
+    tn: Vec<f64>,
     mean: Vec<f64>,
     /// The bounds' relative constant for the float32 norms (see the module docs).
     c32: f64,
@@ -92,20 +94,26 @@ pub(super) struct Screen<'a, T: Real> {
 }
 
 impl<'a, T: Real> Screen<'a, T> {
-    /// The screened form of a float64 Euclidean search of `query` against `train`, or
-    /// `None` where it does not apply (float32 data, another metric, fewer than
-    /// [`MIN_FEATURES`] or more than [`MAX_FEATURES`] features, or a centred value beyond
-    /// 2^50 in magnitude or not finite). Depends on the data only, never on the threads.
+    /// The screened form of a Euclidean search of `query` against `train` whose distances
+    /// are computed in float64 (as scikit-learn computes them for float64 data, and for
+    /// float32 data on upcast values), or `None` where it does not apply (another metric,
+    /// more than [`MAX_FEATURES`] features, fewer than [`MIN_FEATURES`] for float64 data,
+    /// or a centred value beyond 2^50 in magnitude or not finite). Depends on the data
+    /// only, never on the threads.
+    ///
+    /// float32 data is screened at any width: the alternative, a float64 copy of both
+    /// arrays and the float64 GEMM, costs memory and twice the GEMM time.
     pub(super) fn new(
         query: ArrayView2<'a, T>,
         train: ArrayView2<'a, T>,
         metric: &Metric,
     ) -> Option<Self> {
         let d = train.ncols();
-        if std::mem::size_of::<T>() <= std::mem::size_of::<f32>()
-            || !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
+        let is_f32 = std::mem::size_of::<T>() <= std::mem::size_of::<f32>();
+        let min_features = if is_f32 { 1 } else { MIN_FEATURES };
+        if !matches!(metric, Metric::Euclidean | Metric::SqEuclidean)
             || query.ncols() != d
-            || !(MIN_FEATURES..=MAX_FEATURES).contains(&d)
+            || !(min_features..=MAX_FEATURES).contains(&d)
             || train.nrows() == 0
         {
             return None;
@@ -115,11 +123,11 @@ impl<'a, T: Real> Screen<'a, T> {
         if !centred_in_range(qs, &mean) || !centred_in_range(ts, &mean) {
             return None;
         }
-        let qn = sq_norms_simd(&query);
-        let tn = sq_norms_simd(&train);
+        let qn = sq_norms_f64_simd(&query);
+        let tn = sq_norms_f64_simd(&train);
         let df = d as f64;
         let c64 = (2.0 * df + 16.0) * f64::EPSILON / 2.0;
-        let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v.to_f64_lossless()));
+        let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v));
         Some(Self {
             q: qs,
             t: ts,
@@ -153,8 +161,8 @@ impl<'a, T: Real> Screen<'a, T> {
             wake,
             max_rows,
             |rows| Work::new(rows, QUERY_TILE.min(rows), tt, d, k_max, &plan.sorted_ks),
-            |work: &mut Work<T>, qs, qe, out_d, out_i| {
-                tile(self, work, qs, qe);
+            |work: &mut Work, qs, qe, out_d, out_i| {
+                tile(self, work, qs, qe, plan.cancel);
                 finish_tile(
                     plan,
                     &mut work.heaps[..qe - qs],
@@ -168,11 +176,11 @@ impl<'a, T: Real> Screen<'a, T> {
     }
 }
 
-/// The float64 search's squared distance (see [`sq_dist`]), the dot product summed by
-/// [`sum8`].
+/// The float64 search's squared distance (see [`sq_dist`]), the dot product summed in
+/// float64 by [`sum8_f64`] (for float64 rows, the same sums as [`sum8`]).
 #[inline(always)]
-fn distance<T: Real>(q: &[T], t: &[T], qn: T, tn: T) -> T {
-    sq_dist(qn, sum8(q, t, |x, y| x * y) * T::from_f64_lossy(-2.0), tn)
+fn distance<T: Real>(q: &[T], t: &[T], qn: f64, tn: f64) -> f64 {
+    sq_dist(qn, sum8_f64(q, t) * -2.0, tn)
 }
 
 /// Column means of a row-major `(len / d) x d` matrix, in float64.
@@ -225,7 +233,7 @@ fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f3
 }
 
 /// A thread's working memory for screened query tiles.
-struct Work<T> {
+struct Work {
     /// Centred float32 query rows of the tile, and training rows of the training block.
     q32: Vec<f32>,
     t32: Vec<f32>,
@@ -239,11 +247,11 @@ struct Work<T> {
     /// Per query, the heap of upper bounds (size `k_max`).
     bounds: Vec<KHeap<f32>>,
     /// Per query, the float64 heaps (one per `k`, increasing), and one spare per `k`.
-    heaps: Vec<Vec<KHeap<T>>>,
-    fresh: Vec<KHeap<T>>,
+    heaps: Vec<Vec<KHeap<f64>>>,
+    fresh: Vec<KHeap<f64>>,
 }
 
-impl<T: Real> Work<T> {
+impl Work {
     fn new(
         rows: usize,
         block: usize,
@@ -275,7 +283,7 @@ impl<T: Real> Work<T> {
 #[inline(always)]
 fn screen_body<T: Real>(
     this: &Screen<'_, T>,
-    work: &mut Work<T>,
+    work: &mut Work,
     qs: usize,
     rows: std::ops::Range<usize>,
     tt: usize,
@@ -330,9 +338,10 @@ fn screen_body<T: Real>(
 #[inline(always)]
 fn tile_body<T: Real>(
     this: &Screen<'_, T>,
-    work: &mut Work<T>,
+    work: &mut Work,
     qs: usize,
     qe: usize,
+    cancel: &Cancel,
     admit_mask: impl Fn(&[f32; LANES], f32) -> u64,
 ) {
     let (d, q, t, rows) = (this.d, this.q, this.t, qe - qs);
@@ -355,6 +364,9 @@ fn tile_body<T: Real>(
     // Blocks of `GEMM_TRAIN_ROWS` training rows: the size of one GEMM call, so the float32
     // copy of a block and its tile of products stay small whatever the width.
     for ts in (0..n_t).step_by(GEMM_TRAIN_ROWS) {
+        if cancel.is_cancelled() {
+            return;
+        }
         let te = (ts + GEMM_TRAIN_ROWS).min(n_t);
         let tt = te - ts;
         for j in 0..tt {
@@ -377,29 +389,29 @@ fn tile_body<T: Real>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-fn tile_v4<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
-    tile_body(this, work, qs, qe, |v, r| admit_mask_avx(v, r));
+fn tile_v4<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
+    tile_body(this, work, qs, qe, cancel, |v, r| admit_mask_avx(v, r));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,bmi1,popcnt")]
-fn tile_v3<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
-    tile_body(this, work, qs, qe, |v, r| admit_mask_avx(v, r));
+fn tile_v3<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
+    tile_body(this, work, qs, qe, cancel, |v, r| admit_mask_avx(v, r));
 }
 
 /// [`tile_body`] in the best compilation for this CPU: the conversions, the screening and
 /// the float64 distances all vectorise several times wider than at the baseline target
 /// (the same source, so the same results).
-fn tile<T: Real>(this: &Screen<'_, T>, work: &mut Work<T>, qs: usize, qe: usize) {
+fn tile<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports every feature these functions enable.
-        Simd::V4 => return unsafe { tile_v4(this, work, qs, qe) },
+        Simd::V4 => return unsafe { tile_v4(this, work, qs, qe, cancel) },
         // SAFETY: as above.
-        Simd::V3 => return unsafe { tile_v3(this, work, qs, qe) },
+        Simd::V3 => return unsafe { tile_v3(this, work, qs, qe, cancel) },
         Simd::Baseline => {}
     }
-    tile_body(this, work, qs, qe, admit_mask_portable);
+    tile_body(this, work, qs, qe, cancel, admit_mask_portable);
 }
 
 #[cfg(test)]
@@ -410,7 +422,7 @@ mod tests {
 
     use super::super::brute::{Plan, Precision, finish_heap};
     use super::super::{Metric, sklearn_strategy};
-    use super::{KHeap, Screen, distance, sq_norms_simd};
+    use super::{KHeap, Screen, distance, sq_norms_f64_simd};
     use crate::parallel::Threads;
 
     /// Every training row's float64 distance fed to scikit-learn's heaps in index order
@@ -421,7 +433,7 @@ mod tests {
         ks: &[usize],
         metric: &Metric,
     ) -> Vec<(Array2<f64>, Array2<usize>)> {
-        let (qn, tn) = (sq_norms_simd(&q.view()), sq_norms_simd(&t.view()));
+        let (qn, tn) = (sq_norms_f64_simd(&q.view()), sq_norms_f64_simd(&t.view()));
         let strategy = sklearn_strategy(q.nrows(), t.nrows());
         ks.iter()
             .map(|&k| {
@@ -444,9 +456,9 @@ mod tests {
             .collect()
     }
 
-    fn screened(
-        q: &Array2<f64>,
-        t: &Array2<f64>,
+    fn screened<T: crate::real::Real>(
+        q: &Array2<T>,
+        t: &Array2<T>,
         ks: &[usize],
         metric: &Metric,
         threads: Threads,
@@ -510,6 +522,32 @@ mod tests {
         }
     }
 
+    /// float32 data: the answers of scikit-learn's float32 search, whose distances are the
+    /// float64 sums of the upcast values (the full replay on the upcast data).
+    #[test]
+    fn float32_screening_gives_the_float64_replays_answers() {
+        for (name, t, q) in cases() {
+            if name == "tiny" {
+                // 1e-200 is zero in float32: nothing left to screen.
+                continue;
+            }
+            let (t32, q32) = (t.mapv(|v| v as f32), q.mapv(|v| v as f32));
+            let (t64, q64) = (t32.mapv(f64::from), q32.mapv(f64::from));
+            for metric in [Metric::Euclidean, Metric::SqEuclidean] {
+                let ks = [5, 1, 17];
+                let want = full_replay(&q64, &t64, &ks, &metric);
+                for threads in [Threads::Single, Threads::exactly(3)] {
+                    let got = screened(&q32, &t32, &ks, &metric, threads);
+                    for ((gd, gi), (wd, wi)) in got.iter().zip(&want) {
+                        assert_eq!(gi, wi, "{name} {metric:?}: indices");
+                        let same = gd.iter().zip(wd).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{name} {metric:?}: distances");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_training_row_when_k_is_n_train() {
         let mut rng = Pcg64::seed_from_u64(3);
@@ -531,8 +569,11 @@ mod tests {
         assert!(Screen::new(t.view(), t.view(), &Metric::Manhattan).is_none());
         let narrow = uniform(50, 15, &mut rng);
         assert!(Screen::new(narrow.view(), narrow.view(), &e).is_none());
+        // float32 data is screened at any width (its distances are float64 sums).
         let t32 = t.mapv(|v| v as f32);
-        assert!(Screen::new(t32.view(), t32.view(), &e).is_none());
+        assert!(Screen::new(t32.view(), t32.view(), &e).is_some());
+        let narrow32 = narrow.mapv(|v| v as f32);
+        assert!(Screen::new(narrow32.view(), narrow32.view(), &e).is_some());
         let mut huge = t.clone();
         huge[[7, 3]] = 1e17;
         assert!(Screen::new(t.view(), huge.view(), &e).is_none());
