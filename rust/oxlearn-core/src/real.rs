@@ -26,6 +26,8 @@ pub trait Real:
     fn from_f64_lossy(v: f64) -> Self;
     /// Widens to `f64` (for losses and scores reported to Python).
     fn to_f64_lossless(self) -> f64;
+    /// The slice itself when `Self` is `f32` (kernels that can use float32 data as it is).
+    fn as_f32_slice(s: &[Self]) -> Option<&[f32]>;
 }
 
 impl Real for f32 {
@@ -37,6 +39,10 @@ impl Real for f32 {
     fn to_f64_lossless(self) -> f64 {
         f64::from(self)
     }
+    #[inline]
+    fn as_f32_slice(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
 }
 
 impl Real for f64 {
@@ -47,5 +53,9 @@ impl Real for f64 {
     #[inline]
     fn to_f64_lossless(self) -> f64 {
         self
+    }
+    #[inline]
+    fn as_f32_slice(_: &[Self]) -> Option<&[f32]> {
+        None
     }
 }

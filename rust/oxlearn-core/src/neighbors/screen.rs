@@ -89,6 +89,8 @@ pub(super) struct Screen<'a, T: Real> {
     c32: f64,
     /// `c64 * max ||t||^2` plus room for subnormals: the training part of each query's slack.
     slack_t: f64,
+    /// float32 data screened as it is, without centring (see [`Direct`]).
+    direct: Option<Direct<'a>>,
     /// The bounds' relative constant for the float64 norms.
     c64: f64,
 }
@@ -128,6 +130,7 @@ impl<'a, T: Real> Screen<'a, T> {
         let df = d as f64;
         let c64 = (2.0 * df + 16.0) * f64::EPSILON / 2.0;
         let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v));
+        let direct = direct_rows(qs, ts, d, &mean, &tn);
         Some(Self {
             q: qs,
             t: ts,
@@ -138,6 +141,7 @@ impl<'a, T: Real> Screen<'a, T> {
             c32: (2.0 * df + 64.0) * f64::from(f32::EPSILON) / 2.0,
             slack_t: c64 * t_max + df * 2f64.powi(-90),
             c64,
+            direct,
         })
     }
 
@@ -155,12 +159,21 @@ impl<'a, T: Real> Screen<'a, T> {
         // (their GEMMs still run on blocks of `QUERY_TILE` rows, into one buffer) read the
         // float64 training rows fewer times, while the float32 query rows stay small (wide
         // rows get fewer of them: the conversion is then a smaller share of each GEMM).
-        let max_rows = (SCREEN_ROWS_VALUES / d).clamp(GEMM_TRAIN_ROWS, 4 * QUERY_TILE);
+        let max_rows = if self.direct.is_some() {
+            // Nothing is converted: query tiles only bound the heaps' memory.
+            4 * QUERY_TILE
+        } else {
+            (SCREEN_ROWS_VALUES / d).clamp(GEMM_TRAIN_ROWS, 4 * QUERY_TILE)
+        };
+        let copies = self.direct.is_none();
         over_tiles(
             plan,
             wake,
             max_rows,
-            |rows| Work::new(rows, QUERY_TILE.min(rows), tt, d, k_max, &plan.sorted_ks),
+            |rows| {
+                let w = if copies { d } else { 0 };
+                Work::new(rows, QUERY_TILE.min(rows), tt, w, k_max, &plan.sorted_ks)
+            },
             |work: &mut Work, qs, qe, out_d, out_i| {
                 tile(self, work, qs, qe, plan.cancel);
                 finish_tile(
@@ -181,6 +194,40 @@ impl<'a, T: Real> Screen<'a, T> {
 #[inline(always)]
 fn distance<T: Real>(q: &[T], t: &[T], qn: f64, tn: f64) -> f64 {
     sq_dist(qn, sum8_f64(q, t) * -2.0, tn)
+}
+
+/// The [`Direct`] form of float32 inputs whose plain norms are at most
+/// [`DIRECT_NORM_RATIO`] times their centred norms on average, else `None` (and always
+/// for float64 inputs). `tn` holds the training rows' float64 squared norms.
+fn direct_rows<'a, T: Real>(
+    q: &'a [T],
+    t: &'a [T],
+    d: usize,
+    mean: &[f64],
+    tn: &[f64],
+) -> Option<Direct<'a>> {
+    let (q, t) = (T::as_f32_slice(q)?, T::as_f32_slice(t)?);
+    let n = tn.len().max(1) as f64;
+    let plain = tn.iter().sum::<f64>() / n;
+    let mean_sq: f64 = mean.iter().map(|m| m * m).sum();
+    // The plain values must also pass the range check the centred ones passed.
+    if plain > DIRECT_NORM_RATIO * (plain - mean_sq).max(0.0)
+        || !centred_in_range(q, &vec![0.0; d])
+        || !centred_in_range(t, &vec![0.0; d])
+    {
+        return None;
+    }
+    let norms = |a: &[f32]| {
+        a.chunks_exact(d)
+            .map(|r| sum8(r, r, |x, y| x * y))
+            .collect()
+    };
+    Some(Direct {
+        q,
+        t,
+        qn: norms(q),
+        tn: norms(t),
+    })
 }
 
 /// Column means of a row-major `(len / d) x d` matrix, in float64.
@@ -231,6 +278,29 @@ fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f3
     };
     gemm(-2.0_f32, qv, tv.t(), 0.0, c, Threads::Single);
 }
+
+/// One chunk of lower bounds, aligned to a cache line (see [`screen_body`]).
+#[repr(C, align(64))]
+struct Lanes([f32; LANES]);
+
+/// float32 inputs used by the float32 GEMM as they are, with their float32 squared norms.
+///
+/// Centring float32 data would copy every training block once per query tile (for 784
+/// features, as many conversions as a fifth of the GEMM's multiply-adds) only to tighten
+/// the bounds; uncentred bounds are looser by the ratio of the plain to the centred norms,
+/// which lets a few more candidates through to the float64 check. So data whose mean is
+/// small next to its spread is screened as it is, and offset data (where the loose bounds
+/// would admit nearly everything) is centred.
+struct Direct<'a> {
+    q: &'a [f32],
+    t: &'a [f32],
+    qn: Vec<f32>,
+    tn: Vec<f32>,
+}
+
+/// Uncentred squared norms at most this many times the centred ones (on average) leave the
+/// float32 data uncentred (see [`Direct`]).
+const DIRECT_NORM_RATIO: f64 = 16.0;
 
 /// A thread's working memory for screened query tiles.
 struct Work {
@@ -313,11 +383,23 @@ fn screen_body<T: Real>(
         let qn = this.qn[qs + i];
         for j0 in (0..tt).step_by(LANES) {
             let n = LANES.min(tt - j0);
-            let mut lo = [f32::INFINITY; LANES];
-            for ((l, &c), &tl) in lo.iter_mut().zip(&row[j0..j0 + n]).zip(&tlo[j0..j0 + n]) {
-                *l = (ql + c) + tl;
+            // A full chunk is written by one fixed-length loop (whole aligned vectors), so
+            // the mask's loads right after are forwarded from those stores; a loop that
+            // peeled its first lanes left the loads straddling two stores, which stalled
+            // them (a fifth of the screening's time).
+            let mut lo = Lanes([f32::INFINITY; LANES]);
+            if n == LANES {
+                let (c, tl) = (&row[j0..j0 + LANES], &tlo[j0..j0 + LANES]);
+                for l in 0..LANES {
+                    lo.0[l] = (ql + c[l]) + tl[l];
+                }
+            } else {
+                for ((l, &c), &tl) in lo.0.iter_mut().zip(&row[j0..j0 + n]).zip(&tlo[j0..j0 + n]) {
+                    *l = (ql + c) + tl;
+                }
             }
-            let mut mask = admit_mask(&lo, heap.root());
+            let lo = &lo.0;
+            let mut mask = admit_mask(lo, heap.root());
             while mask != 0 {
                 let l = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
@@ -348,11 +430,14 @@ fn tile_body<T: Real>(
     let n_t = t.len() / d;
     let c32 = this.c32 as f32;
     for i in 0..rows {
-        let qn32 = centre_row(
-            &q[(qs + i) * d..(qs + i + 1) * d],
-            &this.mean,
-            &mut work.q32[i * d..(i + 1) * d],
-        );
+        let qn32 = match &this.direct {
+            Some(direct) => direct.qn[qs + i],
+            None => centre_row(
+                &q[(qs + i) * d..(qs + i + 1) * d],
+                &this.mean,
+                &mut work.q32[i * d..(i + 1) * d],
+            ),
+        };
         let slack = (this.c64 * this.qn[qs + i].to_f64_lossless() + this.slack_t) as f32;
         work.qlo[i] = qn32 * (1.0 - c32) - slack;
         work.qhi[i] = qn32 * (1.0 + c32) + slack;
@@ -370,18 +455,30 @@ fn tile_body<T: Real>(
         let te = (ts + GEMM_TRAIN_ROWS).min(n_t);
         let tt = te - ts;
         for j in 0..tt {
-            let tn32 = centre_row(
-                &t[(ts + j) * d..(ts + j + 1) * d],
-                &this.mean,
-                &mut work.t32[j * d..(j + 1) * d],
-            );
+            let tn32 = match &this.direct {
+                Some(direct) => direct.tn[ts + j],
+                None => centre_row(
+                    &t[(ts + j) * d..(ts + j + 1) * d],
+                    &this.mean,
+                    &mut work.t32[j * d..(j + 1) * d],
+                ),
+            };
             work.tlo[j] = tn32 * (1.0 - c32);
             work.thi[j] = tn32 * (1.0 + c32);
         }
         for r0 in (0..rows).step_by(QUERY_TILE) {
             let r1 = (r0 + QUERY_TILE).min(rows);
-            let q32 = &work.q32[r0 * d..r1 * d];
-            cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
+            match &this.direct {
+                Some(direct) => {
+                    let q32 = &direct.q[(qs + r0) * d..(qs + r1) * d];
+                    let t32 = &direct.t[ts * d..te * d];
+                    cross32(q32, t32, r1 - r0, tt, d, &mut work.buf);
+                }
+                None => {
+                    let q32 = &work.q32[r0 * d..r1 * d];
+                    cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
+                }
+            }
             screen_body(this, work, qs, r0..r1, tt, ts, &admit_mask);
         }
     }
