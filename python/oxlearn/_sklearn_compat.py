@@ -6,7 +6,12 @@ scikit-learn; importing them here keeps a future rename to a single place, and
 """
 
 from sklearn.base import _fit_context
-from sklearn.neighbors._base import KNeighborsMixin, NeighborsBase, RadiusNeighborsMixin
+from sklearn.neighbors._base import (
+    KNeighborsMixin,
+    NeighborsBase,
+    RadiusNeighborsMixin,
+    _check_precomputed,
+)
 from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils._param_validation import (
     Hidden,
@@ -30,6 +35,7 @@ __all__ = [
     "StrOptions",
     "_check_optimize_result",
     "_check_partial_fit_first_call",
+    "_check_precomputed",
     "_check_sample_weight",
     "_fit_context",
     "get_chunk_n_rows",
