@@ -2,8 +2,10 @@
 
 The estimators subclass scikit-learn's own classes. Each fit decides whether the Rust
 search can give scikit-learn's answers (dense float32/float64 data, a metric of
-`SUPPORTED_METRICS`, ``p >= 1``, ...); if it cannot, scikit-learn's own ``_fit`` runs and
-every later query goes to scikit-learn's methods. After an accelerated fit, each query
+`SUPPORTED_METRICS`, ``p >= 1``, and a brute-force search by scikit-learn's own
+``_fit_method`` rule: for data where it picks a KDTree or BallTree, the tree's answers are
+its); if it cannot, scikit-learn's own ``_fit`` runs and every later query goes to
+scikit-learn's methods. After an accelerated fit, each query
 decides again (a sparse, integer or other-dtype query goes to scikit-learn's code, which
 then runs on the fitted state set here exactly as its own fit would have set it). Every
 decision is reported at INFO level on the ``oxlearn`` logger.
@@ -65,9 +67,6 @@ _PARAM_NAMES: dict[type, list[str]] = {}
 # Whether each estimator class requires y (its target tags), looked up once.
 _REQUIRES_Y: dict[type, bool] = {}
 
-# The value of `_tree` after an accelerated fit for which scikit-learn's rule picks a tree:
-# the Rust search does not need it, so it is built on first use (see `_tree`).
-_LAZY_TREE = "oxlearn: built on first use"
 # `_oxlearn_fit_reason` of an estimator not fitted (yet): queries go to scikit-learn's
 # methods, which raise its NotFittedError.
 _NOT_FITTED = "not fitted"
@@ -189,38 +188,6 @@ class _AcceleratedNeighborsMixin:
     effective_metric_params_: dict[str, Any]
     _oxlearn_fit_reason: str | None
 
-    # --- the lazily built tree ------------------------------------------------------------
-
-    @property
-    def _tree(self) -> Any:
-        """scikit-learn's ``_tree``: None, or the KDTree/BallTree its rule picks.
-
-        An accelerated fit does not build the tree (the Rust search does not use it); it is
-        built, as scikit-learn's fit builds it, when first asked for, e.g. by a query that
-        falls back to scikit-learn's code.
-        """
-        state = self.__dict__
-        try:
-            tree = state["_oxlearn_tree"]
-        except KeyError:
-            raise AttributeError(
-                f"'{type(self).__name__}' object has no attribute '_tree'"
-            ) from None
-        if isinstance(tree, str) and tree == _LAZY_TREE:
-            cls = KDTree if self._fit_method == "kd_tree" else BallTree
-            tree = cls(
-                self._fit_X,
-                self.leaf_size,
-                metric=self.effective_metric_,
-                **self.effective_metric_params_,
-            )
-            state["_oxlearn_tree"] = tree
-        return tree
-
-    @_tree.setter
-    def _tree(self, value: Any) -> None:
-        self.__dict__["_oxlearn_tree"] = value
-
     # --- fitting --------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
@@ -320,7 +287,7 @@ class _AcceleratedNeighborsMixin:
         elif X.dtype not in _FLOAT_DTYPES:
             reason = f"X of dtype {X.dtype} is not accelerated"
         else:
-            reason = self._weights_fallback_reason(X.shape[1])
+            reason = self._weights_fallback_reason(X.shape[1]) or self._tree_fallback_reason(X)
         if reason is not None:
             # scikit-learn validates the (already valid) data again: keep its feature names.
             names = self.__dict__.get("feature_names_in_")
@@ -360,6 +327,8 @@ class _AcceleratedNeighborsMixin:
             return False
         if self.metric_params and self._weights_fallback_reason(X.shape[1]) is not None:
             return False
+        if self.algorithm != "brute" and self._tree_fallback_reason(X) is not None:
+            return False
         # `_check_feature_names(reset=True)` on an array without column names.
         if "feature_names_in_" in self.__dict__:
             del self.feature_names_in_
@@ -385,20 +354,18 @@ class _AcceleratedNeighborsMixin:
             raise ValueError("n_samples must be greater than 0")
         self._fit_X = X
         self.n_samples_fit_ = X.shape[0]
-        method = self._sklearn_fit_method(X)
-        self._fit_method = method
-        if method == "kd_tree" and self.effective_metric_params_.get("w") is not None:
-            raise ValueError(
-                "algorithm='kd_tree' is not valid for "
-                "metric='minkowski' with a weight parameter 'w': "
-                "try algorithm='ball_tree' "
-                "or algorithm='brute' instead."
-            )
-        self._tree = None if method == "brute" else _LAZY_TREE
+        # (`_tree_fallback_reason` has sent every fit scikit-learn searches with a tree to
+        # its own code.)
+        self._fit_method = "brute"
+        self._tree = None
         self._oxlearn_fit_reason = None
 
     def _set_effective_metric(self) -> None:
-        """``effective_metric_`` and ``effective_metric_params_`` exactly as scikit-learn."""
+        """Set ``effective_metric_`` and ``effective_metric_params_`` as scikit-learn does."""
+        self.effective_metric_, self.effective_metric_params_ = self._effective_metric()
+
+    def _effective_metric(self) -> tuple[Any, dict[str, Any]]:
+        """Return scikit-learn's ``effective_metric_`` and ``effective_metric_params_``."""
         params = {} if self.metric_params is None else self.metric_params.copy()
         metric = self.metric
         if metric == "minkowski":
@@ -413,26 +380,32 @@ class _AcceleratedNeighborsMixin:
             else:
                 params["p"] = p
                 params["w"] = w
-        self.effective_metric_ = metric
-        self.effective_metric_params_ = params
+        return metric, params
 
-    def _sklearn_fit_method(self, X: npt.NDArray[Any]) -> str:
-        """Return the ``_fit_method`` scikit-learn's rule picks (for the metrics here)."""
-        if self.algorithm != "auto":
-            return self.algorithm
+    def _tree_fallback_reason(self, X: npt.NDArray[Any]) -> str | None:
+        """Why scikit-learn would search ``X`` with a tree (its ``_fit_method`` rule), or None.
+
+        A tree's answers are not always the brute force's: it computes each distance
+        directly (a sample's distance to itself is 0, where the brute force's Euclidean
+        expansion may leave 1e-8, which changes distance-weighted votes), and orders tied
+        neighbours its own way. So those fits run scikit-learn's code.
+        """
+        algorithm = self.algorithm
+        if algorithm in ("kd_tree", "ball_tree"):
+            return f"algorithm={algorithm!r}"
+        if algorithm == "brute" or self.metric == "precomputed":
+            return None
+        n_samples, n_features = X.shape
+        if n_features > 15 or (self.n_neighbors is not None and self.n_neighbors >= n_samples // 2):
+            return None
+        metric, params = self._effective_metric()
         if (
-            self.metric == "precomputed"
-            or X.shape[1] > 15
-            or (self.n_neighbors is not None and self.n_neighbors >= X.shape[0] // 2)
+            params.get("w") is not None
+            or metric in VALID_METRICS["kd_tree"]
+            or metric in VALID_METRICS["ball_tree"]
         ):
-            return "brute"
-        if self.effective_metric_params_.get("w") is not None:
-            return "ball_tree"
-        if self.effective_metric_ in VALID_METRICS["kd_tree"]:
-            return "kd_tree"
-        if self.effective_metric_ in VALID_METRICS["ball_tree"]:
-            return "ball_tree"
-        return "brute"
+            return f"algorithm='auto' picks a tree for {n_features} features"
+        return None
 
     def _fit_targets(self, y: Any) -> None:
         """Store the targets (overridden by the classifier to encode labels)."""

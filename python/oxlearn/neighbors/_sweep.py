@@ -30,6 +30,7 @@ def knn_sweep_scores(
     n_neighbors: Iterable[int],
     *,
     weights: WeightsType = "uniform",
+    algorithm: str = "auto",
     metric: str = "minkowski",
     p: float = 2,
     metric_params: dict[str, Any] | None = None,
@@ -39,12 +40,12 @@ def knn_sweep_scores(
     """Test accuracy of k-nearest-neighbour classifiers for several k from one search.
 
     For each ``k`` of ``n_neighbors`` the result equals, exactly,
-    ``KNeighborsClassifier(n_neighbors=k, weights=weights, metric=metric, p=p,
-    metric_params=metric_params, n_jobs=n_jobs).fit(X_train, y_train).score(X_test, y_test,
-    sample_weight=sample_weight)`` (and so scikit-learn's answer, ties included), but the
-    distances are computed once: a single pass over the training data keeps, for every
-    query, one heap per ``k`` fed in training order, which reproduces each ``k``'s own
-    selection of tied neighbours.
+    ``KNeighborsClassifier(n_neighbors=k, weights=weights, algorithm=algorithm,
+    metric=metric, p=p, metric_params=metric_params, n_jobs=n_jobs).fit(X_train,
+    y_train).score(X_test, y_test, sample_weight=sample_weight)`` (and so scikit-learn's
+    answer, ties included), but the distances are computed once: a single pass over the
+    training data keeps, for every query, one heap per ``k`` fed in training order, which
+    reproduces each ``k``'s own selection of tied neighbours.
 
     Parameters
     ----------
@@ -65,6 +66,11 @@ def knn_sweep_scores(
 
     weights : {'uniform', 'distance'}, callable or None, default='uniform'
         Weight function used in prediction, as in :class:`KNeighborsClassifier`.
+
+    algorithm : {'auto', 'ball_tree', 'kd_tree', 'brute'}, default='auto'
+        As in :class:`KNeighborsClassifier`. Where scikit-learn's rule searches with a
+        tree (low-dimensional data, or a tree asked for), or anything else needs
+        scikit-learn's code, each ``k`` is scored by its own estimator instead.
 
     metric : str, default='minkowski'
         Distance metric, as in :class:`KNeighborsClassifier`.
@@ -113,6 +119,7 @@ def knn_sweep_scores(
     estimator = KNeighborsClassifier(
         n_neighbors=max(ks),
         weights=weights,
+        algorithm=algorithm,
         metric=metric,
         p=p,
         metric_params=metric_params,
