@@ -5,6 +5,7 @@ scikit-learn; importing them here keeps a future rename to a single place, and
 ``tests/test_sklearn_compat.py`` checks that each import still resolves.
 """
 
+from sklearn._config import _get_threadlocal_config
 from sklearn.base import _fit_context
 from sklearn.neighbors._base import (
     KNeighborsMixin,
@@ -38,5 +39,6 @@ __all__ = [
     "_check_precomputed",
     "_check_sample_weight",
     "_fit_context",
+    "_get_threadlocal_config",
     "get_chunk_n_rows",
 ]

@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn import get_config
 from sklearn.neighbors import VALID_METRICS, BallTree, KDTree
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
-from oxlearn._sklearn_compat import _check_precomputed, get_chunk_n_rows
+from oxlearn._sklearn_compat import _check_precomputed, _get_threadlocal_config, get_chunk_n_rows
 from oxlearn._threads import resolve_n_jobs
 from oxlearn._validation import plain_float_matrix as _plain_float_matrix
 from oxlearn._validation import plain_int_labels
@@ -437,9 +436,7 @@ class _AcceleratedNeighborsMixin:
                 and plain.shape[1] == self.n_features_in_
                 and plain.dtype == fit_X.dtype
             ):
-                if self._fit_method == "brute" and not get_config().get(
-                    "enable_cython_pairwise_dist", True
-                ):
+                if not _get_threadlocal_config().get("enable_cython_pairwise_dist", True):
                     return None, "enable_cython_pairwise_dist=False"
                 return plain, None
         if sp.issparse(X):
@@ -455,9 +452,8 @@ class _AcceleratedNeighborsMixin:
             return None, "sparse query"
         if X.dtype != fit_X.dtype:
             return None, f"query of dtype {X.dtype} on fit data of dtype {fit_X.dtype}"
-        if self._fit_method == "brute" and not get_config().get(
-            "enable_cython_pairwise_dist", True
-        ):
+        if not _get_threadlocal_config().get("enable_cython_pairwise_dist", True):
+            # (scikit-learn's brute force then selects with np.argpartition.)
             return None, "enable_cython_pairwise_dist=False"
         recorder.replay()
         return X, None
