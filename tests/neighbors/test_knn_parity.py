@@ -43,7 +43,8 @@ def sk(cls, **kw):
 
 
 def ox(cls, **kw):
-    return getattr(oxn, cls)(**copy.deepcopy(kw))
+    # (With algorithm="auto" both would search low-dimensional data with scikit-learn's tree.)
+    return getattr(oxn, cls)(algorithm="brute", **copy.deepcopy(kw))
 
 
 def assert_votes_equal(actual, desired, exact):
@@ -294,7 +295,7 @@ def test_ties_order_exact_mixed(levels, n_features, scale, n_train, n_query, dty
     # Several k from one search (the widest decides the slots: 16 here).
     yq = np.random.default_rng(levels).integers(0, 3, size=n_query)
     sweep = [1, 5, 15, 7]
-    got = oxn.knn_sweep_scores(X, y, Xq, yq, sweep, n_jobs=2)
+    got = oxn.knn_sweep_scores(X, y, Xq, yq, sweep, n_jobs=2, algorithm="brute")
     with threadpool_limits(1):
         expected = [
             sk("KNeighborsClassifier", n_neighbors=k).fit(X, y).score(Xq, yq) for k in sweep
@@ -360,9 +361,18 @@ def test_sweep_equals_per_k_scores_on_ties(weights, metric):
     yq = np.random.default_rng(1).integers(0, 3, size=len(Xq))
     sw = np.random.default_rng(2).random(len(Xq))
     ks = [9, 1, 3, 2, 5, 4, 8, 7, 6, 3]
-    got = oxn.knn_sweep_scores(X, y, Xq, yq, ks, weights=weights, metric=metric)
+    got = oxn.knn_sweep_scores(X, y, Xq, yq, ks, weights=weights, metric=metric, algorithm="brute")
     got_w = oxn.knn_sweep_scores(
-        X, y, Xq, yq, ks, weights=weights, metric=metric, sample_weight=sw, n_jobs=2
+        X,
+        y,
+        Xq,
+        yq,
+        ks,
+        weights=weights,
+        metric=metric,
+        sample_weight=sw,
+        n_jobs=2,
+        algorithm="brute",
     )
     for pos, k in enumerate(ks):
         with threadpool_limits(1):
@@ -537,7 +547,7 @@ def test_sweep_equals_per_k_scores_for_every_target_form(kind):
             oxn.knn_sweep_scores(X, y, Xq, yq, ks)
         return
     for weights in (None, sw):
-        got = oxn.knn_sweep_scores(X, y, Xq, yq, ks, sample_weight=weights)
+        got = oxn.knn_sweep_scores(X, y, Xq, yq, ks, sample_weight=weights, algorithm="brute")
         for pos, k in enumerate(ks):
             with threadpool_limits(1), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the column-vector y warning, both sides

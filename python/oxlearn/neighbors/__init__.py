@@ -1,8 +1,11 @@
 """Nearest-neighbour estimators whose search, top-k selection and vote run in Rust.
 
-Drop-in replacements for :mod:`sklearn.neighbors`' brute-force k-nearest-neighbour
-estimators, with scikit-learn's parameters, fitted attributes, errors and answers (ties
-included), plus :func:`knn_sweep_scores` to score many k from a single search.
+Subclasses of :mod:`sklearn.neighbors`' k-nearest-neighbour estimators, with scikit-learn's
+parameters, fitted attributes, errors and answers (ties included): the Rust search runs
+where it gives those answers (dense float data, scikit-learn's brute force, the metrics of
+``SUPPORTED_METRICS``), scikit-learn's own code everywhere else, and the ``oxlearn`` logger
+says at INFO level which one ran. Plus :func:`knn_sweep_scores` to score many k from a
+single search.
 """
 
 from oxlearn.neighbors._classification import KNeighborsClassifier

@@ -1,30 +1,43 @@
-"""Shared machinery of the neighbour estimators: parameters, fitting, searches."""
+"""Shared machinery of the neighbour estimators: the Rust path and when it applies.
+
+The estimators subclass scikit-learn's own classes. Each fit decides whether the Rust
+search can give scikit-learn's answers (dense float32/float64 data, a metric of
+`SUPPORTED_METRICS`, ``p >= 1``, and a brute-force search by scikit-learn's own
+``_fit_method`` rule: for data where it picks a KDTree or BallTree, the tree's answers are
+its); if it cannot, scikit-learn's own ``_fit`` runs and every later query goes to
+scikit-learn's methods. After an accelerated fit, each query
+decides again (a sparse, integer or other-dtype query goes to scikit-learn's code, which
+then runs on the fitted state set here exactly as its own fit would have set it). Every
+decision is reported at INFO level on the ``oxlearn`` logger.
+"""
 
 from __future__ import annotations
 
+import logging
 import numbers
 import warnings
 from collections.abc import Callable
-from numbers import Integral, Real
-from typing import Any, ClassVar
+from numbers import Real
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn import get_config
-from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.neighbors import VALID_METRICS, BallTree, KDTree
-from sklearn.utils import check_array, gen_batches
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import gen_batches
+from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
-from oxlearn._sklearn_compat import Interval, StrOptions, get_chunk_n_rows
-from oxlearn._sklearn_compat import KNeighborsMixin as SklearnKNeighborsMixin
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
-from oxlearn._sklearn_compat import RadiusNeighborsMixin as SklearnRadiusNeighborsMixin
+from oxlearn._sklearn_compat import _check_precomputed, _get_threadlocal_config, get_chunk_n_rows
 from oxlearn._threads import resolve_n_jobs
 from oxlearn._validation import plain_float_matrix as _plain_float_matrix
 from oxlearn._validation import plain_int_labels
+
+#: The logger that says, for each fit and query, which path ran (scikit-learn-intelex's
+#: convention): INFO records "<Class>.<method>: accelerated (Rust)" or
+#: "<Class>.<method>: scikit-learn fallback (<why>)".
+logger = logging.getLogger("oxlearn")
 
 #: Metrics the Rust search implements (scikit-learn's names, aliases included).
 SUPPORTED_METRICS = frozenset(
@@ -42,8 +55,7 @@ SUPPORTED_METRICS = frozenset(
     }
 )
 
-_FLOAT_DTYPES = [np.float64, np.float32]
-
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 # Parameter sets already validated, per estimator class (see `_validate_params`).
 _VALID_PARAMS: dict[type, set[tuple[Any, ...]]] = {}
@@ -54,27 +66,31 @@ _PARAM_NAMES: dict[type, list[str]] = {}
 # Whether each estimator class requires y (its target tags), looked up once.
 _REQUIRES_Y: dict[type, bool] = {}
 
+# `_oxlearn_fit_reason` of an estimator not fitted (yet): queries go to scikit-learn's
+# methods, which raise its NotFittedError.
+_NOT_FITTED = "not fitted"
 
-def _training_rows_of(X: Any) -> Any:
-    """Return the training rows behind a fitted neighbours estimator or tree, else ``X``.
 
-    scikit-learn's neighbour estimators can be fitted from another fitted one (or from a
-    ``KDTree``/``BallTree``), reusing its data; here the brute-force search only needs
-    the rows.
+def log_path(estimator: Any, method: str, reason: str | None) -> None:
+    """Report on the ``oxlearn`` logger which path ``estimator.method`` took.
+
+    ``reason`` is None for the Rust path, else why scikit-learn's code runs instead.
+    Costs one cached level test when INFO is disabled.
     """
-    if isinstance(X, (_NeighborsBase, SklearnNeighborsBase)):
-        check_is_fitted(X, "_fit_X")
-        return X._fit_X
-    if isinstance(X, (BallTree, KDTree)):
-        return np.asarray(X.data)
-    return X
+    if logger.isEnabledFor(logging.INFO):
+        name = type(estimator).__name__
+        if reason is None:
+            logger.info("%s.%s: accelerated (Rust)", name, method)
+        else:
+            logger.info("%s.%s: scikit-learn fallback (%s)", name, method, reason)
 
 
-def _align_sparse_api(graph: Any) -> Any:
-    """Return ``graph`` in the sparse interface scikit-learn's config asks for."""
-    if get_config().get("sparse_interface", "sparray") == "spmatrix":
-        return sp.csr_matrix(graph)
-    return graph
+class WeightsShapeError(ValueError):
+    """A callable ``weights`` returned an array not of the distances' shape.
+
+    Raised internally so that the prediction falls back to scikit-learn's, which raises
+    its own error (or not) for that array.
+    """
 
 
 def _to_object_array(sequence: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
@@ -85,8 +101,11 @@ def _to_object_array(sequence: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
 
 
 def _get_weights(dist: npt.NDArray[Any], weights: Any) -> npt.NDArray[np.float64] | None:
-    """Neighbour weights from distances (scikit-learn's ``_get_weights``), as float64."""
-    if weights in (None, "uniform"):
+    """Neighbour weights from distances (scikit-learn's ``_get_weights``), as float64.
+
+    Raises `WeightsShapeError` when a callable returns an array of another shape.
+    """
+    if weights is None or weights == "uniform":
         return None
     if weights == "distance":
         # A query at zero distance from training points gets weight 1 on those, 0 elsewhere.
@@ -97,11 +116,8 @@ def _get_weights(dist: npt.NDArray[Any], weights: Any) -> npt.NDArray[np.float64
         w[inf_row] = inf_mask[inf_row]
         return np.ascontiguousarray(w, dtype=np.float64)
     w = np.asarray(weights(dist))
-    if w.shape != dist.shape:
-        raise ValueError(
-            f"The weights function must return an array of shape {dist.shape} (the shape of "
-            f"the distances it is given), got {w.shape}."
-        )
+    if w.shape != dist.shape or w.dtype.kind not in "biuf":
+        raise WeightsShapeError(f"weights returned {w.shape} {w.dtype}")
     return np.ascontiguousarray(w, dtype=np.float64)
 
 
@@ -114,40 +130,64 @@ def _check_weights_not_all_zero(weights: npt.NDArray[np.float64]) -> None:
         )
 
 
-class _NeighborsBase(MultiOutputMixin, BaseEstimator):
-    """Parameters, validation and the Rust searches shared by every neighbour estimator."""
+def _query_float_dtype(X: npt.NDArray[Any], fit_X: npt.NDArray[Any]) -> np.dtype[Any]:
+    """Return the dtype ``check_pairwise_arrays`` gives a pair (float32 if both are)."""
+    if X.dtype == np.float32 and fit_X.dtype == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "n_neighbors": [Interval(Integral, 1, None, closed="left"), None],
-        "radius": [Interval(Real, 0, None, closed="both"), None],
-        "algorithm": [StrOptions({"auto", "ball_tree", "kd_tree", "brute"})],
-        "leaf_size": [Interval(Integral, 1, None, closed="left")],
-        # scikit-learn also accepts 0 < p < 1 (a semi-metric); here p >= 1 is required.
-        "p": [Interval(Real, 1, None, closed="both"), None],
-        "metric": [StrOptions(set(SUPPORTED_METRICS))],
-        "metric_params": [dict, None],
-        "n_jobs": [Integral, None],
-    }
 
-    # Set by the subclasses' __init__ (scikit-learn's convention: stored unchanged).
-    n_neighbors: int | None
-    radius: float | None
+class _RecordedWarnings(warnings.catch_warnings):
+    """Hold the warnings of a validation until it is known which path runs.
+
+    A query that falls back is validated again by scikit-learn, which warns again; the
+    first validation's warnings are then dropped. On the Rust path (or if the validation
+    raises) they are re-emitted as they were.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(record=True)
+        self.caught: list[warnings.WarningMessage] = []
+
+    def __enter__(self) -> Any:
+        caught = super().__enter__()
+        warnings.simplefilter("always")
+        self.caught = caught if caught is not None else []
+        return self
+
+    def replay(self) -> None:
+        for w in self.caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+class _AcceleratedNeighborsMixin:
+    """The Rust path of a scikit-learn neighbour estimator, in front of its own methods.
+
+    Placed before the scikit-learn class among the bases. Overrides ``_fit`` (which
+    scikit-learn's ``fit`` calls), ``kneighbors`` and, in the subclasses, the predictions;
+    each either runs the Rust search or calls the scikit-learn method it overrides.
+    """
+
+    # Parameters (set by scikit-learn's __init__).
+    n_neighbors: int
     algorithm: str
     leaf_size: int
-    metric: str
-    p: float | None
+    metric: Any
+    p: Any
     metric_params: dict[str, Any] | None
     n_jobs: int | None
 
-    # Fitted state.
-    _fit_X: npt.NDArray[Any]
+    # Fitted state (scikit-learn's attributes, plus why the fit fell back, None if not).
+    _fit_X: Any
     _fit_method: str
     _y: npt.NDArray[Any]
     n_samples_fit_: int
-    effective_metric_: str
+    n_features_in_: int
+    effective_metric_: Any
     effective_metric_params_: dict[str, Any]
+    _oxlearn_fit_reason: str | None
 
-    # --- fitting ---------------------------------------------------------------------------
+    # --- fitting --------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
         """scikit-learn's parameter validation, remembered for sets of plain values.
@@ -160,7 +200,7 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         cls = type(self)
         names = _PARAM_NAMES.get(cls)
         if names is None:
-            names = _PARAM_NAMES[cls] = cls._get_param_names()
+            names = _PARAM_NAMES[cls] = cls._get_param_names()  # type: ignore[attr-defined]
         values = tuple(getattr(self, name) for name in names)
         key: tuple[Any, ...] | None = tuple(
             (type(v), v) for v in values if isinstance(v, _CACHEABLE_TYPES)
@@ -172,77 +212,109 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         seen = _VALID_PARAMS.setdefault(cls, set())
         if key is not None and key in seen:
             return
-        super()._validate_params()
+        super()._validate_params()  # type: ignore[misc]
         if key is not None and len(seen) < _VALID_PARAMS_MAX:
             seen.add(key)
 
-    def _check_algorithm_metric(self) -> None:
-        """Reject metric/algorithm pairs scikit-learn rejects (same messages)."""
-        if self.algorithm in ("kd_tree", "ball_tree") and self.metric != "precomputed":
-            if self.metric not in VALID_METRICS[self.algorithm]:
-                raise ValueError(
-                    f"Metric '{self.metric}' not valid. Use "
-                    f"sorted(sklearn.neighbors.VALID_METRICS['{self.algorithm}']) "
-                    "to get valid options. "
-                    "Metric can also be a callable function."
-                )
-        if self.metric_params is not None and "p" in self.metric_params:
-            if self.p is not None:
-                warnings.warn(
-                    (
-                        "Parameter p is found in metric_params. "
-                        "The corresponding parameter from __init__ "
-                        "is ignored."
-                    ),
-                    SyntaxWarning,
-                    stacklevel=3,
-                )
-
-    def _set_effective_metric(self) -> None:
-        """``effective_metric_`` and ``effective_metric_params_`` exactly as scikit-learn."""
-        params = {} if self.metric_params is None else dict(self.metric_params)
-        effective_p = params.get("p", self.p)
-        if self.metric == "minkowski":
-            params["p"] = effective_p
+    def _params_fallback_reason(self) -> str | None:
+        """Why these parameters need scikit-learn's code, or None if the Rust path applies."""
+        if self.n_jobs == 0:
+            # scikit-learn's queries raise joblib's error for it (or not, by path).
+            return "n_jobs=0"
         metric = self.metric
-        if self.metric == "minkowski":
-            p = params.pop("p", 2)
-            w = params.pop("w", None)
-            if p is None:
-                p = 2
-            if not isinstance(p, numbers.Real) or np.isnan(float(p)) or p < 1:
-                raise ValueError(
-                    f"The Minkowski power p must be a number >= 1, got p={p!r} "
-                    "(from metric_params)."
-                )
-            if p == 1 and w is None:
-                metric = "manhattan"
-            elif p == 2 and w is None:
-                metric = "euclidean"
-            elif p == np.inf and w is None:
-                metric = "chebyshev"
-            else:
-                params["p"] = p
-                params["w"] = w
-        self.effective_metric_ = metric
-        self.effective_metric_params_ = params
-        if self.algorithm == "kd_tree" and params.get("w") is not None:
-            raise ValueError(
-                "algorithm='kd_tree' is not valid for "
-                "metric='minkowski' with a weight parameter 'w': "
-                "try algorithm='ball_tree' "
-                "or algorithm='brute' instead."
-            )
+        if not isinstance(metric, str) or metric not in SUPPORTED_METRICS:
+            return f"metric={metric!r} is not accelerated"
+        params = self.metric_params
+        if metric == "minkowski":
+            p = self.p
+            if params:
+                extra = [key for key in params if key not in ("p", "w")]
+                if extra:
+                    return f"metric_params keys {extra!r} are not accelerated"
+                p = params.get("p", p)
+            if isinstance(p, bool) or not isinstance(p, Real) or not float(p) >= 1:
+                return f"p={p!r} is not accelerated (only p >= 1)"
+        elif params:
+            return f"metric_params with metric={metric!r} are not accelerated"
+        return None
+
+    def _weights_fallback_reason(self, n_features: int) -> str | None:
+        """Why the Minkowski weights ``w`` need scikit-learn's code (it checks them late)."""
+        params = self.metric_params
+        w = params.get("w") if params else None
+        if w is None or self.metric != "minkowski":
+            return None
+        try:
+            w_arr = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError):
+            return "metric_params['w'] is not a vector of numbers"
+        if (
+            w_arr.ndim != 1
+            or w_arr.shape[0] != n_features
+            or not np.isfinite(w_arr).all()
+            or (w_arr < 0).any()
+        ):
+            return f"metric_params['w'] is not {n_features} non-negative weights"
+        return None
+
+    def _requires_y(self) -> bool:
+        cls = type(self)
+        cached = _REQUIRES_Y.get(cls)
+        if cached is None:
+            cached = bool(self.__sklearn_tags__().target_tags.required)  # type: ignore[attr-defined]
+            _REQUIRES_Y[cls] = cached
+        return cached
+
+    def _fit(self, X: Any, y: Any = None) -> Any:
+        """Fit on the Rust path when it applies, else with scikit-learn's ``_fit``."""
+        reason = self._params_fallback_reason()
+        if reason is None:
+            if self._fit_fast(X, y):
+                log_path(self, "fit", None)
+                return self
+            if isinstance(X, (KDTree, BallTree, SklearnNeighborsBase)):
+                reason = "fitted from a tree or a fitted estimator"
+        if reason is not None:
+            return self._sklearn_fit(X, y, reason)
+        requires_y = self._requires_y()
+        if requires_y:
+            X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True, order="C")
+        else:
+            X = validate_data(self, X, accept_sparse="csr", order="C")
+        if sp.issparse(X):
+            reason = "sparse X"
+        elif X.dtype not in _FLOAT_DTYPES:
+            reason = f"X of dtype {X.dtype} is not accelerated"
+        else:
+            reason = self._weights_fallback_reason(X.shape[1]) or self._tree_fallback_reason(X)
+        if reason is not None:
+            # scikit-learn validates the (already valid) data again: keep its feature names.
+            names = self.__dict__.get("feature_names_in_")
+            self._sklearn_fit(X, y, reason)
+            if names is not None:
+                self.feature_names_in_ = names
+            return self
+        if requires_y:
+            self._fit_targets(y)
+        self._finish_fit(X)
+        log_path(self, "fit", None)
+        return self
+
+    def _sklearn_fit(self, X: Any, y: Any, reason: str) -> Any:
+        """scikit-learn's ``_fit``; every later query then runs scikit-learn's code."""
+        log_path(self, "fit", reason)
+        self._oxlearn_fit_reason = reason
+        return super()._fit(X, y)  # type: ignore[misc]
 
     def _fit_fast(self, X: Any, y: Any) -> bool:
         """Fit without the general validation when its outcome is known in advance.
 
         Applies to a plain float matrix (see `oxlearn._validation.plain_float_matrix`) with
-        a non-empty 1-D integer ``y`` of the same length (or no ``y`` when none is needed), the
-        default metric handling and no precomputed distances: scikit-learn's
-        ``validate_data`` would return both unchanged (integer labels are always valid
-        classification targets). Sets exactly the attributes ``validate_data`` sets.
-        Returns False, having changed nothing, when the general path must run.
+        a non-empty 1-D integer ``y`` of the same length (or no ``y`` when none is needed), and
+        no precomputed distances: scikit-learn's ``validate_data`` would return both
+        unchanged (integer labels are always valid classification targets). Sets exactly
+        the attributes ``validate_data`` sets. Returns False, having changed nothing, when
+        the general path must run.
         """
         if self.metric == "precomputed":
             return False
@@ -252,113 +324,156 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         requires_y = self._requires_y()
         if requires_y and not plain_int_labels(y, X.shape[0]):
             return False
+        if self.metric_params and self._weights_fallback_reason(X.shape[1]) is not None:
+            return False
+        if self.algorithm != "brute" and self._tree_fallback_reason(X) is not None:
+            return False
         # `_check_feature_names(reset=True)` on an array without column names.
-        if hasattr(self, "feature_names_in_"):
-            delattr(self, "feature_names_in_")
+        if "feature_names_in_" in self.__dict__:
+            del self.feature_names_in_
         if requires_y:
             self._fit_targets(y)
         self.n_features_in_ = X.shape[1]
         self._finish_fit(X)
         return True
 
-    def _requires_y(self) -> bool:
-        cls = type(self)
-        cached = _REQUIRES_Y.get(cls)
-        if cached is None:
-            cached = bool(self.__sklearn_tags__().target_tags.required)
-            _REQUIRES_Y[cls] = cached
-        return cached
-
-    def _fit(self, X: Any, y: Any = None) -> Any:
-        X = _training_rows_of(X)
-        if self._fit_fast(X, y):
-            return self
-        requires_y = self._requires_y()
-        if requires_y:
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                accept_sparse=False,
-                multi_output=True,
-                order="C",
-                dtype=_FLOAT_DTYPES,
-            )
-            self._fit_targets(y)
-        else:
-            X = validate_data(self, X, accept_sparse=False, order="C", dtype=_FLOAT_DTYPES)
-        return self._finish_fit(X)
-
-    def _finish_fit(self, X: Any) -> Any:
-        """Everything `_fit` does after validating the data."""
-        self._check_algorithm_metric()
+    def _finish_fit(self, X: npt.NDArray[Any]) -> None:
+        """Everything scikit-learn's ``_fit`` does after validating the data, but the tree."""
+        self._check_algorithm_metric()  # type: ignore[attr-defined]
         self._set_effective_metric()
-
         if self.metric == "precomputed":
-            X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
+            X = _check_precomputed(X)
             if X.shape[0] != X.shape[1]:
                 raise ValueError(
                     "Precomputed matrix must be square."
                     f" Input is a {X.shape[0]}x{X.shape[1]} matrix."
                 )
-        w = self.effective_metric_params_.get("w")
-        if w is not None:
-            w = np.asarray(w, dtype=np.float64).ravel()
-            if w.shape[0] != X.shape[1]:
-                raise ValueError(
-                    "MinkowskiDistance: the size of w must match "
-                    f"the number of features ({X.shape[1]}). "
-                    f"Currently len(w)={w.shape[0]}."
-                )
+            self.n_features_in_ = X.shape[1]
         if X.shape[0] == 0:
             raise ValueError("n_samples must be greater than 0")
-        # Brute force gives the answers of every algorithm; `algorithm` is accepted for
-        # compatibility.
-        self._fit_method = "brute"
         self._fit_X = X
         self.n_samples_fit_ = X.shape[0]
-        return self
+        # (`_tree_fallback_reason` has sent every fit scikit-learn searches with a tree to
+        # its own code.)
+        self._fit_method = "brute"
+        self._tree = None
+        self._oxlearn_fit_reason = None
+
+    def _set_effective_metric(self) -> None:
+        """Set ``effective_metric_`` and ``effective_metric_params_`` as scikit-learn does."""
+        self.effective_metric_, self.effective_metric_params_ = self._effective_metric()
+
+    def _effective_metric(self) -> tuple[Any, dict[str, Any]]:
+        """Return scikit-learn's ``effective_metric_`` and ``effective_metric_params_``."""
+        params = {} if self.metric_params is None else self.metric_params.copy()
+        metric = self.metric
+        if metric == "minkowski":
+            p = params.pop("p", self.p)
+            w = params.pop("w", None)
+            if p == 1 and w is None:
+                metric = "manhattan"
+            elif p == 2 and w is None:
+                metric = "euclidean"
+            elif p == np.inf and w is None:
+                metric = "chebyshev"
+            else:
+                params["p"] = p
+                params["w"] = w
+        return metric, params
+
+    def _tree_fallback_reason(self, X: npt.NDArray[Any]) -> str | None:
+        """Why scikit-learn would search ``X`` with a tree (its ``_fit_method`` rule), or None.
+
+        A tree's answers are not always the brute force's: it computes each distance
+        directly (a sample's distance to itself is 0, where the brute force's Euclidean
+        expansion may leave 1e-8, which changes distance-weighted votes), and orders tied
+        neighbours its own way. So those fits run scikit-learn's code.
+        """
+        algorithm = self.algorithm
+        if algorithm in ("kd_tree", "ball_tree"):
+            return f"algorithm={algorithm!r}"
+        if algorithm == "brute" or self.metric == "precomputed":
+            return None
+        n_samples, n_features = X.shape
+        if n_features > 15 or (self.n_neighbors is not None and self.n_neighbors >= n_samples // 2):
+            return None
+        metric, params = self._effective_metric()
+        if (
+            params.get("w") is not None
+            or metric in VALID_METRICS["kd_tree"]
+            or metric in VALID_METRICS["ball_tree"]
+        ):
+            return f"algorithm='auto' picks a tree for {n_features} features"
+        return None
 
     def _fit_targets(self, y: Any) -> None:
         """Store the targets (overridden by the classifier to encode labels)."""
         self._y = y
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        # Sparse input raises a TypeError that says to densify it.
-        tags.input_tags.sparse = False
-        tags.input_tags.pairwise = self.metric == "precomputed"
-        tags.input_tags.positive_only = tags.input_tags.pairwise
-        tags.input_tags.allow_nan = False
-        return tags
+    # --- queries --------------------------------------------------------------------------
 
-    # --- searching -------------------------------------------------------------------------
+    def _query_path(self, X: Any) -> tuple[Any, str | None]:
+        """Decide which path a query takes: ``(validated X, None)`` or ``(None, why not)``.
 
-    def _validate_query(self, X: Any) -> npt.NDArray[Any]:
-        """Validate query rows like scikit-learn, in the training data's float dtype."""
-        if self.metric != "precomputed" and not hasattr(self, "feature_names_in_"):
-            plain = _plain_float_matrix(X)
-            if plain is not None and plain.shape[1] == self.n_features_in_:
-                # What `validate_data(reset=False)` returns for it, without a warning.
-                return np.ascontiguousarray(plain, dtype=self._query_dtype(plain))
-        X = validate_data(self, X, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES)
-        if self.metric == "precomputed":
-            X = check_array(X, ensure_non_negative=True, input_name="X", dtype=_FLOAT_DTYPES)
-        return np.ascontiguousarray(X, dtype=self._query_dtype(X))
-
-    def _query_dtype(self, X: npt.NDArray[Any]) -> type[np.floating[Any]]:
-        """Return the dtype a search of ``X`` runs in: float32 if ``X`` and the fit data are.
-
-        scikit-learn's compiled reductions need both in one dtype; otherwise it computes the
-        distances with `pairwise_distances`, whose `check_pairwise_arrays` takes both to
-        float64. Casting a float64 query down to a float32 fit would round it instead.
+        ``X=None`` (the training rows) stays None. A query can take the Rust path only
+        after an accelerated fit, as dense data of the fit data's float dtype (what
+        scikit-learn's compiled reductions take); anything else runs scikit-learn's code,
+        which validates the query again (this first validation's warnings are then
+        dropped, so each is raised once).
         """
-        both_float32 = X.dtype == np.float32 and self._fit_X.dtype == np.float32
-        return np.float32 if both_float32 else np.float64
+        reason = self.__dict__.get("_oxlearn_fit_reason", _NOT_FITTED)
+        if reason is not None:
+            return None, reason
+        if X is None:
+            return None, None
+        fit_X = self._fit_X
+        if self.metric == "precomputed":
+            return self._precomputed_query(X)
+        if "feature_names_in_" not in self.__dict__:
+            plain = _plain_float_matrix(X)
+            if (
+                plain is not None
+                and plain.shape[1] == self.n_features_in_
+                and plain.dtype == fit_X.dtype
+            ):
+                if not _get_threadlocal_config().get("enable_cython_pairwise_dist", True):
+                    return None, "enable_cython_pairwise_dist=False"
+                return plain, None
+        if sp.issparse(X):
+            return None, "sparse query"
+        recorder = _RecordedWarnings()
+        try:
+            with recorder:
+                X = validate_data(self, X, accept_sparse="csr", reset=False, order="C")
+        except Exception:
+            recorder.replay()
+            raise
+        if sp.issparse(X):
+            return None, "sparse query"
+        if X.dtype != fit_X.dtype:
+            return None, f"query of dtype {X.dtype} on fit data of dtype {fit_X.dtype}"
+        if not _get_threadlocal_config().get("enable_cython_pairwise_dist", True):
+            # (scikit-learn's brute force then selects with np.argpartition.)
+            return None, "enable_cython_pairwise_dist=False"
+        recorder.replay()
+        return X, None
 
-    def _fit_X_as(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """Return the training rows in the query's dtype (see `_query_dtype`)."""
-        return np.ascontiguousarray(self._fit_X, dtype=X.dtype)
+    def _precomputed_query(self, X: Any) -> tuple[Any, str | None]:
+        """`_query_path` for precomputed distances (dense ones are selected here)."""
+        if sp.issparse(X):
+            return None, "sparse precomputed distances"
+        recorder = _RecordedWarnings()
+        try:
+            with recorder:
+                X = _check_precomputed(X)
+        except Exception:
+            recorder.replay()
+            raise
+        if X.shape[1] != self.n_samples_fit_:
+            return None, "precomputed distances of the wrong shape"
+        recorder.replay()
+        # `pairwise_distances`' `check_pairwise_arrays` converts them so.
+        return np.asarray(X, dtype=_query_float_dtype(X, self._fit_X)), None
 
     def _metric_args(self) -> tuple[str, float, npt.NDArray[np.float64] | None]:
         params = self.effective_metric_params_
@@ -369,12 +484,13 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
 
     def _search(
         self, X: npt.NDArray[Any], ks: list[int]
-    ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]]:
+    ) -> list[tuple[npt.NDArray[Any], npt.NDArray[np.intp]]]:
+        """Find the ``ks`` nearest training rows of each row of ``X`` (validated), in Rust."""
         if self.metric == "precomputed":
             return [_precomputed_kneighbors(X, k) for k in ks]
         metric, p, w = self._metric_args()
-        result: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
-            X, self._fit_X_as(X), ks, metric, p, w, resolve_n_jobs(self.n_jobs)
+        result: list[tuple[npt.NDArray[Any], npt.NDArray[np.intp]]] = _oxlearn.kneighbors(
+            X, self._fit_X, ks, metric, p, w, resolve_n_jobs(self.n_jobs)
         )
         if self._float32_distances(X):
             result = [(d.astype(np.float32), i) for d, i in result]
@@ -390,27 +506,20 @@ class _NeighborsBase(MultiOutputMixin, BaseEstimator):
         """
         return self.effective_metric_ == "cosine" and X.dtype == np.float32
 
-
-class _KNeighborsMixin(SklearnKNeighborsMixin):
-    """``kneighbors`` and ``kneighbors_graph``, searched in Rust.
-
-    Subclasses scikit-learn's mixin (overriding both methods) so that code testing
-    ``isinstance(est, KNeighborsMixin)`` treats our estimators as scikit-learn's.
-    """
-
     def kneighbors(
-        self: Any,
+        self,
         X: Any = None,
         n_neighbors: int | None = None,
         return_distance: bool = True,
     ) -> Any:
-        """Find the K-neighbors of a point.
+        """Find the K-neighbors of a point (see scikit-learn's ``kneighbors``).
 
-        Returns indices of and distances to the neighbors of each point.
+        Runs the Rust search when the fit and the query allow it (see `_query_path`),
+        else scikit-learn's ``kneighbors``.
 
         Parameters
         ----------
-        X : array-like of shape (n_queries, n_features), \
+        X : {array-like, sparse matrix}, shape (n_queries, n_features), \
             or (n_queries, n_indexed) if metric == 'precomputed', default=None
             The query point or points.
             If not provided, neighbors of each indexed point are returned.
@@ -432,25 +541,35 @@ class _KNeighborsMixin(SklearnKNeighborsMixin):
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices of the nearest points in the population matrix.
         """
-        if not hasattr(self, "_fit_method"):
-            # (A fit sets `_fit_method` and attributes ending in "_": then this passes.)
-            check_is_fitted(self)
+        if self.__dict__.get("_oxlearn_fit_reason", _NOT_FITTED) is None:
+            n_neighbors = self._check_n_neighbors(n_neighbors)
+        query, reason = self._query_path(X)
+        if reason is not None:
+            if reason is not _NOT_FITTED:
+                log_path(self, "kneighbors", reason)
+            return super().kneighbors(X, n_neighbors, return_distance)  # type: ignore[misc]
+        log_path(self, "kneighbors", None)
+        return self._kneighbors(query, int(n_neighbors), return_distance)  # type: ignore[arg-type]
+
+    def _check_n_neighbors(self, n_neighbors: Any) -> Any:
+        """scikit-learn's checks of ``kneighbors``' ``n_neighbors`` (same errors)."""
         if n_neighbors is None:
-            n_neighbors = self.n_neighbors
-        elif n_neighbors <= 0:
+            return self.n_neighbors
+        if n_neighbors <= 0:
             raise ValueError(f"Expected n_neighbors > 0. Got {int(n_neighbors)}")
-        elif not isinstance(n_neighbors, numbers.Integral):
+        if not isinstance(n_neighbors, numbers.Integral):
             raise TypeError(
                 f"n_neighbors does not take {type(n_neighbors)} value, enter integer value"
             )
+        return n_neighbors
+
+    def _kneighbors(self, X: Any, n_neighbors: int, return_distance: bool) -> Any:
+        """``kneighbors`` on the Rust path, for a query `_query_path` let through."""
         query_is_train = X is None
         if query_is_train:
             X = self._fit_X
             # One extra neighbour: the sample itself, removed below.
             n_neighbors += 1
-        else:
-            X = self._validate_query(X)
-
         n_samples_fit = self.n_samples_fit_
         if n_neighbors > n_samples_fit:
             if query_is_train:
@@ -463,63 +582,10 @@ class _KNeighborsMixin(SklearnKNeighborsMixin):
                 f"n_neighbors = {n_neighbors}, n_samples_fit = {n_samples_fit}, "
                 f"n_samples = {X.shape[0]}"
             )
-        neigh_dist, neigh_ind = self._search(X, [int(n_neighbors)])[0]
+        neigh_dist, neigh_ind = self._search(X, [n_neighbors])[0]
         if not query_is_train:
             return (neigh_dist, neigh_ind) if return_distance else neigh_ind
         return _drop_self(neigh_dist, neigh_ind, n_neighbors, return_distance)
-
-    def kneighbors_graph(
-        self: Any,
-        X: Any = None,
-        n_neighbors: int | None = None,
-        mode: str = "connectivity",
-    ) -> Any:
-        """Compute the (weighted) graph of k-Neighbors for points in X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features), \
-            or (n_queries, n_indexed) if metric == 'precomputed', default=None
-            The query point or points.
-            If not provided, neighbors of each indexed point are returned.
-            In this case, the query point is not considered its own neighbor.
-
-        n_neighbors : int, default=None
-            Number of neighbors for each sample. The default is the value
-            passed to the constructor.
-
-        mode : {'connectivity', 'distance'}, default='connectivity'
-            Type of returned matrix: 'connectivity' will return the
-            connectivity matrix with ones and zeros, in 'distance' the
-            edges are distances between points.
-
-        Returns
-        -------
-        A : sparse matrix of shape (n_queries, n_samples_fit)
-            `A[i, j]` gives the weight of the edge connecting `i` to `j`, in CSR format.
-        """
-        check_is_fitted(self)
-        if n_neighbors is None:
-            n_neighbors = self.n_neighbors
-        if mode == "connectivity":
-            A_ind = self.kneighbors(X, n_neighbors, return_distance=False)
-            n_queries = A_ind.shape[0]
-            A_data = np.ones(n_queries * n_neighbors)
-        elif mode == "distance":
-            A_data, A_ind = self.kneighbors(X, n_neighbors, return_distance=True)
-            A_data = np.ravel(A_data)
-        else:
-            raise ValueError(
-                'Unsupported mode, must be one of "connectivity", '
-                f'or "distance" but got "{mode}" instead'
-            )
-        n_queries = A_ind.shape[0]
-        n_nonzero = n_queries * n_neighbors
-        A_indptr = np.arange(0, n_nonzero + 1, n_neighbors)
-        graph = sp.csr_array(
-            (A_data, A_ind.ravel(), A_indptr), shape=(n_queries, self.n_samples_fit_)
-        )
-        return _align_sparse_api(graph)
 
 
 def _precomputed_kneighbors(
@@ -570,10 +636,10 @@ def _drop_self(
     return neigh_ind
 
 
-class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
-    """``radius_neighbors`` and ``radius_neighbors_graph``, searched in Rust.
+class _AcceleratedRadiusMixin:
+    """``radius_neighbors`` on the Rust path, in front of scikit-learn's.
 
-    Subclasses scikit-learn's mixin (overriding both methods), as `_KNeighborsMixin`.
+    scikit-learn's ``radius_neighbors_graph`` (inherited) calls it.
     """
 
     def radius_neighbors(
@@ -585,12 +651,14 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
     ) -> Any:
         """Find the neighbors within a given radius of a point or points.
 
-        Points lying on the boundary are included in the results. Unless
-        ``sort_results=True``, each point's neighbours come in training index order.
+        Runs the Rust search when the fit and the query allow it (see `_query_path`),
+        else scikit-learn's ``radius_neighbors``. Points lying on the boundary are
+        included in the results. Unless ``sort_results=True``, each point's neighbours
+        come in training index order.
 
         Parameters
         ----------
-        X : array-like of (n_samples, n_features), default=None
+        X : {array-like, sparse matrix} of (n_samples, n_features), default=None
             The query point or points.
             If not provided, neighbors of each indexed point are returned.
             In this case, the query point is not considered its own neighbor.
@@ -615,10 +683,20 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
         neigh_ind : ndarray of shape (n_samples,) of arrays
             Indices of the points that lie within ``radius`` of each query.
         """
-        check_is_fitted(self)
-        if sort_results and not return_distance:
+        accelerated_fit = self.__dict__.get("_oxlearn_fit_reason", _NOT_FITTED) is None
+        if accelerated_fit and sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
-        indptr, indices, dist = self._radius_csr(X, radius, sort_results)
+        query, reason = self._query_path(X)
+        if radius is None:
+            radius = self.radius
+        if reason is None and (not isinstance(radius, Real) or radius != radius or radius < 0):
+            reason = f"radius={radius!r} is not a non-negative number"
+        if reason is not None:
+            if reason is not _NOT_FITTED:
+                log_path(self, "radius_neighbors", reason)
+            return super().radius_neighbors(X, radius, return_distance, sort_results)  # type: ignore[misc]
+        log_path(self, "radius_neighbors", None)
+        indptr, indices, dist = self._radius_csr(query, float(radius), sort_results)
         neigh_ind = _to_object_array(np.split(indices, indptr[1:-1]))
         if return_distance:
             neigh_dist = _to_object_array(np.split(dist, indptr[1:-1]))
@@ -626,102 +704,32 @@ class _RadiusNeighborsMixin(SklearnRadiusNeighborsMixin):
         return neigh_ind
 
     def _radius_csr(
-        self: Any, X: Any, radius: float | None, sort_results: bool
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        self: Any, X: Any, radius: float, sort_results: bool
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[Any]]:
         """Radius search in compressed-row form (indptr, indices, distances)."""
         query_is_train = X is None
-        X = self._fit_X if query_is_train else self._validate_query(X)
-        if radius is None:
-            radius = self.radius
+        if query_is_train:
+            X = self._fit_X
         n = X.shape[0]
-        per_query = None
-        if isinstance(radius, numbers.Real):
-            if np.isnan(float(radius)) or radius < 0:
-                raise ValueError(f"radius must be a non-negative number, got {radius!r}")
-        else:
-            # One radius per query, as scikit-learn's tree searches accept: search with the
-            # largest, then keep each query's own ball.
-            per_query = np.asarray(radius, dtype=np.float64)
-            if per_query.shape != (n,):
-                raise ValueError(
-                    "radius must be a non-negative number or an array of shape "
-                    f"(n_queries,) = ({n},), got {radius!r}"
-                )
-            if np.isnan(per_query).any() or (per_query < 0).any():
-                raise ValueError("every radius must be a non-negative number")
-            radius = float(per_query.max()) if n else 0.0
+        # (With precomputed distances the training rows are not read, but must have their
+        # dtype.)
+        train = self._fit_X
+        if train.dtype != X.dtype:
+            train = np.ascontiguousarray(train, dtype=X.dtype)
         metric, p, w = self._metric_args()
         indptr, indices, dist = _oxlearn.radius_neighbors(
-            X,
-            self._fit_X_as(X),
-            float(radius),
-            metric,
-            p,
-            w,
-            bool(sort_results),
-            resolve_n_jobs(self.n_jobs),
+            X, train, radius, metric, p, w, bool(sort_results), resolve_n_jobs(self.n_jobs)
         )
         if self._float32_distances(X):
             dist = dist.astype(np.float32)
-        if per_query is None and not query_is_train:
+        if not query_is_train:
             return indptr, indices, dist
+        # Each training sample is not its own neighbour: drop it.
         rows = np.repeat(np.arange(n), np.diff(indptr))
-        keep = np.ones(len(indices), dtype=bool) if per_query is None else dist <= per_query[rows]
-        if query_is_train:
-            # Each training sample is not its own neighbour: drop it.
-            keep &= indices != rows
+        keep = indices != rows
         counts = np.bincount(rows[keep], minlength=n)
         indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
         return indptr, indices[keep], dist[keep]
-
-    def radius_neighbors_graph(
-        self: Any,
-        X: Any = None,
-        radius: float | None = None,
-        mode: str = "connectivity",
-        sort_results: bool = False,
-    ) -> Any:
-        """Compute the (weighted) graph of Neighbors for points in X.
-
-        Neighborhoods are restricted the points at a distance lower than radius.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features), default=None
-            The query point or points.
-            If not provided, neighbors of each indexed point are returned.
-            In this case, the query point is not considered its own neighbor.
-
-        radius : float, default=None
-            Radius of neighborhoods. The default is the value passed to the
-            constructor.
-
-        mode : {'connectivity', 'distance'}, default='connectivity'
-            Type of returned matrix: 'connectivity' will return the
-            connectivity matrix with ones and zeros, in 'distance' the
-            edges are distances between points.
-
-        sort_results : bool, default=False
-            If True, in each row of the result, the non-zero entries will be
-            sorted by increasing distances. Only used with mode='distance'.
-
-        Returns
-        -------
-        A : sparse matrix of shape (n_queries, n_samples_fit)
-            `A[i, j]` gives the weight of the edge connecting `i` to `j`, in CSR format.
-        """
-        check_is_fitted(self)
-        if mode not in ("connectivity", "distance"):
-            raise ValueError(
-                'Unsupported mode, must be one of "connectivity", '
-                f'or "distance" but got "{mode}" instead'
-            )
-        sort = sort_results and mode == "distance"
-        indptr, indices, dist = self._radius_csr(X, radius, sort)
-        data = dist if mode == "distance" else np.ones(len(indices))
-        n_queries = len(indptr) - 1
-        graph = sp.csr_array((data, indices, indptr), shape=(n_queries, self.n_samples_fit_))
-        return _align_sparse_api(graph)
 
 
 WeightsType = str | Callable[[npt.NDArray[np.float64]], npt.NDArray[Any]] | None

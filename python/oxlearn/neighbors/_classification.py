@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
+from sklearn.neighbors import KNeighborsClassifier as SklearnKNeighborsClassifier
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
 
 from oxlearn import _oxlearn
-from oxlearn._sklearn_compat import StrOptions, _fit_context
 from oxlearn.neighbors._base import (
-    WeightsType,
+    _NOT_FITTED,
+    WeightsShapeError,
+    _AcceleratedNeighborsMixin,
     _check_weights_not_all_zero,
     _get_weights,
-    _KNeighborsMixin,
-    _NeighborsBase,
+    log_path,
 )
 
 
@@ -40,84 +39,22 @@ def _unique_inverse(labels: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDA
     return classes, inverse
 
 
-class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
-    """Classifier implementing the k-nearest neighbors vote.
+class KNeighborsClassifier(_AcceleratedNeighborsMixin, SklearnKNeighborsClassifier):
+    """Classifier implementing the k-nearest neighbors vote, searched and voted in Rust.
 
-    A drop-in replacement for :class:`sklearn.neighbors.KNeighborsClassifier`: same
-    parameters, fitted attributes, predictions and probabilities (ties included), with the
-    brute-force search, the top-k selection and the vote compiled to Rust.
+    A subclass of :class:`sklearn.neighbors.KNeighborsClassifier` (same parameters,
+    constraints, fitted attributes, errors and answers, ties included) whose fit, search
+    and vote run in Rust for dense float32/float64 data, the metrics of
+    ``oxlearn.neighbors._base.SUPPORTED_METRICS`` and ``p >= 1``. Anything else (other
+    metrics, callables, ``p < 1``, sparse or integer data, a query of another dtype than the
+    fit data, ...) runs scikit-learn's own code; the ``oxlearn`` logger says at INFO level
+    which path each call took and why.
 
-    Parameters
-    ----------
-    n_neighbors : int, default=5
-        Number of neighbors to use by default for :meth:`kneighbors` queries.
+    ``n_jobs`` on the Rust path is the number of threads of the search: None uses every
+    core (or ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set), -1 every core.
+    Results do not depend on it.
 
-    weights : {'uniform', 'distance'}, callable or None, default='uniform'
-        Weight function used in prediction. 'uniform': all points in each neighborhood
-        are weighted equally. 'distance': weight points by the inverse of their distance
-        (a query at zero distance from training points is decided by those points
-        alone). A callable takes the array of distances and returns weights of the same
-        shape.
-
-    algorithm : {'auto', 'ball_tree', 'kd_tree', 'brute'}, default='auto'
-        Accepted for compatibility; the search is always an exact brute-force search,
-        which gives the same neighbours.
-
-    leaf_size : int, default=30
-        Accepted for compatibility (trees are not built).
-
-    p : float, default=2
-        Power parameter for the Minkowski metric (``p >= 1``; ``np.inf`` gives the
-        Chebyshev distance).
-
-    metric : str, default='minkowski'
-        One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'cosine', 'precomputed'. Any other value raises an
-        ``InvalidParameterError`` naming these.
-
-    metric_params : dict, default=None
-        Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
-
-    n_jobs : int, default=None
-        Number of threads of the search: None uses every core (or
-        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
-        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
-
-    Attributes
-    ----------
-    classes_ : array of shape (n_classes,) or list of such arrays
-        Class labels known to the classifier (one array per output when y is 2-D).
-
-    effective_metric_ : str
-        The distance metric used (``'minkowski'`` with p=2 becomes ``'euclidean'``, etc.).
-
-    effective_metric_params_ : dict
-        Additional keyword arguments for the metric function.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when X has string column names.
-
-    n_samples_fit_ : int
-        Number of samples in the fitted data.
-
-    outputs_2d_ : bool
-        False when y's shape is (n_samples, ) or (n_samples, 1) during fit, True otherwise.
-
-    See Also
-    --------
-    KNeighborsRegressor : Regression based on k-nearest neighbors.
-    NearestNeighbors : Unsupervised learner for implementing neighbor searches.
-    sklearn.neighbors.KNeighborsClassifier : The scikit-learn estimator reproduced here.
-
-    Notes
-    -----
-    Neighbours at equal distance are kept and ordered exactly as scikit-learn's
-    brute-force search does with one thread, and a tied vote goes to the smallest class,
-    whatever ``n_jobs`` is. float32 data is searched in float32 (scikit-learn accumulates
-    in float64), so near-ties in float32 data may resolve differently.
+    See :class:`sklearn.neighbors.KNeighborsClassifier` for the parameters and attributes.
 
     Examples
     --------
@@ -133,58 +70,8 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
     [[0.666... 0.333...]]
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **_NeighborsBase._parameter_constraints
-    }
-    _parameter_constraints.pop("radius")
-    _parameter_constraints.update(
-        {"weights": [StrOptions({"uniform", "distance"}), callable, None]}
-    )
-
     classes_: Any
     outputs_2d_: bool
-
-    def __init__(
-        self,
-        n_neighbors: int = 5,
-        *,
-        weights: WeightsType = "uniform",
-        algorithm: str = "auto",
-        leaf_size: int = 30,
-        p: float = 2,
-        metric: str = "minkowski",
-        metric_params: dict[str, Any] | None = None,
-        n_jobs: int | None = None,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.weights = weights
-        self.algorithm = algorithm
-        self.leaf_size = leaf_size
-        self.p = p
-        self.metric = metric
-        self.metric_params = metric_params
-        self.n_jobs = n_jobs
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X: Any, y: Any) -> KNeighborsClassifier:
-        """Fit the k-nearest neighbors classifier from the training dataset.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, n_samples) if metric='precomputed'
-            Training data.
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target values.
-
-        Returns
-        -------
-        self : KNeighborsClassifier
-            The fitted k-nearest neighbors classifier.
-        """
-        self._fit(X, y)
-        return self
 
     def _fit_targets(self, y: Any) -> None:
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
@@ -229,28 +116,47 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         else:
             self.classes_ = classes
 
-    def _neighbors_and_weights(
-        self, X: Any
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64] | None]:
-        if self.weights in (None, "uniform"):
-            return self.kneighbors(X, return_distance=False), None
-        neigh_dist, neigh_ind = self.kneighbors(X)
-        weights = _get_weights(neigh_dist, self.weights)
-        if weights is not None:
-            _check_weights_not_all_zero(weights)
-        return neigh_ind, weights
-
     def _encoded_targets(self) -> tuple[npt.NDArray[np.int64], list[Any]]:
         classes = self.classes_ if self.outputs_2d_ else [self.classes_]
         y2d = self._y if self._y.ndim == 2 else self._y.reshape((-1, 1))
         return np.ascontiguousarray(y2d, dtype=np.int64), classes
 
-    def predict(self, X: Any) -> npt.NDArray[Any]:
+    def _neighbors_and_weights(
+        self, method: str, X: Any
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64] | None] | None:
+        """Return the neighbours and weights of a prediction on the Rust path, or None.
+
+        None when the fit, the query or a callable ``weights`` (returning an array of
+        another shape) needs scikit-learn's prediction instead; the decision is logged.
+        """
+        query, reason = self._query_path(X)
+        if reason is None:
+            n_neighbors = self.n_neighbors
+            if self.weights is None or self.weights == "uniform":
+                neigh_ind = self._kneighbors(query, n_neighbors, False)
+                weights = None
+            else:
+                neigh_dist, neigh_ind = self._kneighbors(query, n_neighbors, True)
+                try:
+                    weights = _get_weights(neigh_dist, self.weights)
+                except WeightsShapeError:
+                    reason = "the weights callable returned an unexpected array"
+                else:
+                    if weights is not None:
+                        _check_weights_not_all_zero(weights)
+        if reason is not None:
+            if reason is not _NOT_FITTED:
+                log_path(self, method, reason)
+            return None
+        log_path(self, method, None)
+        return neigh_ind, weights
+
+    def predict(self, X: Any) -> Any:
         """Predict the class labels for the provided data.
 
         Parameters
         ----------
-        X : array-like of shape (n_queries, n_features), \
+        X : {array-like, sparse matrix} of shape (n_queries, n_features), \
                 or (n_queries, n_indexed) if metric == 'precomputed', or None
             Test samples. If `None`, predictions for all indexed points are
             returned; in this case, points are not considered their own
@@ -261,9 +167,10 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         y : ndarray of shape (n_queries,) or (n_queries, n_outputs)
             Class labels for each data sample.
         """
-        if not hasattr(self, "_fit_method"):
-            check_is_fitted(self, "_fit_method")
-        neigh_ind, weights = self._neighbors_and_weights(X)
+        found = self._neighbors_and_weights("predict", X)
+        if found is None:
+            return super().predict(X)
+        neigh_ind, weights = found
         y2d, classes = self._encoded_targets()
         pred = _oxlearn.knn_classify(
             np.ascontiguousarray(neigh_ind, dtype=np.int64),
@@ -284,7 +191,7 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_queries, n_features), \
+        X : {array-like, sparse matrix} of shape (n_queries, n_features), \
                 or (n_queries, n_indexed) if metric == 'precomputed', or None
             Test samples. If `None`, predictions for all indexed points are
             returned; in this case, points are not considered their own
@@ -297,9 +204,10 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
             The class probabilities of the input samples. Classes are ordered
             by lexicographic order.
         """
-        if not hasattr(self, "_fit_method"):
-            check_is_fitted(self, "_fit_method")
-        neigh_ind, weights = self._neighbors_and_weights(X)
+        found = self._neighbors_and_weights("predict_proba", X)
+        if found is None:
+            return super().predict_proba(X)
+        neigh_ind, weights = found
         y2d, classes = self._encoded_targets()
         probabilities: list[npt.NDArray[np.float64]] = _oxlearn.knn_classify_proba(
             np.ascontiguousarray(neigh_ind, dtype=np.int64),
@@ -310,34 +218,3 @@ class KNeighborsClassifier(_KNeighborsMixin, ClassifierMixin, _NeighborsBase):
         if not self.outputs_2d_:
             return probabilities[0]
         return probabilities
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Return the mean accuracy on the given test data and labels.
-
-        In multi-label classification, this is the subset accuracy.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features), or None
-            Test samples. If `None`, predictions for all indexed points are
-            used; in this case, points are not considered their own
-            neighbors (a leave-one-out estimate).
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            True labels for `X`.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Mean accuracy of ``self.predict(X)`` w.r.t. `y`.
-        """
-        return float(super().score(X, y, sample_weight))
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        tags.input_tags.pairwise = self.metric == "precomputed"
-        return tags

@@ -2,82 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.neighbors import KNeighborsRegressor as SklearnKNeighborsRegressor
 
 from oxlearn import _oxlearn
-from oxlearn._sklearn_compat import StrOptions, _fit_context
 from oxlearn.neighbors._base import (
-    WeightsType,
+    _NOT_FITTED,
+    WeightsShapeError,
+    _AcceleratedNeighborsMixin,
     _get_weights,
-    _KNeighborsMixin,
-    _NeighborsBase,
+    log_path,
 )
 
 
-class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
-    """Regression based on k-nearest neighbors.
+class KNeighborsRegressor(_AcceleratedNeighborsMixin, SklearnKNeighborsRegressor):
+    """Regression based on k-nearest neighbors, searched and averaged in Rust.
 
-    A drop-in replacement for :class:`sklearn.neighbors.KNeighborsRegressor`: the target
-    is predicted by local interpolation of the targets of the nearest neighbors in the
-    training set, with the search and the averaging compiled to Rust.
+    A subclass of :class:`sklearn.neighbors.KNeighborsRegressor` (same parameters,
+    constraints, fitted attributes, errors and answers) whose fit, search and average run
+    in Rust for dense float32/float64 data, the metrics of
+    ``oxlearn.neighbors._base.SUPPORTED_METRICS`` and ``p >= 1``; anything else runs
+    scikit-learn's own code, and the ``oxlearn`` logger says at INFO level which path each
+    call took and why.
 
-    Parameters
-    ----------
-    n_neighbors : int, default=5
-        Number of neighbors to use by default for :meth:`kneighbors` queries.
-
-    weights : {'uniform', 'distance'}, callable or None, default='uniform'
-        Weight function used in prediction: 'uniform', 'distance' (inverse distance,
-        exact matches dominate) or a callable mapping distances to weights.
-
-    algorithm : {'auto', 'ball_tree', 'kd_tree', 'brute'}, default='auto'
-        Accepted for compatibility; the exact brute-force search is always used.
-
-    leaf_size : int, default=30
-        Accepted for compatibility.
-
-    p : float, default=2
-        Power parameter for the Minkowski metric (``p >= 1``).
-
-    metric : str, default='minkowski'
-        One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'cosine', 'precomputed'.
-
-    metric_params : dict, default=None
-        Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
-
-    n_jobs : int, default=None
-        Number of threads of the search: None uses every core (or
-        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
-        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
-
-    Attributes
-    ----------
-    effective_metric_ : str
-        The distance metric used.
-
-    effective_metric_params_ : dict
-        Additional keyword arguments for the metric function.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when X has string column names.
-
-    n_samples_fit_ : int
-        Number of samples in the fitted data.
-
-    See Also
-    --------
-    KNeighborsClassifier : Classifier implementing the k-nearest neighbors vote.
-    NearestNeighbors : Unsupervised learner for implementing neighbor searches.
-    sklearn.neighbors.KNeighborsRegressor : The scikit-learn estimator reproduced here.
+    See :class:`sklearn.neighbors.KNeighborsRegressor` for the parameters and attributes.
 
     Examples
     --------
@@ -91,65 +42,12 @@ class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
     [0.5]
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **_NeighborsBase._parameter_constraints,
-        "weights": [StrOptions({"uniform", "distance"}), callable, None],
-    }
-    _parameter_constraints.pop("radius")
-
-    def __init__(
-        self,
-        n_neighbors: int = 5,
-        *,
-        weights: WeightsType = "uniform",
-        algorithm: str = "auto",
-        leaf_size: int = 30,
-        p: float = 2,
-        metric: str = "minkowski",
-        metric_params: dict[str, Any] | None = None,
-        n_jobs: int | None = None,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.weights = weights
-        self.algorithm = algorithm
-        self.leaf_size = leaf_size
-        self.p = p
-        self.metric = metric
-        self.metric_params = metric_params
-        self.n_jobs = n_jobs
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.pairwise = self.metric == "precomputed"
-        return tags
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X: Any, y: Any) -> KNeighborsRegressor:
-        """Fit the k-nearest neighbors regressor from the training dataset.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, n_samples) if metric='precomputed'
-            Training data.
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target values.
-
-        Returns
-        -------
-        self : KNeighborsRegressor
-            The fitted k-nearest neighbors regressor.
-        """
-        self._fit(X, y)
-        return self
-
-    def predict(self, X: Any) -> npt.NDArray[Any]:
+    def predict(self, X: Any) -> Any:
         """Predict the target for the provided data.
 
         Parameters
         ----------
-        X : array-like of shape (n_queries, n_features), \
+        X : {array-like, sparse matrix} of shape (n_queries, n_features), \
                 or (n_queries, n_indexed) if metric == 'precomputed', or None
             Test samples. If `None`, predictions for all indexed points are
             returned; in this case, points are not considered their own
@@ -160,13 +58,22 @@ class KNeighborsRegressor(_KNeighborsMixin, RegressorMixin, _NeighborsBase):
         y : ndarray of shape (n_queries,) or (n_queries, n_outputs)
             Target values.
         """
-        check_is_fitted(self, "_fit_method")
-        if self.weights in (None, "uniform"):
-            neigh_ind = self.kneighbors(X, return_distance=False)
-            weights = None
-        else:
-            neigh_dist, neigh_ind = self.kneighbors(X)
-            weights = _get_weights(neigh_dist, self.weights)
+        query, reason = self._query_path(X)
+        weights = None
+        if reason is None:
+            if self.weights is None or self.weights == "uniform":
+                neigh_ind = self._kneighbors(query, self.n_neighbors, False)
+            else:
+                neigh_dist, neigh_ind = self._kneighbors(query, self.n_neighbors, True)
+                try:
+                    weights = _get_weights(neigh_dist, self.weights)
+                except WeightsShapeError:
+                    reason = "the weights callable returned an unexpected array"
+        if reason is not None:
+            if reason is not _NOT_FITTED:
+                log_path(self, "predict", reason)
+            return super().predict(X)
+        log_path(self, "predict", None)
         _y = self._y if self._y.ndim == 2 else self._y.reshape((-1, 1))
         # np.mean keeps float32 targets in float32; everything else averages in float64.
         dtype = np.float32 if (weights is None and _y.dtype == np.float32) else np.float64

@@ -8,10 +8,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 
 from oxlearn import _oxlearn
-from oxlearn.neighbors._base import WeightsType, _check_weights_not_all_zero, _get_weights
+from oxlearn.neighbors._base import (
+    WeightsShapeError,
+    WeightsType,
+    _check_weights_not_all_zero,
+    _get_weights,
+    log_path,
+)
 from oxlearn.neighbors._classification import KNeighborsClassifier
 
 
@@ -23,6 +30,7 @@ def knn_sweep_scores(
     n_neighbors: Iterable[int],
     *,
     weights: WeightsType = "uniform",
+    algorithm: str = "auto",
     metric: str = "minkowski",
     p: float = 2,
     metric_params: dict[str, Any] | None = None,
@@ -32,12 +40,12 @@ def knn_sweep_scores(
     """Test accuracy of k-nearest-neighbour classifiers for several k from one search.
 
     For each ``k`` of ``n_neighbors`` the result equals, exactly,
-    ``KNeighborsClassifier(n_neighbors=k, weights=weights, metric=metric, p=p,
-    metric_params=metric_params, n_jobs=n_jobs).fit(X_train, y_train).score(X_test, y_test,
-    sample_weight=sample_weight)`` (and so scikit-learn's answer, ties included), but the
-    distances are computed once: a single pass over the training data keeps, for every
-    query, one heap per ``k`` fed in training order, which reproduces each ``k``'s own
-    selection of tied neighbours.
+    ``KNeighborsClassifier(n_neighbors=k, weights=weights, algorithm=algorithm,
+    metric=metric, p=p, metric_params=metric_params, n_jobs=n_jobs).fit(X_train,
+    y_train).score(X_test, y_test, sample_weight=sample_weight)`` (and so scikit-learn's
+    answer, ties included), but the distances are computed once: a single pass over the
+    training data keeps, for every query, one heap per ``k`` fed in training order, which
+    reproduces each ``k``'s own selection of tied neighbours.
 
     Parameters
     ----------
@@ -58,6 +66,11 @@ def knn_sweep_scores(
 
     weights : {'uniform', 'distance'}, callable or None, default='uniform'
         Weight function used in prediction, as in :class:`KNeighborsClassifier`.
+
+    algorithm : {'auto', 'ball_tree', 'kd_tree', 'brute'}, default='auto'
+        As in :class:`KNeighborsClassifier`. Where scikit-learn's rule searches with a
+        tree (low-dimensional data, or a tree asked for), or anything else needs
+        scikit-learn's code, each ``k`` is scored by its own estimator instead.
 
     metric : str, default='minkowski'
         Distance metric, as in :class:`KNeighborsClassifier`.
@@ -106,6 +119,7 @@ def knn_sweep_scores(
     estimator = KNeighborsClassifier(
         n_neighbors=max(ks),
         weights=weights,
+        algorithm=algorithm,
         metric=metric,
         p=p,
         metric_params=metric_params,
@@ -118,9 +132,32 @@ def knn_sweep_scores(
             f"n_neighbors = {max(ks)}, n_samples_fit = {n_samples_fit}, "
             f"n_samples = {n_samples_fit}"
         )
-    X_query = estimator._validate_query(X_test)
+    X_query, reason = estimator._query_path(X_test)
+    results: dict[int, tuple[npt.NDArray[Any], npt.NDArray[np.intp]]] = {}
     unique_ks = sorted(set(ks))
-    results = dict(zip(unique_ks, estimator._search(X_query, unique_ks), strict=True))
+    if reason is None:
+        results = dict(zip(unique_ks, estimator._search(X_query, unique_ks), strict=True))
+        weights_by_k = {}
+        for k in unique_ks:
+            try:
+                weights_by_k[k] = _get_weights(results[k][0], weights)
+            except WeightsShapeError:
+                reason = "the weights callable returned an unexpected array"
+                break
+    if reason is not None:
+        # scikit-learn's estimator for each k (its `_fit_method` depends on k).
+        log_path(estimator, "knn_sweep_scores", reason)
+        return np.array(
+            [
+                clone(estimator)
+                .set_params(n_neighbors=k)
+                .fit(X_train, y_train)
+                .score(X_test, y_test, sample_weight=sample_weight)
+                for k in ks
+            ],
+            dtype=np.float64,
+        )
+    log_path(estimator, "knn_sweep_scores", None)
     y2d, classes = estimator._encoded_targets()
     n_classes = [len(c) for c in classes]
     score_by_k: dict[int, float] = {}
@@ -133,8 +170,8 @@ def knn_sweep_scores(
     if y_true_1d is not None and y_true_1d.ndim != 1:
         y_true_1d = None
     for k in unique_ks:
-        dist, ind = results[k]
-        w = _get_weights(dist, weights)
+        ind = results[k][1]
+        w = weights_by_k[k]
         if w is not None:
             _check_weights_not_all_zero(w)
         pred = _oxlearn.knn_classify(np.ascontiguousarray(ind, dtype=np.int64), y2d, n_classes, w)

@@ -2,70 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from sklearn.neighbors import NearestNeighbors as SklearnNearestNeighbors
 
-from oxlearn._sklearn_compat import _fit_context
-from oxlearn.neighbors._base import _KNeighborsMixin, _NeighborsBase, _RadiusNeighborsMixin
+from oxlearn.neighbors._base import _AcceleratedNeighborsMixin, _AcceleratedRadiusMixin
 
 
-class NearestNeighbors(_KNeighborsMixin, _RadiusNeighborsMixin, _NeighborsBase):
-    """Unsupervised learner for implementing neighbor searches.
+class NearestNeighbors(
+    _AcceleratedRadiusMixin, _AcceleratedNeighborsMixin, SklearnNearestNeighbors
+):
+    """Unsupervised learner for implementing neighbor searches, searched in Rust.
 
-    A drop-in replacement for :class:`sklearn.neighbors.NearestNeighbors` whose searches
-    (k nearest, within a radius, and their sparse graphs) run in Rust.
+    A subclass of :class:`sklearn.neighbors.NearestNeighbors` (same parameters,
+    constraints, fitted attributes, errors and answers) whose searches (k nearest, within
+    a radius, and scikit-learn's sparse graphs built on them) run in Rust for dense
+    float32/float64 data, the metrics of ``oxlearn.neighbors._base.SUPPORTED_METRICS`` and
+    ``p >= 1``; anything else runs scikit-learn's own code, and the ``oxlearn`` logger says
+    at INFO level which path each call took and why.
 
-    Parameters
-    ----------
-    n_neighbors : int, default=5
-        Number of neighbors to use by default for :meth:`kneighbors` queries.
-
-    radius : float, default=1.0
-        Range of parameter space to use by default for :meth:`radius_neighbors`
-        queries.
-
-    algorithm : {'auto', 'ball_tree', 'kd_tree', 'brute'}, default='auto'
-        Accepted for compatibility; the exact brute-force search is always used.
-
-    leaf_size : int, default=30
-        Accepted for compatibility.
-
-    metric : str, default='minkowski'
-        One of 'minkowski', 'euclidean', 'l2', 'sqeuclidean', 'manhattan', 'cityblock',
-        'l1', 'chebyshev', 'cosine', 'precomputed'.
-
-    p : float, default=2
-        Power parameter for the Minkowski metric (``p >= 1``).
-
-    metric_params : dict, default=None
-        Additional keyword arguments for the metric (``p`` and ``w`` for 'minkowski').
-
-    n_jobs : int, default=None
-        Number of threads of the search: None uses every core (or
-        ``OXLEARN_NUM_THREADS``, else ``OMP_NUM_THREADS``, when set, as joblib's process
-        workers set it), -1 every core, 1 a single thread. Results do not depend on it.
-
-    Attributes
-    ----------
-    effective_metric_ : str
-        Metric used to compute distances to neighbors.
-
-    effective_metric_params_ : dict
-        Parameters for the metric used to compute distances to neighbors.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when X has string column names.
-
-    n_samples_fit_ : int
-        Number of samples in the fitted data.
-
-    See Also
-    --------
-    KNeighborsClassifier : Classifier implementing the k-nearest neighbors vote.
-    KNeighborsRegressor : Regression based on k-nearest neighbors.
-    sklearn.neighbors.NearestNeighbors : The scikit-learn estimator reproduced here.
+    See :class:`sklearn.neighbors.NearestNeighbors` for the parameters and attributes.
 
     Examples
     --------
@@ -83,45 +37,3 @@ class NearestNeighbors(_KNeighborsMixin, _RadiusNeighborsMixin, _NeighborsBase):
     >>> np.asarray(nbrs[0][0])
     array(2)
     """
-
-    def __init__(
-        self,
-        *,
-        n_neighbors: int = 5,
-        radius: float = 1.0,
-        algorithm: str = "auto",
-        leaf_size: int = 30,
-        metric: str = "minkowski",
-        p: float = 2,
-        metric_params: dict[str, Any] | None = None,
-        n_jobs: int | None = None,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.radius = radius
-        self.algorithm = algorithm
-        self.leaf_size = leaf_size
-        self.metric = metric
-        self.p = p
-        self.metric_params = metric_params
-        self.n_jobs = n_jobs
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X: Any, y: Any = None) -> NearestNeighbors:
-        """Fit the nearest neighbors estimator from the training dataset.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, n_samples) if metric='precomputed'
-            Training data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        self : NearestNeighbors
-            The fitted nearest neighbors estimator.
-        """
-        self._fit(X)
-        return self
