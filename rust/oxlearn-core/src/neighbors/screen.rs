@@ -468,16 +468,13 @@ fn tile_body<T: Real>(
         }
         for r0 in (0..rows).step_by(QUERY_TILE) {
             let r1 = (r0 + QUERY_TILE).min(rows);
-            match &this.direct {
-                Some(direct) => {
-                    let q32 = &direct.q[(qs + r0) * d..(qs + r1) * d];
-                    let t32 = &direct.t[ts * d..te * d];
-                    cross32(q32, t32, r1 - r0, tt, d, &mut work.buf);
-                }
-                None => {
-                    let q32 = &work.q32[r0 * d..r1 * d];
-                    cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
-                }
+            if let Some(direct) = &this.direct {
+                let q32 = &direct.q[(qs + r0) * d..(qs + r1) * d];
+                let t32 = &direct.t[ts * d..te * d];
+                cross32(q32, t32, r1 - r0, tt, d, &mut work.buf);
+            } else {
+                let q32 = &work.q32[r0 * d..r1 * d];
+                cross32(q32, &work.t32[..tt * d], r1 - r0, tt, d, &mut work.buf);
             }
             screen_body(this, work, qs, r0..r1, tt, ts, &admit_mask);
         }
