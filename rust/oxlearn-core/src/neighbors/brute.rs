@@ -23,7 +23,7 @@ static SPARE_SCRATCH: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
 const SPARE_SCRATCH_BYTES: usize = 512 << 10;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
-const TRAIN_TILE: usize = 256;
+pub(super) const TRAIN_TILE: usize = 256;
 /// Training rows per GEMM call within a tile (see [`Prepared::cross`]).
 pub(super) const GEMM_TRAIN_ROWS: usize = 64;
 /// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles

@@ -44,12 +44,12 @@
 // `#[target_feature]` copy below.
 #![allow(clippy::inline_always)]
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::Metric;
 use super::brute::{
-    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, admit_mask_portable, finish_tile, over_tiles,
-    push_all, sq_dist, sq_norms_f64_simd, sum8, sum8_f64,
+    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, admit_mask_portable, finish_tile,
+    over_tiles, push_all, sq_dist, sq_norms_f64_simd, sum8, sum8_f64,
 };
 #[cfg(target_arch = "x86_64")]
 use super::brute::{Simd, admit_mask_avx, simd_level};
@@ -145,6 +145,17 @@ impl<'a, T: Real> Screen<'a, T> {
         })
     }
 
+    /// Training rows screened per step: with [`Direct`] data, a tile of the plain search's
+    /// size (fewer passes over each query's heaps); centred data is converted block by
+    /// block, one GEMM call's worth, so that the float32 copy stays small whatever the width.
+    fn block(&self) -> usize {
+        if self.direct.is_some() {
+            TRAIN_TILE
+        } else {
+            GEMM_TRAIN_ROWS
+        }
+    }
+
     /// The search (see the module docs), reporting as `plan` says.
     pub(super) fn search(
         &self,
@@ -153,7 +164,7 @@ impl<'a, T: Real> Screen<'a, T> {
     ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
         let d = self.d;
         let n_t = plan.n_t;
-        let tt = GEMM_TRAIN_ROWS.min(n_t);
+        let tt = self.block().min(n_t);
         let k_max = plan.sorted_ks.last().copied().unwrap_or(1);
         // Each block of training rows is converted once per query tile: larger query tiles
         // (their GEMMs still run on blocks of `QUERY_TILE` rows, into one buffer) read the
@@ -264,8 +275,8 @@ fn centre_row<T: Real>(row: &[T], mean: &[f64], out: &mut [f32]) -> f32 {
     sum8(out, out, |x, y| x * y)
 }
 
-/// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`, at most
-/// [`GEMM_TRAIN_ROWS`] rows: one GEMM call, see `Prepared::cross` for why that size).
+/// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`), in GEMM
+/// calls of [`GEMM_TRAIN_ROWS`] training rows (see `Prepared::cross` for why that size).
 fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f32]) {
     let (Ok(qv), Ok(tv)) = (
         ArrayView2::from_shape((rows, d), q),
@@ -273,10 +284,21 @@ fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f3
     ) else {
         return;
     };
-    let Ok(c) = ArrayViewMut2::from_shape((rows, tt), &mut buf[..rows * tt]) else {
+    let Ok(mut c) = ArrayViewMut2::from_shape((rows, tt), &mut buf[..rows * tt]) else {
         return;
     };
-    gemm(-2.0_f32, qv, tv.t(), 0.0, c, Threads::Single);
+    for j0 in (0..tt).step_by(GEMM_TRAIN_ROWS) {
+        let j1 = (j0 + GEMM_TRAIN_ROWS).min(tt);
+        let c_block = c.slice_mut(s![.., j0..j1]);
+        gemm(
+            -2.0_f32,
+            qv,
+            tv.slice(s![j0..j1, ..]).t(),
+            0.0,
+            c_block,
+            Threads::Single,
+        );
+    }
 }
 
 /// One chunk of lower bounds, aligned to a cache line (see [`screen_body`]).
@@ -446,13 +468,12 @@ fn tile_body<T: Real>(
             h.reset();
         }
     }
-    // Blocks of `GEMM_TRAIN_ROWS` training rows: the size of one GEMM call, so the float32
-    // copy of a block and its tile of products stay small whatever the width.
-    for ts in (0..n_t).step_by(GEMM_TRAIN_ROWS) {
+    let block = this.block();
+    for ts in (0..n_t).step_by(block) {
         if cancel.is_cancelled() {
             return;
         }
-        let te = (ts + GEMM_TRAIN_ROWS).min(n_t);
+        let te = (ts + block).min(n_t);
         let tt = te - ts;
         for j in 0..tt {
             let tn32 = match &this.direct {
