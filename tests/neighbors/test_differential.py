@@ -49,6 +49,7 @@ from threadpoolctl import ThreadpoolController
 # --- the near-tie rule ----------------------------------------------------------------------
 
 EPS64 = 2.0**-52
+EPS32 = 2.0**-23
 
 #: Relative tolerance of the near-tie rule, on squared Euclidean distances.
 #:
@@ -194,13 +195,24 @@ class Context:
     squared: bool = False  # reported distances are squared (sqeuclidean)
     exact: ExactSq | None = None  # exact squared distances (gemm only)
     strict_boundary: bool = False  # radius: also be at least as right as scikit-learn
+    # Relative rounding of the reported distances: scikit-learn rounds the Euclidean distances
+    # of float32 data to float32 (reported in a float64 array).
+    round_eps: float = EPS64
 
 
-def _ulps(a: float, b: float, dtype) -> int:
+def _ulps(a: float, b: float, dtype) -> str:
+    """How far apart two floats are, in ulps of ``dtype`` (and of float32 when both are
+    float32 values, as scikit-learn's float64 distances of float32 data often are)."""
     itype = np.int64 if np.dtype(dtype).itemsize == 8 else np.int32
     ia = int(np.asarray(a, dtype=dtype).view(itype))
     ib = int(np.asarray(b, dtype=dtype).view(itype))
-    return abs(ia - ib)
+    out = f"{abs(ia - ib)} {np.dtype(dtype).name} ulps"
+    with np.errstate(over="ignore"):
+        a32, b32 = np.float32(a), np.float32(b)
+    if itype is np.int64 and float(a32) == float(a) and float(b32) == float(b):
+        d32 = abs(int(a32.view(np.int32)) - int(b32.view(np.int32)))
+        out += f" = {d32} float32 ulps"
+    return out
 
 
 def _same_float(a, b) -> bool:
@@ -222,7 +234,7 @@ def _check_distance(ctx: Context, where: str, i: int, j: int, got: Any, ref: Any
                 where,
                 "exact",
                 False,
-                f"distance to {j}: got {got!r} vs ref {ref!r} ({ulps} ulps apart)",
+                f"distance to {j}: got {got!r} vs ref {ref!r} ({ulps} apart)",
             )
         ]
     return [_distance_within_tol(ctx, where, i, j, got, ref, dtype)]
@@ -232,7 +244,9 @@ def _distance_within_tol(ctx: Context, where, i, j, got, ref, dtype, j_ref=None)
     E = ctx.exact(i, j)
     g = Fraction(float(got))
     g2 = g if ctx.squared else g * g
-    allow = ctx.exact.tol(i, j) + 4 * Fraction(float(np.finfo(dtype).eps)) * E
+    # The near-tie tolerance, plus the rounding of the square root and of the reported value.
+    round_eps = max(ctx.round_eps, float(np.finfo(dtype).eps))
+    allow = ctx.exact.tol(i, j) + 2 * Fraction(round_eps + EPS64) * E
     err = abs(g2 - E)
     r = Fraction(float(ref))
     E_ref = E if j_ref is None else ctx.exact(i, j_ref)
@@ -254,7 +268,7 @@ def _index_story(a: int, b: int, g_map, r_map, dtype) -> str:
     if _same_float(np.asarray(da, dtype), np.asarray(db, dtype)):
         parts.append(f"same distance {da!r} (a tie, broken differently)")
     else:
-        parts.append(f"distances {da!r} vs {db!r} ({_ulps(da, db, dtype)} ulps apart)")
+        parts.append(f"distances {da!r} vs {db!r} ({_ulps(da, db, dtype)} apart)")
     for name, m, j in (("ref", r_map, a), ("got", g_map, b)):
         if j in m:
             other = m[j]
@@ -269,7 +283,7 @@ def _index_story(a: int, b: int, g_map, r_map, dtype) -> str:
                     if mine is None
                     else " (same)"
                     if same
-                    else f" ({_ulps(mine, other, dtype)} ulps from the other's)"
+                    else f" ({_ulps(mine, other, dtype)} from the other's)"
                 )
             )
     if not any(j in m for m, j in ((r_map, a), (g_map, b))):
@@ -336,7 +350,9 @@ def compare_radius(
     out: list[Finding] = []
     if len(gi) != len(ri):
         return [Finding(where, "shape", False, f"{len(gi)} rows vs {len(ri)}")]
-    r2 = Fraction(float(radius)) ** 2
+    # The boundary, exactly, on the scale of the exact squared distances (sqeuclidean's radius
+    # is a squared distance already).
+    r2 = Fraction(float(radius)) if ctx.squared else Fraction(float(radius)) ** 2
     for i in range(len(ri)):
         g_i, r_i = np.asarray(gi[i]), np.asarray(ri[i])
         g_d, r_d = np.asarray(gd[i]), np.asarray(rd[i])
@@ -368,7 +384,7 @@ def compare_radius(
                     "radius-boundary",
                     ok,
                     f"neighbour {j}: {side}; exact squared distance {float(E):.17g} is "
-                    f"{'inside' if inside else 'outside'} radius² {float(r2):.17g}, "
+                    f"{'inside' if inside else 'outside'} the boundary {float(r2):.17g}, "
                     f"|gap| {float(gap):.3g} {'<=' if gap <= tol else '>'} tol {float(tol):.3g}"
                     + (
                         " (strict: ref is on the exact side, got is not)"
@@ -395,6 +411,12 @@ def _vote_weights(dist: np.ndarray, weights: str) -> np.ndarray:
     rows = inf.any(axis=1)
     w[rows] = inf[rows]
     return w
+
+
+def _full(v) -> str:
+    """A value or row with every digit (float32 values as such)."""
+    a = np.asarray(v)
+    return repr(a.tolist()) + ("" if a.dtype == np.float64 else f" ({a.dtype})")
 
 
 def compare_votes(
@@ -424,7 +446,8 @@ def compare_votes(
                     w,
                     "exact",
                     False,
-                    f"got {got[i]!r} vs ref {ref[i]!r} (row not excused by the near-tie rule)",
+                    f"got {_full(got[i])} vs ref {_full(ref[i])} "
+                    "(row not excused by the near-tie rule)",
                 )
             )
             continue
@@ -702,9 +725,10 @@ def contexts(case: Case, kw, gemm, X, Q):
     squared = kw["metric"] == "sqeuclidean"
     if not gemm:
         return Context(False), Context(False)
+    eps = float(np.finfo(case.dtype).eps)
     return (
-        Context(True, squared, ExactSq(Q, X)),
-        Context(True, squared, ExactSq(X, X)),
+        Context(True, squared, ExactSq(Q, X), round_eps=eps),
+        Context(True, squared, ExactSq(X, X), round_eps=eps),
     )
 
 
@@ -848,7 +872,9 @@ def test_float32_offset(offset):
     ref, got = trio.run("kneighbors", Q)
     if offset == 1000.0:
         assert ref[1].tolist() == [[27, 21, 5]]
-    findings = trio.findings + compare_kneighbors(Context(True, False, ExactSq(Q, X)), got, ref)
+    findings = trio.findings + compare_kneighbors(
+        Context(True, False, ExactSq(Q, X), round_eps=EPS32), got, ref
+    )
     # And the tracker's own bound: within one float32 ulp of scikit-learn's distances.
     ulp = np.spacing(ref[0].astype(np.float32)).astype(np.float64)
     far = np.abs(got[0].astype(np.float64) - ref[0]) > ulp
@@ -871,7 +897,9 @@ def test_float32_self_query(offset):
     y = rng.integers(0, 3, 60)
     trio = _nn_pair(n_neighbors=1).fit(X)
     ref, got = trio.run("kneighbors", X)
-    findings = trio.findings + compare_kneighbors(Context(True, False, ExactSq(X, X)), got, ref)
+    findings = trio.findings + compare_kneighbors(
+        Context(True, False, ExactSq(X, X), round_eps=EPS32), got, ref
+    )
     bound = 8 * np.sqrt(EPS64 * 2 * np.einsum("ij,ij->i", X.astype("f8"), X.astype("f8")))
     assert (ref[0][:, 0] <= bound).all()  # scikit-learn's own self distances: ~0
     for i in np.nonzero(got[0][:, 0] > bound)[0]:
