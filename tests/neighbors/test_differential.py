@@ -14,19 +14,29 @@ whose rounding depends on the BLAS's summation order and cannot be reproduced bi
 Every disagreement is listed by `compare_kneighbors`/`compare_radius`/`compare_votes` with the
 rule that allowed or rejected it, so a failure says what differed and why it counts.
 
+The hypothesis tests are parametrized by metric (``test_nearest_neighbors[manhattan]``, ...),
+so each metric reports on its own; dtype (float64, float32, int64), data kind, shape, ``k``,
+weights and radius are drawn. Integer input is compared bit for bit whatever the metric
+(scikit-learn takes it through ``pairwise_distances`` and ``np.argpartition``, whose products
+are exact). float32 ``tiny``/``huge`` data use 1e-10/1e10 rather than 1e-30/1e30: scikit-learn's
+float32 kernels take some powers in float32 and under/overflow beyond that (zero or infinite
+distances, repeated indices), which is nothing to reproduce.
+
 How to run
 ----------
-Short profile (part of the normal test command, well under a minute on 2 cores)::
+Short profile (part of the normal test command; 8/6/4 derandomized examples per metric for
+the NearestNeighbors/classifier/regressor tests, no shrinking, about 20-30 s on 2 cores)::
 
     pytest tests/neighbors/test_differential.py
 
-Long profile: set ``OXLEARN_DIFF_EXAMPLES`` to the number of examples per hypothesis test
-(the examples are then drawn at random, not derandomized; ``OXLEARN_DIFF_SEED=<int>``
-makes a long run reproducible)::
+Long profile: set ``OXLEARN_DIFF_EXAMPLES`` to the number of examples per test and metric
+(drawn at random, with shrinking; ``OXLEARN_DIFF_SEED=<int>`` makes a run reproducible)::
 
     OXLEARN_DIFF_EXAMPLES=5000 pytest tests/neighbors/test_differential.py -x
 
-Hypothesis prints the failing example (shrunk) and the list of rejected disagreements.
+A failure prints the drawn ``Case`` (shrunk in the long profile) and the rejected
+disagreements, each with the rule that rejected it; hypothesis's ``@reproduce_failure`` blob
+replays it.
 """
 
 from __future__ import annotations
