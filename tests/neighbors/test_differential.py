@@ -24,7 +24,7 @@ distances, repeated indices), which is nothing to reproduce.
 
 How to run
 ----------
-Short profile (part of the normal test command; 8/6/4 derandomized examples per metric for
+Short profile (part of the normal test command; 15/11/7 derandomized examples per metric for
 the NearestNeighbors/classifier/regressor tests, no shrinking, about 20-30 s on 2 cores)::
 
     pytest tests/neighbors/test_differential.py
@@ -100,7 +100,7 @@ if _LONG_EXAMPLES:
 else:
     # No shrinking: the short profile reports the first failing example as drawn.
     PROFILE = {
-        "max_examples": 8,
+        "max_examples": 15,
         "derandomize": True,
         "phases": (Phase.explicit, Phase.reuse, Phase.generate),
     }
