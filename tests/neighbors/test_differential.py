@@ -480,9 +480,10 @@ def _report(findings: list[Finding]) -> None:
         lines = [str(f) for f in bad[:25]]
         if len(bad) > 25:
             lines.append(f"... and {len(bad) - 25} more rejected")
-        pytest.fail(
-            f"{len(bad)} disagreement(s) rejected ({allowed} allowed):\n" + "\n".join(lines),
-            pytrace=False,
+        # An AssertionError (not pytest.fail(pytrace=False)) so that hypothesis's notes, the
+        # drawn case and its reproduce blob, are printed with it.
+        raise AssertionError(
+            f"{len(bad)} disagreement(s) rejected ({allowed} allowed):\n" + "\n".join(lines)
         )
 
 
