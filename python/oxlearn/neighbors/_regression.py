@@ -69,6 +69,10 @@ class KNeighborsRegressor(_AcceleratedNeighborsMixin, SklearnKNeighborsRegressor
                     weights = _get_weights(neigh_dist, self.weights)
                 except WeightsShapeError:
                     reason = "the weights callable returned an unexpected array"
+                if neigh_dist.dtype == np.float32:
+                    # (Precomputed float32 distances.) scikit-learn then sums the weights
+                    # in float32, with NumPy's pairwise summation.
+                    reason = "float32 distance weights"
         if reason is not None:
             if reason is not _NOT_FITTED:
                 log_path(self, "predict", reason)

@@ -22,7 +22,7 @@ fn integers(n: usize, d: usize, levels: u32, seed: u64) -> Array2<f64> {
 fn naive_dist(metric: &Metric, a: &[f64], b: &[f64]) -> f64 {
     let diffs = a.iter().zip(b).map(|(x, y)| (x - y).abs());
     match metric {
-        Metric::Euclidean => diffs.map(|d| d * d).sum::<f64>().sqrt(),
+        Metric::Euclidean | Metric::L2 => diffs.map(|d| d * d).sum::<f64>().sqrt(),
         Metric::SqEuclidean => diffs.map(|d| d * d).sum(),
         Metric::Manhattan => diffs.sum(),
         Metric::Chebyshev => diffs.fold(0.0, f64::max),
@@ -75,6 +75,7 @@ fn metrics() -> Vec<Metric> {
     vec![
         Metric::Euclidean,
         Metric::SqEuclidean,
+        Metric::L2,
         Metric::Manhattan,
         Metric::Chebyshev,
         Metric::Minkowski { p: 3.0, w: None },
@@ -554,6 +555,7 @@ fn sklearn_rdist<T: oxlearn_core::Real>(metric: &Metric, a: &[T], b: &[T]) -> f6
         let diff = (x - y).to_f64_lossless().abs();
         d += match metric {
             Metric::Manhattan => diff,
+            Metric::L2 => diff * diff,
             Metric::Minkowski { p, w } => w.as_ref().map_or(1.0, |w| w[j]) * diff.powf(*p),
             _ => unreachable!("direct-sum metrics only"),
         };
@@ -585,6 +587,7 @@ fn direct_sums_are_scikit_learns_bit_for_bit() {
     let w: Vec<f64> = (0..37).map(|j| 0.5 + f64::from(j % 3) * 0.3).collect();
     let metrics = [
         Metric::Manhattan,
+        Metric::L2,
         Metric::Minkowski { p: 3.0, w: None },
         Metric::Minkowski { p: 1.5, w: Some(w) },
     ];

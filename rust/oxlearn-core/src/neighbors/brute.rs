@@ -207,6 +207,7 @@ impl<'a, T: Real> Prepared<'a, T> {
                 }
             }
             Metric::Manhattan => self.direct_sum(qs, qe, ts, te, buf, DirectSum::Manhattan),
+            Metric::L2 => self.direct_sum(qs, qe, ts, te, buf, DirectSum::Squares),
             Metric::Chebyshev => self.direct(qs, ts, tt, buf, chebyshev),
             Metric::Minkowski { .. } => {
                 let kind = DirectSum::Minkowski {
@@ -343,6 +344,8 @@ fn sq_norms_f64<T: Real>(a: &ArrayView2<'_, T>) -> Vec<f64> {
 enum DirectSum<'w> {
     /// `sum |x - y|`.
     Manhattan,
+    /// `sum (x - y)^2` (`l2`'s reduced distance).
+    Squares,
     /// `sum w_j |x_j - y_j|^p` (the reduced distance), `w` optional.
     Minkowski { p: f64, w: Option<&'w [f64]> },
 }
@@ -382,6 +385,12 @@ fn direct_sum_tile<T: Real>(
                 DirectSum::Manhattan => {
                     for (a, &v) in acc.iter_mut().zip(col) {
                         *a += (qj - v).to_f64_lossless().abs();
+                    }
+                }
+                DirectSum::Squares => {
+                    for (a, &v) in acc.iter_mut().zip(col) {
+                        let diff = (qj - v).to_f64_lossless();
+                        *a += diff * diff;
                     }
                 }
                 DirectSum::Minkowski { p, w: None } => {

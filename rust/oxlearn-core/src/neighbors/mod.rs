@@ -48,6 +48,9 @@ pub enum Metric {
     Euclidean,
     /// `sum (x - y)^2`, computed like [`Metric::Euclidean`] without the square root.
     SqEuclidean,
+    /// `sqrt(sum (x - y)^2)` summed feature by feature: scikit-learn's `l2`, which its
+    /// search computes with `EuclideanDistance` (a direct sum), not the GEMM expansion.
+    L2,
     /// `sum |x - y|` (`manhattan`, `cityblock`, `l1`).
     Manhattan,
     /// `max |x - y|` (`chebyshev`, `infinity`).
@@ -70,7 +73,8 @@ impl Metric {
     /// `minkowski`.
     pub fn from_name(name: &str, p: f64, w: Option<Vec<f64>>) -> Result<Self> {
         Ok(match name {
-            "euclidean" | "l2" => Self::Euclidean,
+            "euclidean" => Self::Euclidean,
+            "l2" => Self::L2,
             "sqeuclidean" => Self::SqEuclidean,
             "manhattan" | "cityblock" | "l1" => Self::Manhattan,
             "chebyshev" | "infinity" => Self::Chebyshev,
@@ -120,7 +124,7 @@ impl Metric {
     #[inline]
     pub fn rdist_to_dist(&self, r: f64) -> f64 {
         match self {
-            Self::Euclidean => r.max(0.0).sqrt(),
+            Self::Euclidean | Self::L2 => r.max(0.0).sqrt(),
             Self::Minkowski { p, .. } => r.powf(1.0 / p),
             _ => r,
         }
@@ -130,7 +134,7 @@ impl Metric {
     #[inline]
     pub fn dist_to_rdist(&self, d: f64) -> f64 {
         match self {
-            Self::Euclidean => d * d,
+            Self::Euclidean | Self::L2 => d * d,
             Self::Minkowski { p, .. } => d.powf(*p),
             _ => d,
         }
