@@ -3,7 +3,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use oxlearn_core::CoreError;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// Maps a core error to the exception scikit-learn raises in the same situation.
@@ -14,6 +14,7 @@ pub fn to_pyerr(err: CoreError) -> PyErr {
         | CoreError::InvalidParameter { .. }
         | CoreError::NonFinite(_) => PyValueError::new_err(err.to_string()),
         CoreError::ThreadPool(_) => PyRuntimeError::new_err(err.to_string()),
+        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
     }
 }
 
