@@ -11,10 +11,13 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, Right};
 use super::{Activation, OutActivation, check_params, units_of};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, checked_len, try_filled};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
+
+/// What [`forward_predict`] allocates, for its out-of-memory errors.
+const WHAT: &str = "the MLP's predictions and activations";
 
 /// A contiguous copy-free slice of an intercept vector (copies only a strided view).
 pub(crate) fn bias_slice<'a, T: Real>(b: &'a ArrayView1<'_, T>) -> Cow<'a, [T]> {
@@ -233,7 +236,9 @@ pub fn forward_predict<T: Real>(
     let n = x.nrows();
     let layers = coefs.len();
     let n_out = units[layers];
-    let mut out = Array2::<T>::zeros((n, n_out));
+    let out_len = checked_len(n, n_out, WHAT)?;
+    let mut out = Array2::from_shape_vec((n, n_out), try_filled(out_len, T::zero(), WHAT)?)
+        .map_err(|e| CoreError::invalid("X", e.to_string()))?;
     if n == 0 {
         return Ok(out);
     }
@@ -267,24 +272,31 @@ pub fn forward_predict<T: Real>(
         );
         dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
     };
-    let new_scratch = || -> Vec<Buf<T>> {
+    // Each thread's activations, allocated before its first chunk; a failed allocation is
+    // an error of the call (on any thread), not an abort.
+    let new_scratch = || -> Result<Vec<Buf<T>>> {
         units[1..]
             .iter()
-            .map(|&w| Buf::filled(len * w, T::zero()))
+            .map(|&w| Buf::try_filled(checked_len(len, w, WHAT)?, T::zero(), WHAT))
             .collect()
     };
-    threads.install(|| {
+    threads.install(|| -> Result<()> {
         if threads.count() > 1 && n > len {
             out_s
                 .par_chunks_mut(len * n_out)
                 .enumerate()
-                .for_each_init(new_scratch, run);
+                .try_for_each_init(new_scratch, |scratch, item| {
+                    let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+                    run(scratch, item);
+                    Ok(())
+                })
         } else {
-            let mut scratch = new_scratch();
+            let mut scratch = new_scratch()?;
             for item in out_s.chunks_mut(len * n_out).enumerate() {
                 run(&mut scratch, item);
             }
+            Ok(())
         }
-    })?;
+    })??;
     Ok(out)
 }
