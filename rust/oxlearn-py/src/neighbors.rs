@@ -7,12 +7,12 @@
 use ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use oxlearn_core::neighbors::{self, Metric, vote};
-use oxlearn_core::{Real, Threads};
+use oxlearn_core::{Real, Threads, try_collect};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::errors::run_detached;
+use crate::errors::{run_detached, to_pyerr};
 
 type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
 
@@ -20,20 +20,21 @@ type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
 /// `vec::IntoIter` into the same allocation when the element layouts match, so this does
 /// not hold a second copy of the indices (peak memory).
 fn to_isize(a: Array2<usize>) -> PyResult<Array2<isize>> {
+    const WHAT: &str = "the neighbour indices";
     let dim = a.dim();
+    let n = dim.0 * dim.1;
     if !a.is_standard_layout() {
-        return Ok(a.mapv(|v| v as isize));
+        let flat = try_collect(n, a.iter().map(|&v| v as isize), WHAT).map_err(to_pyerr)?;
+        return Array2::from_shape_vec(dim, flat)
+            .map_err(|e| PyRuntimeError::new_err(format!("internal error in oxlearn: {e}")));
     }
     let (flat, offset) = a.into_raw_vec_and_offset();
-    let (start, n) = (offset.unwrap_or(0), dim.0 * dim.1);
+    let start = offset.unwrap_or(0);
     let flat: Vec<isize> = if start == 0 && flat.len() == n {
         flat.into_iter().map(|v| v as isize).collect()
     } else {
-        flat.iter()
-            .skip(start)
-            .take(n)
-            .map(|&v| v as isize)
-            .collect()
+        let part = flat.iter().skip(start).take(n).map(|&v| v as isize);
+        try_collect(n, part, WHAT).map_err(to_pyerr)?
     };
     Array2::from_shape_vec(dim, flat)
         .map_err(|e| PyRuntimeError::new_err(format!("internal error in oxlearn: {e}")))
