@@ -10,7 +10,7 @@ use super::buf::Buf;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows, reduce, sum_squares,
 };
-use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
+use super::forward::{bias_slice, forward_chunk, forward_small, panel_room, product_rows};
 use super::loss::log_loss_and_delta;
 use super::optim::{Grads, Optimizer, SummedGrads};
 use super::simd::SimdLevel;
@@ -92,10 +92,10 @@ impl<T: Real> Chunk<T> {
     /// A chunk of `len` rows. Every buffer whose size follows from the shapes is allocated
     /// here, up front, so that an allocation failure is an error of the constructor (and
     /// never an abort inside the training loop): the activations (and with `grads` the
-    /// deltas and gradients) written in full, and for a training chunk (`grads` and not
-    /// `whole`) the room of the buffers the passes grow on demand (gathered rows, the small
-    /// kernels' packed panels and transposed gradients, the log-loss's logarithms), reserved
-    /// but not written.
+    /// deltas and gradients) written in full, and the room of the buffers the passes grow
+    /// on demand, reserved but not written: the small kernels' packed panels (unless
+    /// `whole`), and for a training chunk (`grads` and not `whole`) the gathered rows, the
+    /// transposed gradients and the log-loss's logarithms.
     fn new(units: &[usize], len: usize, grads: bool, whole: bool) -> Result<Self> {
         const WHAT: &str = "the MLP's per-chunk activations and gradients";
         let zero = T::zero();
@@ -110,19 +110,14 @@ impl<T: Real> Chunk<T> {
         };
         let train = grads && !whole;
         let (d, n_out) = (units[0], units[units.len() - 1]);
-        // The small kernels' panels hold at most `(n + W - 1) * kk` values of a product with
-        // `n` output columns and inner dimension `kk` (W <= 64 columns per tile): the
-        // forward and delta products of every layer, and its weight gradient (kk = rows).
-        let mut panel_room = 0_usize;
-        let mut tr_room = 0_usize;
-        for w in units.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            for (n, kk) in [(b, a), (a, b), (b, len), (a, len)] {
-                panel_room = panel_room.max(n.saturating_add(63).saturating_mul(kk));
-            }
-            tr_room = tr_room.max(a.saturating_mul(b));
-        }
+        let tr_room = units
+            .windows(2)
+            .map(|w| w[0].saturating_mul(w[1]))
+            .max()
+            .unwrap_or(0);
         let room = |n: usize| if train { n } else { 0 };
+        // Forward-only chunks (validation scores) run the small kernels too.
+        let panel_room = if whole { 0 } else { panel_room(units, len) };
         Ok(Self {
             acts: per_layer(true)?,
             deltas: per_layer(grads)?,
@@ -142,7 +137,7 @@ impl<T: Real> Chunk<T> {
             xb: Buf::try_with_room(room(len.saturating_mul(d)), zero, WHAT)?,
             yb: Buf::try_with_room(room(len.saturating_mul(n_out)), zero, WHAT)?,
             swb: try_vec(room(len), WHAT)?,
-            panel: Buf::try_with_room(room(panel_room), zero, WHAT)?,
+            panel: Buf::try_with_room(panel_room, zero, WHAT)?,
             tr: Buf::try_with_room(room(tr_room), zero, WHAT)?,
             logs: try_vec(room(len.saturating_mul(2)), WHAT)?,
             whole,
@@ -174,6 +169,7 @@ impl<T: Real> Chunk<T> {
             spec.activation,
             spec.out_activation,
             &mut self.acts,
+            &mut self.panel,
             level,
             gemm_threads,
             !self.whole,
@@ -556,6 +552,7 @@ impl<T: Real> Workspace<T> {
                     spec.activation,
                     spec.out_activation,
                     &mut chunk.acts,
+                    &mut chunk.panel,
                     level,
                     Threads::Single,
                     true,

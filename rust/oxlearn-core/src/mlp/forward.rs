@@ -91,11 +91,27 @@ pub(crate) fn layer_forward<T: Real>(
     }
 }
 
+/// The most values the small kernels' packed panels hold for the products of a chunk of
+/// `len` rows of a network with widths `units`: at most `(n + W - 1) * kk` for a product
+/// with `n` output columns and inner dimension `kk` (W <= 64 columns per tile), over the
+/// forward and delta products of every layer and its weight gradient (kk = rows).
+pub(crate) fn panel_room(units: &[usize], len: usize) -> usize {
+    let mut room = 0_usize;
+    for w in units.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for (n, kk) in [(b, a), (a, b), (b, len), (a, len)] {
+            room = room.max(n.saturating_add(63).saturating_mul(kk));
+        }
+    }
+    room
+}
+
 /// The forward pass of one row chunk into `acts` (`acts[l]` receives layer `l + 1`), with
 /// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop). With
 /// `skip_zeros` (the caller checked that the first layer's weights are finite) and a chunk
 /// at least a quarter zero, the first layer's product skips the zeros (see
-/// [`small::skips_zeros`]; the same bits).
+/// [`small::skips_zeros`]; the same bits). `panel` is the small kernels' scratch (see
+/// [`panel_room`]).
 pub(crate) fn forward_chunk<T: Real>(
     x: ArrayView2<'_, T>,
     coefs: &[ArrayView2<'_, T>],
@@ -104,6 +120,7 @@ pub(crate) fn forward_chunk<T: Real>(
     activation: Activation,
     out_activation: OutActivation,
     acts: &mut [Buf<T>],
+    panel: &mut Buf<T>,
     level: SimdLevel,
     gemm_threads: Threads,
     reorient: bool,
@@ -114,7 +131,6 @@ pub(crate) fn forward_chunk<T: Real>(
     if reorient && small::applies(units) {
         let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
         if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
-            let mut panel = Buf::default();
             let masks = (skip_zeros && small::skips_zeros::<T>(units[1]))
                 .then(|| small::nonzero_masks(xs, units[0]))
                 .filter(|m| {
@@ -135,7 +151,7 @@ pub(crate) fn forward_chunk<T: Real>(
                 out_activation,
                 acts,
                 level,
-                &mut panel,
+                panel,
             );
             return;
         }
@@ -253,7 +269,7 @@ pub fn forward_predict<T: Real>(
         .as_slice_mut()
         .expect("a freshly allocated array is contiguous");
     // Rows are independent, so the chunking changes no bit of the result.
-    let run = |scratch: &mut Vec<Buf<T>>, (c, dst): (usize, &mut [T])| {
+    let run = |(scratch, panel): &mut (Vec<Buf<T>>, Buf<T>), (c, dst): (usize, &mut [T])| {
         let start = c * len;
         let rows = dst.len() / n_out;
         let xc = x.slice(ndarray::s![start..start + rows, ..]);
@@ -265,6 +281,7 @@ pub fn forward_predict<T: Real>(
             activation,
             out_activation,
             scratch,
+            panel,
             level,
             Threads::Single,
             true,
@@ -274,11 +291,17 @@ pub fn forward_predict<T: Real>(
     };
     // Each thread's activations, allocated before its first chunk; a failed allocation is
     // an error of the call (on any thread), not an abort.
-    let new_scratch = || -> Result<Vec<Buf<T>>> {
-        units[1..]
+    let room = if small::applies(&units) {
+        panel_room(&units, len)
+    } else {
+        0
+    };
+    let new_scratch = || -> Result<(Vec<Buf<T>>, Buf<T>)> {
+        let acts = units[1..]
             .iter()
             .map(|&w| Buf::try_filled(checked_len(len, w, WHAT)?, T::zero(), WHAT))
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((acts, Buf::try_with_room(room, T::zero(), WHAT)?))
     };
     threads.install(|| -> Result<()> {
         if threads.count() > 1 && n > len {
