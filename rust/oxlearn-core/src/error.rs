@@ -145,9 +145,23 @@ pub fn try_collect<T>(n: usize, iter: impl IntoIterator<Item = T>, what: &str) -
     Ok(v)
 }
 
+/// A `(rows, cols)` array of `value` (`Array2::from_elem`, see [`try_reserve`]).
+pub fn try_array2<T: Clone>(
+    rows: usize,
+    cols: usize,
+    value: T,
+    what: &str,
+) -> Result<ndarray::Array2<T>> {
+    let v = try_filled(checked_len(rows, cols, what)?, value, what)?;
+    ndarray::Array2::from_shape_vec((rows, cols), v).map_err(|_| CoreError::OutOfMemory {
+        what: what.to_owned(),
+        bytes: usize::MAX,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{CoreError, try_collect, try_filled, try_reserve, try_vec};
+    use super::{CoreError, try_array2, try_collect, try_filled, try_reserve, try_vec};
 
     #[test]
     fn small_allocations_succeed() {
@@ -160,6 +174,9 @@ mod tests {
         try_reserve(&mut x, 10, "test").unwrap();
         assert!(x.capacity() >= 11);
         assert!(try_filled::<f64>(0, 0.0, "test").unwrap().is_empty());
+        let a = try_array2(2, 3, 7_i64, "test").unwrap();
+        assert_eq!(a, ndarray::Array2::from_elem((2, 3), 7));
+        assert!(try_array2(usize::MAX, 2, 0_u8, "test").is_err());
     }
 
     #[test]
