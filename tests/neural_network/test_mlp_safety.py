@@ -153,3 +153,14 @@ def test_reading_the_weights_while_a_fit_trains_them(monkeypatch: pytest.MonkeyP
     m.fit(X, y)
     assert len(seen) == 4
     assert all(type(e) is ValueError for e in seen), seen
+
+
+def test_unhashable_subclasses_still_fit() -> None:
+    class Eq(MLPRegressor):
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+    X, y = _data()
+    m = Eq(hidden_layer_sizes=(2,), max_iter=3, random_state=0)
+    m.fit(X, y)
+    m.partial_fit(X, y)

@@ -170,6 +170,7 @@ class _StochasticOptimizer:
 # `copy.deepcopy` never see it, and a copy gets a lock of its own.
 _FIT_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 _FIT_LOCKS_GUARD = threading.Lock()
+_SHARED_FIT_LOCK = threading.RLock()
 
 _Method = TypeVar("_Method", bound=Any)
 
@@ -187,9 +188,14 @@ def _serialised(method: _Method) -> _Method:
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         with _FIT_LOCKS_GUARD:
-            lock = _FIT_LOCKS.get(self)
-            if lock is None:
-                lock = _FIT_LOCKS[self] = threading.RLock()
+            try:
+                lock = _FIT_LOCKS.get(self)
+                if lock is None:
+                    lock = _FIT_LOCKS[self] = threading.RLock()
+            except TypeError:
+                # A subclass made instances unhashable (``__eq__`` without ``__hash__``):
+                # its fits share one lock.
+                lock = _SHARED_FIT_LOCK
         with lock:
             return method(self, *args, **kwargs)
 
