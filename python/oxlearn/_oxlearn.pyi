@@ -15,7 +15,8 @@ def build_info() -> dict[str, Any]: ...
 # `metric` is an effective_metric_ name ("euclidean", "l2", "sqeuclidean", "manhattan",
 # "cityblock", "l1", "chebyshev", "minkowski", "cosine", "precomputed"); `p` (>= 1) and the
 # optional float64 weights `w` are used by "minkowski". `n_jobs` follows scikit-learn (None or
-# -1: every core). Results never depend on `n_jobs`. Errors raise ValueError.
+# -1: every core). Results never depend on `n_jobs`. Errors raise ValueError; an allocation
+# that fails (results, working memory) raises MemoryError, as in every function here.
 
 def kneighbors(
     query: npt.NDArray[Any],
@@ -78,6 +79,8 @@ def knn_regress(
 # {"identity","logistic","softmax","exp"}; loss in
 # {"squared_error","log_loss","binary_log_loss","poisson"} (scikit-learn's LOSS_FUNCTIONS,
 # with its eps clipping, plus the L2 term 0.5*alpha*sum(w**2)/sum(sample_weight)).
+# Arrays a call writes must share no memory with any other array argument and be writeable
+# (ValueError or TypeError otherwise, never a panic); the estimators copy any that do.
 # n_threads >= 1 is an exact thread count. Results are bit-identical for any n_threads.
 
 def mlp_forward(

@@ -12,12 +12,15 @@ numerical work goes to the compiled module in three calls: ``mlp_forward`` (pred
 
 from __future__ import annotations
 
+import functools
 import itertools
+import threading
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -160,6 +163,64 @@ class _StochasticOptimizer:
         """Store the state in the training dtype, C-contiguous."""
         self.first = [_as_float(a, dtype) for a in self.first]
         self.second = [_as_float(a, dtype) for a in self.second]
+
+
+# One lock per estimator object, for its fit/partial_fit calls (see `_serialised`). Kept
+# outside the instance (no `__dict__` entry), so `get_params`, `clone`, pickling and
+# `copy.deepcopy` never see it, and a copy gets a lock of its own.
+_FIT_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+_SHARED_FIT_LOCK = threading.RLock()
+
+_Method = TypeVar("_Method", bound=Any)
+
+
+def _serialised(method: _Method) -> _Method:
+    """Run ``method`` under the estimator's own lock.
+
+    ``fit``/``partial_fit`` train the weight arrays in place with the GIL released; two
+    such calls on one estimator from several threads would train the same arrays at once
+    (which the compiled module refuses). scikit-learn's pure-Python loop tolerates this
+    (its results are then a race); here the calls run one after the other. Re-entrant: a
+    method may call another one (``fit`` from a subclass's ``partial_fit``).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _FIT_LOCKS_GUARD:
+            try:
+                lock = _FIT_LOCKS.get(self)
+                if lock is None:
+                    lock = _FIT_LOCKS[self] = threading.RLock()
+            except TypeError:
+                # A subclass made instances unhashable (``__eq__`` without ``__hash__``):
+                # its fits share one lock.
+                lock = _SHARED_FIT_LOCK
+        with lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _unshared(
+    arrays: Sequence[FloatArray], others: Sequence[FloatArray | None]
+) -> list[FloatArray]:
+    """Copy each of ``arrays`` that may share memory with another one or with ``others``.
+
+    Read-only arrays are copied too; an array is kept as it is otherwise.
+    The compiled kernel borrows every array it writes exclusively and refuses two borrows
+    of one memory (say ``coefs_[1] = coefs_[0]`` set by hand, which scikit-learn's
+    in-place updates accept). Each such array is trained as a copy of its own instead, and
+    the estimator keeps the copies.
+    """
+    out: list[FloatArray] = []
+    for a in arrays:
+        if not a.flags.writeable or any(
+            b is not None and np.may_share_memory(a, b) for b in (*out, *others)
+        ):
+            a = a.copy()
+        out.append(a)
+    return out
 
 
 def _print_progress(n_iter: int, loss: float, validation_score: float | None) -> None:
@@ -737,21 +798,43 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if early_stopping and getattr(self, "validation_scores_", None) is None:
             self.validation_scores_ = []
 
+        # Arrays the kernel writes must share no memory with each other or with the
+        # inputs it reads (see `_unshared`).
+        X_train, y_train = _as_float(X_train, dtype), _as_float(y_train, dtype)
+        inputs = [
+            X_train,
+            y_train,
+            arr(sample_weight_train),
+            arr(X_val),
+            arr(Y_val),
+            arr(sample_weight_val),
+        ]
+        n_coefs = len(self.coefs_)
+        written = _unshared(
+            [*self.coefs_, *self.intercepts_, *optimizer.first, *optimizer.second],
+            inputs,
+        )
+        params = written[: 2 * n_coefs]
+        self.coefs_, self.intercepts_ = params[:n_coefs], params[n_coefs:]
+        optimizer.first = written[2 * n_coefs : 2 * n_coefs + len(optimizer.first)]
+        optimizer.second = written[2 * n_coefs + len(optimizer.first) :]
+        # The best weights are fresh copies (above): nothing else shares their memory.
+
         interrupted = False
         try:
             result = _oxlearn.mlp_fit_stochastic(
-                _as_float(X_train, dtype),
-                _as_float(y_train, dtype),
-                arr(sample_weight_train),
+                X_train,
+                y_train,
+                inputs[2],
                 self.coefs_,
                 self.intercepts_,
                 optimizer.first,
                 optimizer.second,
                 best_coefs,
                 best_intercepts,
-                arr(X_val),
-                arr(Y_val),
-                arr(sample_weight_val),
+                inputs[3],
+                inputs[4],
+                inputs[5],
                 _print_progress if self.verbose else None,
                 activation=str(self.activation),
                 out_activation=self.out_activation_,
@@ -828,6 +911,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.coefs_ = [c.copy() for c in best_coefs]
             self.intercepts_ = [b.copy() for b in best_intercepts]
 
+    @_serialised
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMultilayerPerceptron:
         """Fit the model to data matrix X and target(s) y.
@@ -1234,6 +1318,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return result
 
     @available_if(lambda est: est._check_solver())
+    @_serialised
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
@@ -1479,6 +1564,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         return X, y
 
     @available_if(lambda est: est._check_solver())
+    @_serialised
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Update the model with a single iteration over the given data.

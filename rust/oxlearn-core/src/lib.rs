@@ -25,6 +25,8 @@ pub mod neighbors;
 pub mod parallel;
 pub mod real;
 
-pub use error::{CoreError, Result};
+pub use error::{
+    CoreError, Result, checked_len, try_array2, try_collect, try_filled, try_reserve, try_vec,
+};
 pub use parallel::{Cancel, Threads};
 pub use real::Real;

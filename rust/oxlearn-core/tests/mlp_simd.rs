@@ -643,7 +643,7 @@ fn predict_on_sparse_inputs_keeps_the_bits() {
             Threads::Pool(2),
         )
         .unwrap();
-        let mut ws = Workspace::<f64>::forward_only(&units, n);
+        let mut ws = Workspace::<f64>::forward_only(&units, n).unwrap();
         ws.forward(
             x.view(),
             &[w1.view(), w2.view()],

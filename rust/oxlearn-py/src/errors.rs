@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use oxlearn_core::{Cancel, CoreError};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// Maps a core error to the exception scikit-learn raises in the same situation.
@@ -21,6 +21,7 @@ pub fn to_pyerr(err: CoreError) -> PyErr {
         // Only reached when the work stopped without a signal handler raising (the
         // handler's own exception is raised instead, see `run_interruptible`).
         CoreError::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
+        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ndarray::{ArrayView1, ArrayView2};
 use numpy::{
-    Element, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2,
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
 };
 use oxlearn_core::mlp::{
@@ -51,17 +51,28 @@ fn type_name<T: Real>() -> &'static str {
     }
 }
 
+/// The error for an array this call cannot borrow: one it also writes (the same array, or
+/// memory shared with it, passed twice) or a read-only one it must write. rust-numpy's
+/// `extract` would panic there (a `PanicException` that `except Exception` misses).
+fn borrow_error(name: &str, e: &numpy::BorrowError) -> PyErr {
+    PyValueError::new_err(format!(
+        "{name} cannot be borrowed ({e}): pass arrays that share no memory with the arrays \
+         this call writes, and writeable ones where it writes"
+    ))
+}
+
 /// Borrows a 2-D array of the training dtype, C-contiguous.
 fn ro2<'py, T: Real + Element>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
-    let arr = obj.extract::<PyReadonlyArray2<'py, T>>().map_err(|_| {
+    let arr = obj.cast::<PyArray2<T>>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{name} must be a 2-D {} numpy array (the training dtype)",
             type_name::<T>()
         ))
     })?;
+    let arr = arr.try_readonly().map_err(|e| borrow_error(name, &e))?;
     if !arr.is_c_contiguous() {
         return Err(PyTypeError::new_err(format!("{name} must be C-contiguous")));
     }
@@ -73,12 +84,13 @@ fn ro1<'py, T: Real + Element>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
-    let arr = obj.extract::<PyReadonlyArray1<'py, T>>().map_err(|_| {
+    let arr = obj.cast::<PyArray1<T>>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{name} must be a 1-D {} numpy array (the training dtype)",
             type_name::<T>()
         ))
     })?;
+    let arr = arr.try_readonly().map_err(|e| borrow_error(name, &e))?;
     if !arr.is_c_contiguous() {
         return Err(PyTypeError::new_err(format!("{name} must be C-contiguous")));
     }
@@ -256,7 +268,10 @@ fn rw_list<'py, T: Real + Element, A>(
 }
 
 fn rw2<'py, T: Real + Element>(o: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArray2<'py, T>> {
-    let a = o.extract::<PyReadwriteArray2<'py, T>>()?;
+    let a = o
+        .cast::<PyArray2<T>>()?
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if a.is_c_contiguous() {
         Ok(a)
     } else {
@@ -265,7 +280,10 @@ fn rw2<'py, T: Real + Element>(o: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArr
 }
 
 fn rw1<'py, T: Real + Element>(o: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArray1<'py, T>> {
-    let a = o.extract::<PyReadwriteArray1<'py, T>>()?;
+    let a = o
+        .cast::<PyArray1<T>>()?
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if a.is_c_contiguous() {
         Ok(a)
     } else {

@@ -10,14 +10,14 @@ use super::buf::Buf;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows, reduce, sum_squares,
 };
-use super::forward::{bias_slice, forward_chunk, forward_small, product_rows};
+use super::forward::{bias_slice, forward_chunk, forward_small, panel_room, product_rows};
 use super::loss::log_loss_and_delta;
 use super::optim::{Grads, Optimizer, SummedGrads};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
 use super::{Loss, NetSpec, OutActivation, check_params};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, checked_len as mul, try_collect, try_filled, try_vec};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
@@ -89,35 +89,59 @@ impl<T: Real> Chunk<T> {
         }
     }
 
-    fn new(units: &[usize], len: usize, grads: bool) -> Self {
-        let per_layer = |on: bool| -> Vec<Buf<T>> {
+    /// A chunk of `len` rows. Every buffer whose size follows from the shapes is allocated
+    /// here, up front, so that an allocation failure is an error of the constructor (and
+    /// never an abort inside the training loop): the activations (and with `grads` the
+    /// deltas and gradients) written in full, and the room of the buffers the passes grow
+    /// on demand, reserved but not written: the small kernels' packed panels (unless
+    /// `whole`), and for a training chunk (`grads` and not `whole`) the gathered rows, the
+    /// transposed gradients and the log-loss's logarithms.
+    fn new(units: &[usize], len: usize, grads: bool, whole: bool) -> Result<Self> {
+        const WHAT: &str = "the MLP's per-chunk activations and gradients";
+        let zero = T::zero();
+        let per_layer = |on: bool| -> Result<Vec<Buf<T>>> {
             units[1..]
                 .iter()
-                .map(|&w| Buf::filled(if on { len * w } else { 0 }, T::zero()))
+                .map(|&w| {
+                    let n = if on { mul(len, w, WHAT)? } else { 0 };
+                    Buf::try_filled(n, zero, WHAT)
+                })
                 .collect()
         };
-        Self {
-            acts: per_layer(true),
-            deltas: per_layer(grads),
+        let train = grads && !whole;
+        let (d, n_out) = (units[0], units[units.len() - 1]);
+        let tr_room = units
+            .windows(2)
+            .map(|w| w[0].saturating_mul(w[1]))
+            .max()
+            .unwrap_or(0);
+        let room = |n: usize| if train { n } else { 0 };
+        // Forward-only chunks (validation scores) run the small kernels too.
+        let panel_room = if whole { 0 } else { panel_room(units, len) };
+        Ok(Self {
+            acts: per_layer(true)?,
+            deltas: per_layer(grads)?,
             coef_grads: units
                 .windows(2)
-                .map(|w| Buf::filled(if grads { w[0] * w[1] } else { 0 }, T::zero()))
-                .collect(),
-            int_grads: per_layer(false)
-                .into_iter()
-                .zip(&units[1..])
-                .map(|(_, &w)| Buf::filled(if grads { w } else { 0 }, T::zero()))
-                .collect(),
+                .map(|w| {
+                    let n = if grads { mul(w[0], w[1], WHAT)? } else { 0 };
+                    Buf::try_filled(n, zero, WHAT)
+                })
+                .collect::<Result<_>>()?,
+            int_grads: units[1..]
+                .iter()
+                .map(|&w| Buf::try_filled(if grads { w } else { 0 }, zero, WHAT))
+                .collect::<Result<_>>()?,
             loss: 0.0,
             sumsq: 0.0,
-            xb: Buf::default(),
-            yb: Buf::default(),
-            swb: Vec::new(),
-            panel: Buf::default(),
-            tr: Buf::default(),
-            logs: Vec::new(),
-            whole: false,
-        }
+            xb: Buf::try_with_room(room(len.saturating_mul(d)), zero, WHAT)?,
+            yb: Buf::try_with_room(room(len.saturating_mul(n_out)), zero, WHAT)?,
+            swb: try_vec(room(len), WHAT)?,
+            panel: Buf::try_with_room(panel_room, zero, WHAT)?,
+            tr: Buf::try_with_room(room(tr_room), zero, WHAT)?,
+            logs: try_vec(room(len.saturating_mul(2)), WHAT)?,
+            whole,
+        })
     }
 
     /// Forward and backward passes of the chunk's rows on the calling thread: the data
@@ -145,6 +169,7 @@ impl<T: Real> Chunk<T> {
             spec.activation,
             spec.out_activation,
             &mut self.acts,
+            &mut self.panel,
             level,
             gemm_threads,
             !self.whole,
@@ -397,7 +422,7 @@ pub struct Workspace<T> {
 
 impl<T: Real> Workspace<T> {
     /// Buffers for a network with layer widths `units` and batches of up to `cap` rows.
-    pub fn new(units: &[usize], cap: usize) -> Self {
+    pub fn new(units: &[usize], cap: usize) -> Result<Self> {
         Self::build(units, cap, true, false)
     }
 
@@ -405,16 +430,17 @@ impl<T: Real> Workspace<T> {
     /// one chunk (the GEMMs, parallel inside, sum over all rows) and a sequential L2 sum.
     /// L-BFGS amplifies last-bit differences of the loss and gradient over hundreds of
     /// iterations, and this order is the one whose results track scikit-learn's.
-    pub fn whole_batch(units: &[usize], cap: usize) -> Self {
+    pub fn whole_batch(units: &[usize], cap: usize) -> Result<Self> {
         Self::build(units, cap, true, true)
     }
 
     /// Buffers for [`Workspace::forward`] only (no gradient buffers).
-    pub fn forward_only(units: &[usize], cap: usize) -> Self {
+    pub fn forward_only(units: &[usize], cap: usize) -> Result<Self> {
         Self::build(units, cap, false, false)
     }
 
-    fn build(units: &[usize], cap: usize, grads: bool, whole: bool) -> Self {
+    fn build(units: &[usize], cap: usize, grads: bool, whole: bool) -> Result<Self> {
+        const WHAT: &str = "the MLP's gradients and outputs";
         let cap = cap.max(1);
         let max_rows = max_chunk_rows(units);
         let (live, len) = if whole {
@@ -426,35 +452,41 @@ impl<T: Real> Workspace<T> {
             )
         };
         let chunks = (0..live)
-            .map(|_| Chunk {
-                whole,
-                ..Chunk::new(units, len, grads)
-            })
-            .collect();
+            .map(|_| Chunk::new(units, len, grads, whole))
+            .collect::<Result<_>>()?;
         let n_out = units[units.len() - 1];
-        let coef_grads = units
-            .windows(2)
-            .map(|w| Array2::zeros(if grads { (w[0], w[1]) } else { (0, 0) }))
-            .collect();
+        let zeros2 = |w: &[usize]| -> Result<Array2<T>> {
+            let (r, c) = if grads { (w[0], w[1]) } else { (0, 0) };
+            let v = try_filled(mul(r, c, WHAT)?, T::zero(), WHAT)?;
+            Array2::from_shape_vec((r, c), v)
+                .map_err(|e| CoreError::invalid("units", e.to_string()))
+        };
+        let coef_grads = units.windows(2).map(zeros2).collect::<Result<_>>()?;
         let intercept_grads = units[1..]
             .iter()
-            .map(|&w| Array1::zeros(if grads { w } else { 0 }))
-            .collect();
-        Self {
+            .map(|&w| {
+                Ok(Array1::from_vec(try_filled(
+                    if grads { w } else { 0 },
+                    T::zero(),
+                    WHAT,
+                )?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
             units: units.to_vec(),
             cap,
             chunks,
             out: if grads {
                 Vec::new()
             } else {
-                vec![T::zero(); cap * n_out]
+                try_filled(mul(cap, n_out, WHAT)?, T::zero(), WHAT)?
             },
             level: SimdLevel::detected(),
             whole,
             pending: None,
             coef_grads,
             intercept_grads,
-        }
+        })
     }
 
     /// The largest batch these buffers hold.
@@ -520,6 +552,7 @@ impl<T: Real> Workspace<T> {
                     spec.activation,
                     spec.out_activation,
                     &mut chunk.acts,
+                    &mut chunk.panel,
                     level,
                     Threads::Single,
                     true,
@@ -995,11 +1028,14 @@ pub fn loss_grad_packed<T: Real>(
     check_params(units, &coefs, &intercepts)?;
     let y_c = y.as_standard_layout();
     let y_s = y_c.as_slice().expect("standard layout is contiguous");
-    let sw_c = sw.map(|w| w.to_vec());
+    let sw_c = sw
+        .map(|w| try_collect(w.len(), w.iter().copied(), "the sample weights"))
+        .transpose()?;
     let bias: Vec<_> = intercepts.iter().map(bias_slice).collect();
     let bias_refs: Vec<&[T]> = bias.iter().map(AsRef::as_ref).collect();
-    threads.install(|| {
-        let mut ws = Workspace::whole_batch(units, x.nrows());
+    threads.install(|| -> Result<(f64, Vec<T>)> {
+        let mut ws = Workspace::whole_batch(units, x.nrows())?;
+        let mut grad = try_vec(packed.len(), "the MLP's packed gradient")?;
         let loss = ws.backprop(
             x,
             y_s,
@@ -1010,13 +1046,12 @@ pub fn loss_grad_packed<T: Real>(
             alpha,
             threads,
         );
-        let mut grad = Vec::with_capacity(packed.len());
         for g in &ws.coef_grads {
             grad.extend(g.iter().copied());
         }
         for g in &ws.intercept_grads {
             grad.extend(g.iter().copied());
         }
-        (loss, grad)
-    })
+        Ok((loss, grad))
+    })?
 }

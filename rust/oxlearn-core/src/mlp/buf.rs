@@ -12,6 +12,8 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+use crate::error::{Result, try_filled, try_vec};
+
 /// Bytes of alignment of a [`Buf`]'s first value: a cache line, an AVX-512 vector.
 pub const ALIGN: usize = 64;
 
@@ -35,10 +37,33 @@ impl<T: Clone> Buf<T> {
         Self { raw, off, len }
     }
 
+    /// [`Buf::filled`], or [`crate::CoreError::OutOfMemory`] naming `what` when the
+    /// allocation fails.
+    pub fn try_filled(len: usize, value: T, what: &str) -> Result<Self> {
+        let extra = ALIGN / size_of::<T>().max(1);
+        let raw = try_filled(len.saturating_add(extra), value, what)?;
+        let off = raw.as_ptr().align_offset(ALIGN).min(extra);
+        Ok(Self { raw, off, len })
+    }
+
+    /// An empty buffer with room for `room` values, allocated up front but not written
+    /// (pages the buffer never uses are never touched): a later [`Buf::resize`] within the
+    /// room does not allocate, so a loop that grows the buffer on demand cannot fail there.
+    pub fn try_with_room(room: usize, value: T, what: &str) -> Result<Self> {
+        let extra = ALIGN / size_of::<T>().max(1);
+        let mut raw: Vec<T> = try_vec(room.saturating_add(extra), what)?;
+        let off = raw.as_ptr().align_offset(ALIGN).min(extra);
+        raw.resize(off, value);
+        Ok(Self { raw, off, len: 0 })
+    }
+
     /// Sets the length to `len`, as `Vec::resize`: values kept up to the old length, new ones
     /// set to `value`. Reallocates (aligned again) only when the room is too small.
     pub fn resize(&mut self, len: usize, value: T) {
-        if self.off + len <= self.raw.len() {
+        if self.off + len <= self.raw.capacity() {
+            if self.raw.len() < self.off + len {
+                self.raw.resize(self.off + len, value.clone());
+            }
             if len > self.len {
                 self.raw[self.off + self.len..self.off + len].fill(value);
             }
@@ -127,6 +152,18 @@ mod tests {
             assert!(g[len / 2..].iter().all(|&v| v == 7.0));
             g.clear();
             assert!(g.is_empty());
+            let mut r = Buf::try_with_room(len, 0.5_f64, "test").unwrap();
+            let at = r.raw.as_ptr();
+            assert!(aligned(&r) && r.is_empty());
+            r.resize(len, 3.0);
+            assert!(aligned(&r) && r.len() == len && r.iter().all(|&v| v == 3.0));
+            assert_eq!(
+                r.raw.as_ptr(),
+                at,
+                "a resize within the room does not reallocate"
+            );
+            let t = Buf::try_filled(len, 2.5_f32, "test").unwrap();
+            assert!(aligned(&t) && t.len() == len && t.iter().all(|&v| v == 2.5));
             g.resize(3, 4.0);
             assert!(aligned(&g) && g[..] == [4.0, 4.0, 4.0]);
         }

@@ -11,10 +11,13 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, Right};
 use super::{Activation, OutActivation, check_params, units_of};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, checked_len, try_filled};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
+
+/// What [`forward_predict`] allocates, for its out-of-memory errors.
+const WHAT: &str = "the MLP's predictions and activations";
 
 /// A contiguous copy-free slice of an intercept vector (copies only a strided view).
 pub(crate) fn bias_slice<'a, T: Real>(b: &'a ArrayView1<'_, T>) -> Cow<'a, [T]> {
@@ -88,11 +91,27 @@ pub(crate) fn layer_forward<T: Real>(
     }
 }
 
+/// The most values the small kernels' packed panels hold for the products of a chunk of
+/// `len` rows of a network with widths `units`: at most `(n + W - 1) * kk` for a product
+/// with `n` output columns and inner dimension `kk` (W <= 64 columns per tile), over the
+/// forward and delta products of every layer and its weight gradient (kk = rows).
+pub(crate) fn panel_room(units: &[usize], len: usize) -> usize {
+    let mut room = 0_usize;
+    for w in units.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for (n, kk) in [(b, a), (a, b), (b, len), (a, len)] {
+            room = room.max(n.saturating_add(63).saturating_mul(kk));
+        }
+    }
+    room
+}
+
 /// The forward pass of one row chunk into `acts` (`acts[l]` receives layer `l + 1`), with
 /// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop). With
 /// `skip_zeros` (the caller checked that the first layer's weights are finite) and a chunk
 /// at least a quarter zero, the first layer's product skips the zeros (see
-/// [`small::skips_zeros`]; the same bits).
+/// [`small::skips_zeros`]; the same bits). `panel` is the small kernels' scratch (see
+/// [`panel_room`]).
 pub(crate) fn forward_chunk<T: Real>(
     x: ArrayView2<'_, T>,
     coefs: &[ArrayView2<'_, T>],
@@ -101,6 +120,7 @@ pub(crate) fn forward_chunk<T: Real>(
     activation: Activation,
     out_activation: OutActivation,
     acts: &mut [Buf<T>],
+    panel: &mut Buf<T>,
     level: SimdLevel,
     gemm_threads: Threads,
     reorient: bool,
@@ -111,7 +131,6 @@ pub(crate) fn forward_chunk<T: Real>(
     if reorient && small::applies(units) {
         let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
         if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
-            let mut panel = Buf::default();
             let masks = (skip_zeros && small::skips_zeros::<T>(units[1]))
                 .then(|| small::nonzero_masks(xs, units[0]))
                 .filter(|m| {
@@ -132,7 +151,7 @@ pub(crate) fn forward_chunk<T: Real>(
                 out_activation,
                 acts,
                 level,
-                &mut panel,
+                panel,
             );
             return;
         }
@@ -233,7 +252,9 @@ pub fn forward_predict<T: Real>(
     let n = x.nrows();
     let layers = coefs.len();
     let n_out = units[layers];
-    let mut out = Array2::<T>::zeros((n, n_out));
+    let out_len = checked_len(n, n_out, WHAT)?;
+    let mut out = Array2::from_shape_vec((n, n_out), try_filled(out_len, T::zero(), WHAT)?)
+        .map_err(|e| CoreError::invalid("X", e.to_string()))?;
     if n == 0 {
         return Ok(out);
     }
@@ -248,7 +269,7 @@ pub fn forward_predict<T: Real>(
         .as_slice_mut()
         .expect("a freshly allocated array is contiguous");
     // Rows are independent, so the chunking changes no bit of the result.
-    let run = |scratch: &mut Vec<Buf<T>>, (c, dst): (usize, &mut [T])| {
+    let run = |(scratch, panel): &mut (Vec<Buf<T>>, Buf<T>), (c, dst): (usize, &mut [T])| {
         let start = c * len;
         let rows = dst.len() / n_out;
         let xc = x.slice(ndarray::s![start..start + rows, ..]);
@@ -260,6 +281,7 @@ pub fn forward_predict<T: Real>(
             activation,
             out_activation,
             scratch,
+            panel,
             level,
             Threads::Single,
             true,
@@ -267,24 +289,37 @@ pub fn forward_predict<T: Real>(
         );
         dst.copy_from_slice(&scratch[layers - 1][..rows * n_out]);
     };
-    let new_scratch = || -> Vec<Buf<T>> {
-        units[1..]
-            .iter()
-            .map(|&w| Buf::filled(len * w, T::zero()))
-            .collect()
+    // Each thread's activations, allocated before its first chunk; a failed allocation is
+    // an error of the call (on any thread), not an abort.
+    let room = if small::applies(&units) {
+        panel_room(&units, len)
+    } else {
+        0
     };
-    threads.install(|| {
+    let new_scratch = || -> Result<(Vec<Buf<T>>, Buf<T>)> {
+        let acts = units[1..]
+            .iter()
+            .map(|&w| Buf::try_filled(checked_len(len, w, WHAT)?, T::zero(), WHAT))
+            .collect::<Result<_>>()?;
+        Ok((acts, Buf::try_with_room(room, T::zero(), WHAT)?))
+    };
+    threads.install(|| -> Result<()> {
         if threads.count() > 1 && n > len {
             out_s
                 .par_chunks_mut(len * n_out)
                 .enumerate()
-                .for_each_init(new_scratch, run);
+                .try_for_each_init(new_scratch, |scratch, item| {
+                    let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+                    run(scratch, item);
+                    Ok(())
+                })
         } else {
-            let mut scratch = new_scratch();
+            let mut scratch = new_scratch()?;
             for item in out_s.chunks_mut(len * n_out).enumerate() {
                 run(&mut scratch, item);
             }
+            Ok(())
         }
-    })?;
+    })??;
     Ok(out)
 }

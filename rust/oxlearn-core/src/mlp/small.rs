@@ -158,7 +158,23 @@ pub fn mostly_zero(zeros: usize, len: usize) -> bool {
 /// zero).
 pub fn nonzero_masks<T: Real>(x: &[T], d: usize) -> Vec<u64> {
     let words = d.div_ceil(64);
-    let mut masks = vec![0_u64; x.len().checked_div(d).unwrap_or(0) * words];
+    fill_masks(
+        x,
+        d,
+        vec![0_u64; x.len().checked_div(d).unwrap_or(0) * words],
+    )
+}
+
+/// [`nonzero_masks`], or [`crate::CoreError::OutOfMemory`] when the masks cannot be
+/// allocated (they are as many as the rows of a whole training set).
+pub fn try_nonzero_masks<T: Real>(x: &[T], d: usize) -> crate::Result<Vec<u64>> {
+    const WHAT: &str = "the MLP's input zero masks";
+    let n = crate::checked_len(x.len().checked_div(d).unwrap_or(0), d.div_ceil(64), WHAT)?;
+    Ok(fill_masks(x, d, crate::try_filled(n, 0, WHAT)?))
+}
+
+fn fill_masks<T: Real>(x: &[T], d: usize, mut masks: Vec<u64>) -> Vec<u64> {
+    let words = d.div_ceil(64);
     if d == 0 {
         return masks;
     }

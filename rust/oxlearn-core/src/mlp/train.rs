@@ -14,10 +14,10 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
-use super::small::{self, nonzero_masks};
+use super::small::{self, try_nonzero_masks};
 use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, try_collect, try_filled, try_vec};
 use crate::parallel::Threads;
 use crate::real::Real;
 
@@ -290,28 +290,31 @@ pub fn fit_stochastic<T: Real>(
     // With inputs that are zero often enough (see [`Sparse`]), the loop trains on a copy of
     // the inputs whose features are reordered, and the first layer's weights (and moments)
     // have their rows in that order: the same network, whose products skip more zeros.
-    let sparse = (small::applies(units) && small::skips_zeros::<T>(units[1]))
-        .then(|| Sparse::of(data.x, d))
-        .flatten();
+    let sparse = if small::applies(units) && small::skips_zeros::<T>(units[1]) {
+        Sparse::of(data.x, d)?
+    } else {
+        None
+    };
     let width = units[1];
-    let mut own = [&*params, &*first, &*second].map(|list| {
+    let [own_p, own_f, own_s] = [&*params, &*first, &*second].map(|list| {
         list.iter()
             .enumerate()
             .map(|(i, a)| {
-                let mut b = Buf::filled(a.len(), T::zero());
+                let mut b = Buf::try_filled(a.len(), T::zero(), "the MLP's working parameters")?;
                 match &sparse {
                     Some(sp) if i == 0 => sp.rows_in(a, &mut b, width),
                     _ => b.copy_from_slice(a),
                 }
-                b
+                Ok(b)
             })
-            .collect::<Vec<_>>()
+            .collect::<Result<Vec<_>>>()
     });
+    let mut own = [own_p?, own_f?, own_s?];
     let x_train = sparse.as_ref().map_or(data.x, |sp| &sp.x[..]);
-    let x_val = sparse
-        .as_ref()
-        .zip(val)
-        .map(|(sp, (xv, ..))| sp.reorder(xv));
+    let x_val = match (&sparse, val) {
+        (Some(sp), Some((xv, ..))) => Some(sp.reorder(xv)?),
+        _ => None,
+    };
     let (out_params, out_first, out_second) = (params, first, second);
     let [own_params, own_first, own_second] = &mut own;
     let mut lists = [own_params, own_first, own_second]
@@ -320,9 +323,11 @@ pub fn fit_stochastic<T: Real>(
     let result = threads.install(|| {
         with_team(team_threads, |team| {
             let exec = team.map_or(Exec::Rayon(threads), Exec::Team);
-            let mut ws = Workspace::<T>::new(units, batch);
-            let mut val_ws = val.map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv));
-            let mut idx: Vec<usize> = (0..n).collect();
+            let mut ws = Workspace::<T>::new(units, batch)?;
+            let mut val_ws = val
+                .map(|(_, _, _, nv, _)| Workspace::<T>::forward_only(units, nv))
+                .transpose()?;
+            let mut idx: Vec<usize> = try_collect(n, 0..n, "the MLP's shuffled sample order")?;
             // The coefficients' sum of squares after the last update (the L2 penalty of the
             // next batch), when the update computed it.
             let mut penalty = None;
@@ -486,27 +491,27 @@ struct Sparse<T> {
     order: Vec<usize>,
     /// The inputs with their features in that order.
     x: Vec<T>,
-    /// [`nonzero_masks`] of `x`.
+    /// [`small::nonzero_masks`] of `x`.
     masks: Vec<u64>,
 }
 
 impl<T: Real> Sparse<T> {
     /// The prepared inputs when at least a quarter of `x`'s values are zero (and there are
     /// two features or more); `None` otherwise, and the loop runs on `x` as it is.
-    fn of(x: &[T], d: usize) -> Option<Self> {
+    fn of(x: &[T], d: usize) -> Result<Option<Self>> {
         if d < 2 {
-            return None;
+            return Ok(None);
         }
-        let mut zeros = vec![0_usize; d];
+        let mut zeros = try_filled(d, 0_usize, "the MLP's per-feature zero counts")?;
         for row in x.chunks_exact(d) {
             for (z, &v) in zeros.iter_mut().zip(row) {
                 *z += usize::from(v == T::zero());
             }
         }
         if !small::mostly_zero(zeros.iter().sum(), x.len()) {
-            return None;
+            return Ok(None);
         }
-        let mut order: Vec<usize> = (0..d).collect();
+        let mut order: Vec<usize> = try_collect(d, 0..d, "the MLP's feature order")?;
         // Stable: features zero equally often keep their order.
         order.sort_by_key(|&f| std::cmp::Reverse(zeros[f]));
         let mut sp = Self {
@@ -514,19 +519,19 @@ impl<T: Real> Sparse<T> {
             x: Vec::new(),
             masks: Vec::new(),
         };
-        sp.x = sp.reorder(x);
-        sp.masks = nonzero_masks(&sp.x, d);
-        Some(sp)
+        sp.x = sp.reorder(x)?;
+        sp.masks = try_nonzero_masks(&sp.x, d)?;
+        Ok(Some(sp))
     }
 
     /// Rows of `x` (`order.len()` values wide) with their values in feature order.
-    fn reorder(&self, x: &[T]) -> Vec<T> {
+    fn reorder(&self, x: &[T]) -> Result<Vec<T>> {
         let d = self.order.len();
-        let mut out = Vec::with_capacity(x.len());
+        let mut out = try_vec(x.len(), "the MLP's reordered inputs")?;
         for row in x.chunks_exact(d) {
             out.extend(self.order.iter().map(|&f| row[f]));
         }
-        out
+        Ok(out)
     }
 
     /// `dst` row `q` = `src` row `order[q]` (`width` values each): first-layer weights into

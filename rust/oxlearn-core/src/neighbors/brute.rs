@@ -8,7 +8,7 @@ use super::Metric;
 use super::heap::{KHeap, simultaneous_sort, stable_sort};
 use super::int8::Int8Tiles;
 use super::screen::Screen;
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, checked_len, try_collect, try_filled, try_reserve, try_vec};
 use crate::linalg::gemm;
 use crate::parallel::{Cancel, Threads, Wake};
 use crate::real::Real;
@@ -466,9 +466,11 @@ fn needs_float64<T: Real>(
     !(exact(train) && exact(query))
 }
 
-/// A float64 copy of `a` (exact).
-fn upcast<T: Real>(a: ArrayView2<'_, T>) -> Array2<f64> {
-    a.mapv(Real::to_f64_lossless)
+/// A float64 copy of `a` (exact), in standard layout.
+fn upcast<T: Real>(a: ArrayView2<'_, T>) -> Result<Array2<f64>> {
+    let what = "a float64 copy of the float32 data";
+    let flat = try_collect(a.len(), a.iter().map(|&v| v.to_f64_lossless()), what)?;
+    Array2::from_shape_vec(a.dim(), flat).map_err(|_| CoreError::shape(what, a.len(), a.len()))
 }
 
 /// float32 copies of float64 inputs whose Euclidean arithmetic is exact in float32.
@@ -506,7 +508,9 @@ fn exact_in_f32<T: Real>(
 fn to_f32_exact<T: Real>(a: ArrayView2<'_, T>, limit: f64) -> Option<Array2<f32>> {
     let dim = a.dim();
     let a = a.as_slice()?;
-    let mut out: Vec<f32> = Vec::with_capacity(a.len());
+    // Without room for the copy, the search runs on `a` itself (the same answers).
+    let mut out: Vec<f32> = Vec::new();
+    out.try_reserve_exact(a.len()).ok()?;
     for c in a.chunks(256) {
         if !small_integers(c, limit) {
             return None;
@@ -1183,7 +1187,7 @@ fn search_multi<T: Real>(
             return screen.search(&plan, wake);
         }
         drop(wake);
-        let (q64, t64) = (upcast(query), upcast(train));
+        let (q64, t64) = (upcast(query)?, upcast(train)?);
         return search_multi(
             q64.view(),
             t64.view(),
@@ -1320,7 +1324,7 @@ fn search_tiles<'p, T: Real>(
                 let at = sets.iter().position(|s| s.fits(rows, cols, ks))?;
                 Some(sets.swap_remove(at))
             });
-            reused.unwrap_or_else(|| Scratch::new(rows, cols, ks))
+            reused.map_or_else(|| Scratch::new(rows, cols, ks), Ok)
         },
         |scratch: &mut Scratch<T>, qs, qe, out_d, out_i| {
             let Scratch {
@@ -1368,6 +1372,9 @@ pub(super) fn finish_tile<T: Real>(
     }
 }
 
+/// What the searches' result buffers are, for their out-of-memory errors.
+const RESULTS: &str = "the neighbour results";
+
 /// Runs `run(scratch, qs, qe, out_d, out_i)` on every query tile `qs..qe` of at most
 /// `max_rows` rows (in parallel on `plan.threads`), where `out_*` are the tile's rows of the
 /// results (`plan.kk` values per query) and `scratch` a thread's working memory, made by
@@ -1377,7 +1384,7 @@ pub(super) fn over_tiles<S: Send>(
     plan: &Plan<'_>,
     wake: Wake,
     max_rows: usize,
-    new_scratch: impl Fn(usize) -> S + Sync,
+    new_scratch: impl Fn(usize) -> Result<S> + Sync,
     run: impl Fn(&mut S, usize, usize, &mut [f64], &mut [usize]) + Sync,
     recycle: impl FnOnce(Vec<S>),
 ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
@@ -1391,8 +1398,8 @@ pub(super) fn over_tiles<S: Send>(
     // Results go straight into one flat buffer per output type: row q holds, for each k of
     // `ks` in order, its k distances (indices). Each query tile writes its own rows, so
     // heaps live only while their tile is searched (memory: tiles in flight, not n_queries).
-    let mut flat_d = vec![0.0f64; n_q * kk];
-    let mut flat_i = vec![0usize; n_q * kk];
+    let mut flat_d = try_filled(checked_len(n_q, kk, RESULTS)?, 0.0f64, RESULTS)?;
+    let mut flat_i = try_filled(flat_d.len(), 0usize, RESULTS)?;
     let tq = query_tile(n_q, threads, max_rows);
     let n_tiles = n_q.div_ceil(tq);
     // One working set per thread, allocated here, by the calling thread, and reused by every
@@ -1400,8 +1407,10 @@ pub(super) fn over_tiles<S: Send>(
     // thread's malloc arena by a tile buffer per tile it took (that churn, fragmented by the
     // GEMM's packing buffers, was most of a first search's extra memory).
     let slots: Vec<Mutex<S>> = (0..threads.count().min(n_tiles))
-        .map(|_| Mutex::new(new_scratch(tq.min(n_q))))
-        .collect();
+        .map(|_| new_scratch(tq.min(n_q)).map(Mutex::new))
+        .collect::<Result<_>>()?;
+    // A working set the fallback below could not allocate (reported after the search).
+    let failed: Mutex<Option<CoreError>> = Mutex::new(None);
     let search_tile = |t: usize, out_d: &mut [f64], out_i: &mut [usize]| {
         let qs = t * tq;
         let qe = (qs + tq).min(n_q);
@@ -1411,7 +1420,15 @@ pub(super) fn over_tiles<S: Send>(
         let mut guard = slots.iter().find_map(|s| s.try_lock().ok());
         let scratch = match guard.as_deref_mut() {
             Some(s) => s,
-            None => own.insert(new_scratch(qe - qs)),
+            None => match new_scratch(qe - qs) {
+                Ok(s) => own.insert(s),
+                Err(e) => {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
+                }
+            },
         };
         run(scratch, qs, qe, out_d, out_i);
     };
@@ -1435,6 +1452,9 @@ pub(super) fn over_tiles<S: Send>(
     threads.linger();
     drop(outputs);
     plan.cancel.check()?;
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
     recycle(
         slots
             .into_iter()
@@ -1455,11 +1475,19 @@ pub(super) fn over_tiles<S: Send>(
         .iter()
         .zip(&plan.offsets)
         .map(|(&k, &o)| {
-            let dist = Array2::from_shape_fn((n_q, k), |(q, j)| flat_d[q * kk + o + j]);
-            let idx = Array2::from_shape_fn((n_q, k), |(q, j)| flat_i[q * kk + o + j]);
-            (dist, idx)
+            let n = n_q * k;
+            let cells = move |i: usize| (i / k) * kk + o + i % k;
+            let dist = try_collect(n, (0..n).map(|i| flat_d[cells(i)]), RESULTS)?;
+            let idx = try_collect(n, (0..n).map(|i| flat_i[cells(i)]), RESULTS)?;
+            match (
+                Array2::from_shape_vec((n_q, k), dist),
+                Array2::from_shape_vec((n_q, k), idx),
+            ) {
+                (Ok(d), Ok(i)) => Ok((d, i)),
+                _ => Err(CoreError::shape("neighbour results", n, n)),
+            }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(out)
 }
 
@@ -1487,13 +1515,13 @@ struct Scratch<T> {
 }
 
 impl<T: Real> Scratch<T> {
-    fn new(rows: usize, cols: usize, sorted_ks: &[usize]) -> Self {
-        let per_query = || sorted_ks.iter().map(|&k| KHeap::new(k)).collect::<Vec<_>>();
-        Self {
-            buf: vec![T::zero(); rows * cols],
-            heaps: (0..rows).map(|_| per_query()).collect(),
-            fresh: per_query(),
-        }
+    fn new(rows: usize, cols: usize, sorted_ks: &[usize]) -> Result<Self> {
+        const WHAT: &str = "the neighbour search's working memory";
+        Ok(Self {
+            buf: try_filled(checked_len(rows, cols, WHAT)?, T::zero(), WHAT)?,
+            heaps: KHeap::try_sets(rows, sorted_ks)?,
+            fresh: KHeap::try_row(sorted_ks)?,
+        })
     }
 
     /// Whether this set is the one [`Scratch::new`] makes for these arguments.
@@ -1664,7 +1692,7 @@ impl RadiusSearch<'_> {
         if needs_float64(query, train, metric) {
             // As in `search_multi`: scikit-learn's float32 Euclidean distances are float64
             // sums.
-            return self.run(upcast(query).view(), upcast(train).view());
+            return self.run(upcast(query)?.view(), upcast(train)?.view());
         }
         let prep = Prepared::new(query, train, metric)?;
         let n_q = query.nrows();
@@ -1684,9 +1712,10 @@ impl RadiusSearch<'_> {
                 v.to_f64_lossless() <= r64
             }
         };
-        let tiles = over_query_tiles(n_q, threads, |qs, qe| {
-            let mut buf = vec![T::zero(); (qe - qs) * TRAIN_TILE.min(n_t)];
-            let mut found: Vec<(Vec<T>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); qe - qs];
+        let tiles = over_query_tiles(n_q, threads, |qs, qe| -> Result<_> {
+            let mut buf = try_filled((qe - qs) * TRAIN_TILE.min(n_t), T::zero(), RESULTS)?;
+            let mut found: Vec<(Vec<T>, Vec<usize>)> =
+                try_filled(qe - qs, (Vec::new(), Vec::new()), RESULTS)?;
             for ts in (0..n_t).step_by(TRAIN_TILE) {
                 if cancel.is_cancelled() {
                     break;
@@ -1695,7 +1724,16 @@ impl RadiusSearch<'_> {
                 let tt = te - ts;
                 prep.tile(qs, qe, ts, te, &mut buf);
                 for (i, (vals, idx)) in found.iter_mut().enumerate() {
-                    for (j, &v) in buf[i * tt..(i + 1) * tt].iter().enumerate() {
+                    let row = &buf[i * tt..(i + 1) * tt];
+                    // Room for this row's neighbours first (growing as `push` would), so
+                    // running out of memory is an error, not an abort.
+                    let hits = row.iter().filter(|&&v| within(v)).count();
+                    if vals.capacity() - vals.len() < hits || idx.capacity() - idx.len() < hits {
+                        let more = hits.max(vals.len());
+                        try_reserve(vals, more, RESULTS)?;
+                        try_reserve(idx, more, RESULTS)?;
+                    }
+                    for (j, &v) in row.iter().enumerate() {
                         if within(v) {
                             vals.push(v);
                             idx.push(ts + j);
@@ -1712,12 +1750,16 @@ impl RadiusSearch<'_> {
                     }
                 }
             }
-            found
-        })?;
+            Ok(found)
+        })?
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         cancel.check()?;
+        let total: usize = tiles.iter().flatten().map(|(_, idx)| idx.len()).sum();
         let mut res = RadiusResult {
-            indptr: Vec::with_capacity(n_q + 1),
-            ..RadiusResult::default()
+            indptr: try_vec(n_q + 1, RESULTS)?,
+            indices: try_vec(total, RESULTS)?,
+            distances: try_vec(total, RESULTS)?,
         };
         res.indptr.push(0);
         for tile in tiles {

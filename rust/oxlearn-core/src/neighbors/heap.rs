@@ -108,6 +108,30 @@ impl<T: Real> KHeap<T> {
         }
     }
 
+    /// [`KHeap::new`], or [`crate::CoreError::OutOfMemory`] when it cannot be allocated
+    /// (`k` comes from the caller: `n_neighbors` can be as large as the training set).
+    pub fn try_new(k: usize) -> crate::Result<Self> {
+        const WHAT: &str = "the neighbour heaps";
+        Ok(Self {
+            values: crate::try_filled(k, T::max_value(), WHAT)?,
+            indices: crate::try_filled(k, 0, WHAT)?,
+        })
+    }
+
+    /// One heap per `k` of `ks` for each of `rows` queries (see [`KHeap::try_new`]).
+    pub fn try_sets(rows: usize, ks: &[usize]) -> crate::Result<Vec<Vec<Self>>> {
+        let mut sets = crate::try_vec(rows, "the neighbour heaps")?;
+        for _ in 0..rows {
+            sets.push(Self::try_row(ks)?);
+        }
+        Ok(sets)
+    }
+
+    /// One heap per `k` of `ks` (see [`KHeap::try_new`]).
+    pub fn try_row(ks: &[usize]) -> crate::Result<Vec<Self>> {
+        ks.iter().map(|&k| Self::try_new(k)).collect()
+    }
+
     /// Empties the heap (as [`KHeap::new`] makes it), keeping its storage.
     pub fn reset(&mut self) {
         self.values.fill(T::max_value());

@@ -200,15 +200,17 @@ fn pack_rows<T: Real>(
 ) -> Option<Int8Tiles> {
     let dp = d.next_multiple_of(4);
     let (n_q, n_t) = (q.len() / d, t.len() / d);
-    let mut qb = vec![0u8; (n_q + MR) * dp];
-    let mut qn = Vec::with_capacity(n_q);
+    // Without room for the packed copies, the search takes another path (the same
+    // answers) instead of aborting.
+    let mut qb: Vec<u8> = crate::try_filled((n_q + MR).checked_mul(dp)?, 0, "").ok()?;
+    let mut qn = crate::try_vec(n_q, "").ok()?;
     for (r, out) in q.chunks_exact(d).zip(qb.chunks_exact_mut(dp)) {
         qn.push(convert(r, out)?);
     }
     let groups = dp / 4;
     let n_panels = n_t.div_ceil(PANEL);
-    let mut tb = vec![0i8; n_panels * groups * PANEL * 4];
-    let mut tn = vec![0i32; n_panels * PANEL];
+    let mut tb: Vec<i8> = crate::try_filled(n_panels * groups * PANEL * 4, 0, "").ok()?;
+    let mut tn: Vec<i32> = crate::try_filled(n_panels * PANEL, 0, "").ok()?;
     let mut row = vec![0u8; dp];
     for (i, (r, norm)) in t.chunks_exact(d).zip(tn.iter_mut()).enumerate() {
         *norm = convert(r, &mut row)?;

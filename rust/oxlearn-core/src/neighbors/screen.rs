@@ -54,7 +54,7 @@ use super::brute::{
 #[cfg(target_arch = "x86_64")]
 use super::brute::{Simd, admit_mask_avx, simd_level};
 use super::heap::KHeap;
-use crate::error::Result;
+use crate::error::{Result, try_filled};
 use crate::linalg::gemm;
 use crate::parallel::{Cancel, Threads, Wake};
 use crate::real::Real;
@@ -351,20 +351,24 @@ impl Work {
         d: usize,
         k_max: usize,
         sorted_ks: &[usize],
-    ) -> Self {
-        let per_query = || sorted_ks.iter().map(|&k| KHeap::new(k)).collect::<Vec<_>>();
-        Self {
-            q32: vec![0.0; rows * d],
-            t32: vec![0.0; tt * d],
-            qlo: vec![0.0; rows],
-            qhi: vec![0.0; rows],
-            tlo: vec![0.0; tt],
-            thi: vec![0.0; tt],
-            buf: vec![0.0; block * tt],
-            bounds: (0..rows).map(|_| KHeap::new(k_max)).collect(),
-            heaps: (0..rows).map(|_| per_query()).collect(),
-            fresh: per_query(),
-        }
+    ) -> Result<Self> {
+        const WHAT: &str = "the neighbour search's working memory";
+        let zeros = |n: Option<usize>| try_filled(n.unwrap_or(usize::MAX), 0.0, WHAT);
+        Ok(Self {
+            q32: zeros(rows.checked_mul(d))?,
+            t32: zeros(tt.checked_mul(d))?,
+            qlo: zeros(Some(rows))?,
+            qhi: zeros(Some(rows))?,
+            tlo: zeros(Some(tt))?,
+            thi: zeros(Some(tt))?,
+            buf: zeros(block.checked_mul(tt))?,
+            bounds: KHeap::try_sets(rows, &[k_max])?
+                .into_iter()
+                .flatten()
+                .collect(),
+            heaps: KHeap::try_sets(rows, sorted_ks)?,
+            fresh: KHeap::try_row(sorted_ks)?,
+        })
     }
 }
 

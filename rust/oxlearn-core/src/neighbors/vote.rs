@@ -6,7 +6,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, try_array2};
 use crate::real::Real;
 
 /// NumPy's pairwise summation (`pairwise_sum` in `numpy/_core/src/umath/loops_utils.h.src`),
@@ -109,7 +109,7 @@ pub fn classify(
     check_labels(&y, n_classes)?;
     check_weights(weights.as_ref(), &neigh)?;
     let (n_q, k) = neigh.dim();
-    let mut out = Array2::<i64>::zeros((n_q, n_classes.len()));
+    let mut out = try_array2(n_q, n_classes.len(), 0_i64, "the predicted classes")?;
     let mut template = vec![0.0f64; k];
     for (o, &nc) in n_classes.iter().enumerate() {
         let mut counts = vec![0usize; nc];
@@ -170,7 +170,7 @@ pub fn classify_proba(
     let (n_q, k) = neigh.dim();
     let mut all = Vec::with_capacity(n_classes.len());
     for (o, &nc) in n_classes.iter().enumerate() {
-        let mut proba = Array2::<f64>::zeros((n_q, nc));
+        let mut proba = try_array2(n_q, nc, 0.0_f64, "the class probabilities")?;
         for q in 0..n_q {
             let mut row = proba.row_mut(q);
             for j in 0..k {
@@ -200,7 +200,7 @@ pub fn regress<T: Real>(
     check_weights(weights.as_ref(), &neigh)?;
     let (n_q, k) = neigh.dim();
     let n_out = y.ncols();
-    let mut out = Array2::<T>::zeros((n_q, n_out));
+    let mut out = try_array2(n_q, n_out, T::zero(), "the predictions")?;
     let mut vals = vec![T::zero(); k];
     let mut prods = vec![0.0f64; k];
     let kf = T::from_f64_lossy(k as f64);
