@@ -681,8 +681,10 @@ class Trio:
     def __init__(self, cls: str, **kw):
         kw = dict(kw)
         self.sk = getattr(skn, cls)(algorithm="brute", n_jobs=1, **copy.deepcopy(kw))
-        self.ox1 = getattr(oxn, cls)(n_jobs=1, **copy.deepcopy(kw))
-        self.oxd = getattr(oxn, cls)(**copy.deepcopy(kw))
+        # The same algorithm on both sides: with 'auto', low-dimensional data runs
+        # scikit-learn's trees, through oxlearn's fallback as well.
+        self.ox1 = getattr(oxn, cls)(algorithm="brute", n_jobs=1, **copy.deepcopy(kw))
+        self.oxd = getattr(oxn, cls)(algorithm="brute", **copy.deepcopy(kw))
         self.findings: list[Finding] = []
 
     def fit(self, *args):
