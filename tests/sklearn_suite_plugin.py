@@ -1,13 +1,15 @@
-"""pytest plugin: scikit-learn's own neighbours tests with oxlearn's classes swapped in.
+"""pytest plugin: scikit-learn's own tests with oxlearn's classes swapped in.
 
 Load it with ``-p sklearn_suite_plugin`` (this directory on ``sys.path``) when running
-``sklearn/neighbors/tests/test_neighbors.py``; ``test_sklearn_suite.py`` does, in a
-subprocess. Before scikit-learn's test module is imported, ``sklearn.neighbors``'
-``KNeighborsClassifier``, ``KNeighborsRegressor`` and ``NearestNeighbors`` (and the same
-names in the private modules that define or use them) become oxlearn's. A test "touches"
-our classes when it constructs one of them (directly, by ``clone`` or through
-``kneighbors_graph``/``radius_neighbors_graph``). With ``OXLEARN_SKLEARN_SUITE_REPORT`` set,
-the counts and every failure of a touching test are written there as JSON.
+``sklearn/neighbors/tests/test_neighbors.py`` or ``sklearn/neural_network/tests/test_mlp.py``
+(``OXLEARN_SKLEARN_SUITE=neighbors`` or ``neural_network``); ``test_sklearn_suite.py``
+does, in a subprocess. Before scikit-learn's test module is imported, the package's
+classes (``KNeighborsClassifier``, ``KNeighborsRegressor``, ``NearestNeighbors``, or
+``MLPClassifier``, ``MLPRegressor``; and the same names in the private modules that define
+or use them) become oxlearn's. A test "touches" our classes when it constructs one of them
+(directly, by ``clone`` or through ``kneighbors_graph``/``radius_neighbors_graph``). With
+``OXLEARN_SKLEARN_SUITE_REPORT`` set, the counts and every failure of a touching test are
+written there as JSON.
 """
 
 from __future__ import annotations
@@ -18,21 +20,35 @@ import os
 from typing import Any
 
 import oxlearn.neighbors
+import oxlearn.neural_network
 import pytest
 import sklearn.neighbors
 import sklearn.neighbors._classification
 import sklearn.neighbors._graph
 import sklearn.neighbors._regression
 import sklearn.neighbors._unsupervised
+import sklearn.neural_network
+import sklearn.neural_network._multilayer_perceptron
 
-NAMES = ("KNeighborsClassifier", "KNeighborsRegressor", "NearestNeighbors")
-_MODULES = [
-    sklearn.neighbors,
-    sklearn.neighbors._classification,
-    sklearn.neighbors._regression,
-    sklearn.neighbors._unsupervised,
-    sklearn.neighbors._graph,
-]
+#: Per suite: our package, the swapped names, and scikit-learn's modules that hold them.
+SUITES: dict[str, tuple[Any, tuple[str, ...], list[Any]]] = {
+    "neighbors": (
+        oxlearn.neighbors,
+        ("KNeighborsClassifier", "KNeighborsRegressor", "NearestNeighbors"),
+        [
+            sklearn.neighbors,
+            sklearn.neighbors._classification,
+            sklearn.neighbors._regression,
+            sklearn.neighbors._unsupervised,
+            sklearn.neighbors._graph,
+        ],
+    ),
+    "neural_network": (
+        oxlearn.neural_network,
+        ("MLPClassifier", "MLPRegressor"),
+        [sklearn.neural_network, sklearn.neural_network._multilayer_perceptron],
+    ),
+}
 
 _touched = [False]
 
@@ -45,15 +61,17 @@ def _record_construction(cls: type) -> None:
         _touched[0] = True
         init(self, *args, **kwargs)
 
+    __init__._oxlearn_recorded = True  # type: ignore[attr-defined]
     cls.__init__ = __init__  # type: ignore[misc]
 
 
 def _swap() -> None:
-    for name in NAMES:
-        ours = getattr(oxlearn.neighbors, name)
-        if "__init__" not in ours.__dict__:
+    package, names, modules = SUITES[os.environ.get("OXLEARN_SKLEARN_SUITE", "neighbors")]
+    for name in names:
+        ours = getattr(package, name)
+        if not getattr(ours.__init__, "_oxlearn_recorded", False):
             _record_construction(ours)
-        for module in _MODULES:
+        for module in modules:
             if hasattr(module, name):
                 setattr(module, name, ours)
 
