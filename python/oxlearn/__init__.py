@@ -7,5 +7,14 @@ distance search and the network training compiled to native code.
 
 from oxlearn import neighbors, neural_network
 from oxlearn._oxlearn import __version__, build_info
+from oxlearn._patch import patch_sklearn, sklearn_is_patched, unpatch_sklearn
 
-__all__ = ["__version__", "build_info", "neighbors", "neural_network"]
+__all__ = [
+    "__version__",
+    "build_info",
+    "neighbors",
+    "neural_network",
+    "patch_sklearn",
+    "sklearn_is_patched",
+    "unpatch_sklearn",
+]
