@@ -7,14 +7,17 @@ distance search and the network training compiled to native code.
 
 from oxlearn import neighbors, neural_network
 from oxlearn._oxlearn import __version__, build_info
+from oxlearn._convert import from_sklearn, to_sklearn
 from oxlearn._patch import patch_sklearn, sklearn_is_patched, unpatch_sklearn
 
 __all__ = [
     "__version__",
     "build_info",
+    "from_sklearn",
     "neighbors",
     "neural_network",
     "patch_sklearn",
     "sklearn_is_patched",
+    "to_sklearn",
     "unpatch_sklearn",
 ]

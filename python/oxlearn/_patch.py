@@ -16,6 +16,7 @@ import importlib
 import logging
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 logger = logging.getLogger("oxlearn")
 
@@ -104,6 +105,12 @@ def unpatch_sklearn(names: Iterable[str] | None = None) -> None:
                 restored = True
         if restored:
             logger.info("unpatch_sklearn: sklearn's %s is scikit-learn's again", name)
+
+
+def original_sklearn_class(name: str) -> Any:
+    """scikit-learn's own class ``name``, patched or not."""
+    public = PATCHABLE[_names(name)[0]][1][0]
+    return _ORIGINALS.get((public, name)) or getattr(_module(public), name)
 
 
 def sklearn_is_patched(name: str | None = None) -> bool:

@@ -361,6 +361,27 @@ class _AcceleratedNeighborsMixin:
         self._tree = None
         self._oxlearn_fit_reason = None
 
+    def _oxlearn_adopt_fitted_state(self) -> None:
+        """Work out which path a fit made by scikit-learn's code takes (`oxlearn.from_sklearn`).
+
+        The fitted attributes are scikit-learn's already; this records, as `_fit` would
+        have, whether queries can take the Rust path: a brute-force fit of dense float data
+        with accelerated parameters can, anything else keeps running scikit-learn's code.
+        """
+        X = self._fit_X
+        reason = self._params_fallback_reason()
+        if reason is None and self._fit_method != "brute":
+            reason = f"fitted with scikit-learn's {self._fit_method}"
+        elif reason is None and sp.issparse(X):
+            reason = "sparse X"
+        elif reason is None and X.dtype not in _FLOAT_DTYPES:
+            reason = f"X of dtype {X.dtype} is not accelerated"
+        elif reason is None and self.metric != "precomputed":
+            reason = self._weights_fallback_reason(X.shape[1])
+        if reason is None:
+            self._fit_X = np.ascontiguousarray(X)
+        self._oxlearn_fit_reason = reason
+
     def _set_effective_metric(self) -> None:
         """Set ``effective_metric_`` and ``effective_metric_params_`` as scikit-learn does."""
         self.effective_metric_, self.effective_metric_params_ = self._effective_metric()

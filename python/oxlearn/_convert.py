@@ -1,0 +1,110 @@
+"""Conversion of fitted models between oxlearn and scikit-learn, both ways, without refitting.
+
+Both libraries' estimators hold the same fitted attributes under the same names (oxlearn's
+reproduce scikit-learn's), so a conversion copies the fitted state into an instance of the
+other library's class with the same parameters. Only private state that one library keeps
+in its own types is left out: the MLP's stochastic optimiser (``_optimizer``), which a
+later ``partial_fit`` or ``warm_start`` fit then starts afresh, as a first ``fit`` does, and
+oxlearn's record of which path a neighbour estimator's fit took, which ``from_sklearn``
+works out again from the fitted state.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from oxlearn._patch import PATCHABLE, original_sklearn_class
+
+#: Private attributes held in one library's own types (see the module docs).
+_NOT_CONVERTED = frozenset({"_optimizer"})
+
+
+def _fitted_state(est: Any) -> dict[str, Any]:
+    check_is_fitted(est)
+    state = {
+        key: value
+        for key, value in est.__dict__.items()
+        if key not in _NOT_CONVERTED and not key.startswith("_oxlearn")
+    }
+    # The converted model owns its arrays: changing one model leaves the other as it was.
+    return copy.deepcopy(state)
+
+
+def _class_name(est: Any, library: str) -> str:
+    name = type(est).__name__
+    if name not in PATCHABLE or not type(est).__module__.startswith(f"{library}."):
+        raise TypeError(
+            f"expected a {library} estimator among {sorted(PATCHABLE)}, "
+            f"got {type(est).__module__}.{name}"
+        )
+    return name
+
+
+def to_sklearn(est: BaseEstimator) -> BaseEstimator:
+    """Return scikit-learn's estimator for a fitted oxlearn one.
+
+    Parameters
+    ----------
+    est : oxlearn estimator
+        A fitted ``KNeighborsClassifier``, ``KNeighborsRegressor``, ``NearestNeighbors``,
+        ``MLPClassifier`` or ``MLPRegressor`` of oxlearn.
+
+    Returns
+    -------
+    sklearn_est : scikit-learn estimator
+        An instance of scikit-learn's class of the same name, with the same parameters
+        and fitted attributes: its predictions equal oxlearn's (for the MLP, scikit-learn's
+        own arithmetic on the same weights). It needs no oxlearn to load or run.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``est`` is not fitted.
+    TypeError
+        If ``est`` is not one of oxlearn's five estimators.
+    """
+    name = _class_name(est, "oxlearn")
+    state = _fitted_state(est)
+    cls = original_sklearn_class(name)
+    out: BaseEstimator = cls(**est.get_params(deep=False))
+    out.__dict__.update(state)
+    return out
+
+
+def from_sklearn(est: BaseEstimator) -> BaseEstimator:
+    """Return oxlearn's estimator for a fitted scikit-learn one (accelerated, not refitted).
+
+    Parameters
+    ----------
+    est : scikit-learn estimator
+        A fitted ``KNeighborsClassifier``, ``KNeighborsRegressor``, ``NearestNeighbors``,
+        ``MLPClassifier`` or ``MLPRegressor`` of scikit-learn (one loaded with joblib, say).
+
+    Returns
+    -------
+    oxlearn_est : oxlearn estimator
+        oxlearn's class of the same name with the same parameters and fitted attributes.
+        A neighbour estimator whose fit scikit-learn's code would run (a tree, sparse data,
+        another metric) keeps running scikit-learn's code, as if oxlearn had fitted it.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``est`` is not fitted.
+    TypeError
+        If ``est`` is not one of scikit-learn's five estimators.
+    """
+    name = _class_name(est, "sklearn")
+    state = _fitted_state(est)
+    cls = getattr(importlib.import_module(PATCHABLE[name][0]), name)
+    out: BaseEstimator = cls(**est.get_params(deep=False))
+    out.__dict__.update(state)
+    adopt = getattr(out, "_oxlearn_adopt_fitted_state", None)
+    if adopt is not None:
+        adopt()
+    return out
