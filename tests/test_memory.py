@@ -119,7 +119,8 @@ class TestOutOfMemory:
             """
             rng = np.random.default_rng(0)
             X = rng.random((20_000, 1))
-            nn = oxlearn.neighbors.NearestNeighbors(radius=10.0).fit(X)
+            # brute: with "auto", one feature runs scikit-learn's KD-tree instead of the Rust search.
+            nn = oxlearn.neighbors.NearestNeighbors(radius=10.0, algorithm="brute").fit(X)
             nn.radius_neighbors(X)
             """
         )

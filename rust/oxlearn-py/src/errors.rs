@@ -65,12 +65,10 @@ pub const INTERRUPTIBLE_WORK: usize = 50_000_000;
 
 /// Runs `f` with the GIL released and stops it on Ctrl-C.
 ///
-/// Signal handlers run only on the main thread, and only with the GIL: so `f` runs on a
-/// helper thread while this thread re-takes the GIL every [`SIGNAL_POLL`] to run them.
-/// When a handler raises (Ctrl-C: `KeyboardInterrupt`), `f`'s [`Cancel`] token is set,
-/// `f` returns early (it polls the token between tiles of work), and the handler's
-/// exception is raised; whatever `f` computed is dropped. Work estimated below
-/// [`INTERRUPTIBLE_WORK`] (`work`, in multiply-adds) runs on this thread without polling.
+/// Work estimated below [`INTERRUPTIBLE_WORK`] (`work`, in multiply-adds) runs through
+/// [`run_detached`], without polling; longer work through [`run_watched`], and when a
+/// signal handler raised (Ctrl-C: `KeyboardInterrupt`), its exception is raised and
+/// whatever `f` computed is dropped.
 pub fn run_interruptible<T, F>(py: Python<'_>, work: usize, f: F) -> PyResult<T>
 where
     T: Send,
@@ -79,6 +77,26 @@ where
     if work < INTERRUPTIBLE_WORK {
         return run_detached(py, || f(Cancel::never()));
     }
+    match run_watched(py, f) {
+        (_, Some(raised)) => Err(raised),
+        (outcome, None) => outcome,
+    }
+}
+
+/// Runs `f` with the GIL released while this thread runs Python's signal handlers: the one
+/// place that watches for Ctrl-C during Rust work.
+///
+/// Signal handlers run only on the main thread, and only with the GIL: so `f` runs on a
+/// helper thread while this thread re-takes the GIL every [`SIGNAL_POLL`] to run them.
+/// When a handler raises, `f`'s [`Cancel`] token is set (`f` polls it between units of
+/// work and returns early) and the handler's exception is returned beside `f`'s outcome,
+/// for the caller to decide: a search drops its result, an MLP fit keeps the epochs it
+/// trained (scikit-learn's behaviour on Ctrl-C).
+pub fn run_watched<T, F>(py: Python<'_>, f: F) -> (PyResult<T>, Option<PyErr>)
+where
+    T: Send,
+    F: FnOnce(&Cancel) -> Result<T, CoreError> + Send,
+{
     let cancel = Cancel::default();
     let mut raised: Option<PyErr> = None;
     let outcome = py.detach(|| {
@@ -104,8 +122,5 @@ where
             worker.join().unwrap_or_else(Err)
         })
     });
-    match raised {
-        Some(e) => Err(e),
-        None => finish(outcome),
-    }
+    (finish(outcome), raised)
 }

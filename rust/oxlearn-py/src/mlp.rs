@@ -4,9 +4,7 @@
 //! the training dtype (float32 or float64, dispatched once from `X`) and is C-contiguous;
 //! anything else is a `TypeError`. Arrays are borrowed before the GIL is released.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use ndarray::{ArrayView1, ArrayView2};
 use numpy::{
@@ -22,7 +20,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{run_detached, to_pyerr};
+use crate::errors::{run_detached, run_watched, to_pyerr};
 
 /// The training dtype of a call.
 #[derive(Clone, Copy)]
@@ -351,9 +349,6 @@ fn slice_of1<'a, T: Real + Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<
         .map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
-/// How often the calling thread runs signal handlers while a fit without callback trains.
-const SIGNAL_POLL: Duration = Duration::from_millis(20);
-
 /// Everything of `mlp_fit_stochastic` that is not an array.
 struct FitArgs {
     cfg: TrainConfig,
@@ -364,8 +359,8 @@ struct FitArgs {
 /// Runs the core loop on a helper thread while this (the calling, normally main) thread
 /// re-takes the GIL to run pending signal handlers (only the main thread can). With a
 /// Python callback it services every epoch-end hook (signals, then the callback, then go on
-/// or stop); without one it polls the signals every `SIGNAL_POLL` and the loop only reads a
-/// stop flag at each epoch end.
+/// or stop); without one `errors::run_watched` polls the signals and the loop only reads a
+/// cancel flag at each epoch end.
 fn fit_typed<'py, T: Real + Element>(
     py: Python<'py>,
     arrays: &FitArrays<'_, 'py>,
@@ -421,95 +416,76 @@ fn fit_typed<'py, T: Real + Element>(
     let state = &mut args.state;
     let threads = args.threads;
 
-    let summary: TrainSummary = run_detached(py, || {
-        if callback.is_none() {
-            // No per-epoch callback: the loop never waits for this thread. This thread wakes
-            // every SIGNAL_POLL to run pending signal handlers and raises a flag the epoch
-            // hook reads (a per-epoch hand-off cost two thread wake-ups per epoch, several
-            // percent of a small network's fit). A Ctrl-C stops training after the epoch
-            // in which the flag is seen.
-            let stop = AtomicBool::new(false);
-            let (done_tx, done_rx) = mpsc::channel::<()>();
-            return std::thread::scope(|s| {
-                let stop = &stop;
+    let summary: TrainSummary = if callback.is_none() {
+        // No per-epoch callback: the loop never waits for this thread, which runs the
+        // signal handlers meanwhile (`run_watched`); the epoch hook only reads the cancel
+        // flag (a per-epoch hand-off cost two thread wake-ups per epoch, several percent of
+        // a small network's fit). A Ctrl-C stops training after the epoch in which the flag
+        // is seen, and the fit returns what it trained, as scikit-learn's does; another
+        // exception from a signal handler is raised.
+        let (outcome, raised) = run_watched(py, |cancel| {
+            let mut hook = |_: usize, _: f64, _: Option<f64>| {
+                if cancel.is_cancelled() {
+                    EpochControl::Interrupt
+                } else {
+                    EpochControl::Continue
+                }
+            };
+            mlp::fit_stochastic(
+                data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads, &mut hook,
+            )
+        });
+        match raised {
+            Some(e) if !e.is_instance_of::<PyKeyboardInterrupt>(py) => return Err(e),
+            _ => outcome?,
+        }
+    } else {
+        run_detached(py, || {
+            let (ev_tx, ev_rx) = mpsc::channel::<(usize, f64, Option<f64>)>();
+            let (ctl_tx, ctl_rx) = mpsc::channel::<EpochControl>();
+            std::thread::scope(|s| {
                 let worker = s.spawn(move || {
-                    let mut hook = |_: usize, _: f64, _: Option<f64>| {
-                        if stop.load(Ordering::Relaxed) {
-                            EpochControl::Interrupt
-                        } else {
-                            EpochControl::Continue
+                    let mut hook = move |n_iter: usize, loss: f64, score: Option<f64>| {
+                        if ev_tx.send((n_iter, loss, score)).is_err() {
+                            return EpochControl::Interrupt;
                         }
+                        ctl_rx.recv().unwrap_or(EpochControl::Interrupt)
                     };
-                    let result = mlp::fit_stochastic(
+                    mlp::fit_stochastic(
                         data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads,
                         &mut hook,
-                    );
-                    drop(done_tx);
-                    result
+                    )
                 });
-                while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(SIGNAL_POLL) {
-                    if stop.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    Python::attach(|py| {
+                // Ends when the worker drops its sender, i.e. when training is over.
+                for (n_iter, loss, score) in ev_rx {
+                    let ctl = Python::attach(|py| {
                         if let Err(e) = py.check_signals() {
                             if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
                                 callback_error = Some(e);
                             }
-                            stop.store(true, Ordering::Relaxed);
+                            return EpochControl::Interrupt;
                         }
+                        if let Some(cb) = &callback
+                            && let Err(e) = cb.call1(py, (n_iter, loss, score))
+                        {
+                            // Ctrl-C inside the callback is an interrupt like any other.
+                            if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                                callback_error = Some(e);
+                            }
+                            return EpochControl::Interrupt;
+                        }
+                        EpochControl::Continue
                     });
+                    // The worker may already be gone only if it failed; its result says so.
+                    let _ = ctl_tx.send(ctl);
                 }
                 match worker.join() {
                     Ok(result) => result,
                     Err(payload) => std::panic::resume_unwind(payload),
                 }
-            });
-        }
-        let (ev_tx, ev_rx) = mpsc::channel::<(usize, f64, Option<f64>)>();
-        let (ctl_tx, ctl_rx) = mpsc::channel::<EpochControl>();
-        std::thread::scope(|s| {
-            let worker = s.spawn(move || {
-                let mut hook = move |n_iter: usize, loss: f64, score: Option<f64>| {
-                    if ev_tx.send((n_iter, loss, score)).is_err() {
-                        return EpochControl::Interrupt;
-                    }
-                    ctl_rx.recv().unwrap_or(EpochControl::Interrupt)
-                };
-                mlp::fit_stochastic(
-                    data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads,
-                    &mut hook,
-                )
-            });
-            // Ends when the worker drops its sender, i.e. when training is over.
-            for (n_iter, loss, score) in ev_rx {
-                let ctl = Python::attach(|py| {
-                    if let Err(e) = py.check_signals() {
-                        if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                            callback_error = Some(e);
-                        }
-                        return EpochControl::Interrupt;
-                    }
-                    if let Some(cb) = &callback
-                        && let Err(e) = cb.call1(py, (n_iter, loss, score))
-                    {
-                        // Ctrl-C inside the callback is an interrupt like any other.
-                        if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                            callback_error = Some(e);
-                        }
-                        return EpochControl::Interrupt;
-                    }
-                    EpochControl::Continue
-                });
-                // The worker may already be gone only if it failed; its result says so.
-                let _ = ctl_tx.send(ctl);
-            }
-            match worker.join() {
-                Ok(result) => result,
-                Err(payload) => std::panic::resume_unwind(payload),
-            }
-        })
-    })?;
+            })
+        })?
+    };
     if let Some(e) = callback_error {
         return Err(e);
     }
