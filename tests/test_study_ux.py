@@ -51,6 +51,7 @@ class _SwallowsCtrlC:
 
     trigger = 3
     calls = 0
+    sent_at = 0.0
     lock = threading.Lock()
 
     def __init__(self, hidden_layer_sizes: Any = (4,), random_state: int = 0, **kw: Any) -> None:
@@ -63,6 +64,7 @@ class _SwallowsCtrlC:
             mine = type(self).calls == type(self).trigger
         if mine:
             try:
+                type(self).sent_at = time.perf_counter()
                 os.kill(os.getpid(), signal.SIGINT)
                 for _ in range(100):  # in the main thread the KeyboardInterrupt lands here
                     time.sleep(0.01)
@@ -107,7 +109,9 @@ def test_ctrl_c_stops_study_and_drops_the_interrupted_fit(
             jobs=jobs,
             threads=1,
         )
-    assert time.perf_counter() - start < 30
+    assert time.perf_counter() - start < 60
+    # the study stops right away: no fit after the interrupted one, no waiting for workers
+    assert time.perf_counter() - _SwallowsCtrlC.sent_at < 2.0
     assert isinstance(info.value, KeyboardInterrupt)
     # our handler is gone again
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -179,7 +183,10 @@ def _interrupt_cli(tmp_path: Path, *extra: str) -> tuple[int, float, str, Path]:
 def test_ctrl_c_cli_exits_130_and_writes_finished_configurations(tmp_path: Path, jobs: str) -> None:
     code, elapsed, output, out = _interrupt_cli(tmp_path, "--jobs", jobs)
     assert code == 130, output
-    assert elapsed < 10, f"took {elapsed:.1f} s to stop"
+    # On an idle machine this is a second or two (the fit that was running, writing the
+    # plots, interpreter exit); the bound is loose for loaded CI machines, where importing
+    # scikit-learn alone can take seconds. The old behaviour ran on for minutes.
+    assert elapsed < 30, f"took {elapsed:.1f} s to stop"
     assert "Traceback" not in output
     assert "interrupted (Ctrl-C) in section mlp1" in output
     res = _results(out)

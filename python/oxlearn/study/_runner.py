@@ -106,6 +106,9 @@ SECTIONS: dict[str, SectionSpec] = {
 }
 SECTION_NAMES: tuple[str, ...] = tuple(SECTIONS)
 
+#: Name prefix of the ``--jobs`` worker threads.
+WORKER_THREAD_PREFIX = "oxlearn-study-worker"
+
 #: ``max_iter`` of the MLPs under ``quick=True`` (unless given explicitly).
 QUICK_MAX_ITER = 20
 
@@ -1178,7 +1181,11 @@ def run_study_on(
     pools: list[dict[str, Any]] = []
     load_before = _load_average()
     start = time.perf_counter()
-    executor = ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else None
+    executor = (
+        ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix=WORKER_THREAD_PREFIX)
+        if n_jobs > 1
+        else None
+    )
     try:
         with (
             _catch_sigint(),

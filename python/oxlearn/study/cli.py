@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -19,6 +21,7 @@ from oxlearn.study._results import ConfigResult, SectionResult, StudyResult
 from oxlearn.study._runner import (
     QUICK_MAX_ITER,
     SECTION_NAMES,
+    WORKER_THREAD_PREFIX,
     StudyInterrupted,
     available_cpus,
     check_data,
@@ -292,6 +295,15 @@ def _study(args: argparse.Namespace) -> int:
             f"{prog}: {result.interrupted}; the finished configurations are in {output}",
             file=sys.stderr,
         )
+        if any(
+            t.name.startswith(WORKER_THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()
+        ):
+            # --jobs: a fit may still be running in a worker thread, and neither library's
+            # fit can be stopped from outside; its result is not wanted, so do not wait for it
+            # (the interpreter would join the worker at exit).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     return 0
 
