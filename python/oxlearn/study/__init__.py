@@ -19,7 +19,14 @@ from oxlearn.study._results import (
     StudyResult,
     StudySettings,
 )
-from oxlearn.study._runner import SECTION_NAMES, SECTIONS, SectionSpec, run_study, run_study_on
+from oxlearn.study._runner import (
+    SECTION_NAMES,
+    SECTIONS,
+    SectionSpec,
+    StudyInterrupted,
+    run_study,
+    run_study_on,
+)
 
 __all__ = [
     "SECTIONS",
@@ -30,6 +37,7 @@ __all__ = [
     "SectionSpec",
     "StudyData",
     "StudyInputError",
+    "StudyInterrupted",
     "StudyResult",
     "StudySettings",
     "format_section",

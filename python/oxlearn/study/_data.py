@@ -14,6 +14,10 @@ __all__ = ["StudyData", "StudyInputError", "load_data", "load_digits_data", "pre
 # The notebook's gallery rows (a 2x4 grid).
 GALLERY_ROWS: tuple[int, ...] = (0, 99, 199, 299, 999, 1099, 1199, 1299)
 
+#: Rows are drawn as images only if they are square images at least this many pixels wide
+#: (the digits are 8x8): a handful of features (iris's 4) is not an image.
+MIN_IMAGE_SIDE = 8
+
 
 class StudyInputError(ValueError):
     """A problem with the study's options or data that the user can fix.
@@ -60,24 +64,31 @@ class StudyData:
         """Number of distinct labels."""
         return int(self.classes.shape[0])
 
-    def gallery(self) -> tuple[tuple[int, ...], npt.NDArray[np.floating]] | None:
-        """Rows and square images for the gallery, or None if rows are not square images.
+    def gallery(
+        self,
+    ) -> tuple[tuple[int, ...], npt.NDArray[np.floating], tuple[str, ...]] | None:
+        """Rows, square images and class labels for the gallery, or None if not images.
+
+        Rows count as images when their features form a square of at least
+        ``MIN_IMAGE_SIDE`` x ``MIN_IMAGE_SIDE`` pixels (the digits' 8x8; not, say, iris's
+        4 features).
 
         Returns
         -------
-        rows, images : tuple of int and ndarray of shape (8, side, side), or None
+        rows, images, labels : tuple of int, ndarray of shape (8, side, side), tuple of str
             The notebook's rows (0, 99, 199, 299, 999, 1099, 1199, 1299) when the data has
-            that many rows, otherwise eight evenly spaced rows.
+            that many rows, otherwise eight evenly spaced rows; and each row's class.
         """
         side = math.isqrt(self.n_features)
-        if side * side != self.n_features or self.n_samples == 0:
+        if side * side != self.n_features or side < MIN_IMAGE_SIDE or self.n_samples == 0:
             return None
         if self.n_samples > max(GALLERY_ROWS):
             rows = GALLERY_ROWS
         else:
             rows = tuple(int(r) for r in np.linspace(0, self.n_samples - 1, len(GALLERY_ROWS)))
         images = np.asarray(self.X[list(rows)], dtype=np.float64).reshape(len(rows), side, side)
-        return rows, images
+        labels = tuple(str(self.classes[self.y[r]]) for r in rows)
+        return rows, images, labels
 
 
 def prepare_data(X: npt.ArrayLike, y: npt.ArrayLike, name: str = "data") -> StudyData:

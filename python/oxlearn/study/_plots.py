@@ -12,7 +12,7 @@ from oxlearn.study._results import BACKENDS, SectionResult, StudyResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_files", "write_plots"]
+__all__ = ["clipped_error_bars", "plot_files", "speedup_bars", "write_plots"]
 
 STYLE: dict[str, dict[str, Any]] = {
     "oxlearn": {"color": "#c2410c", "marker": "o", "linestyle": "-", "label": "oxlearn"},
@@ -88,9 +88,12 @@ def _gallery(result: StudyResult) -> Figure:
     assert images is not None
     fig = _figure(8, 4.4)
     axes = fig.subplots(2, 4)
-    for ax, row, image in zip(axes.ravel(), result.gallery_rows, images, strict=False):
+    labels = result.gallery_labels or ("?",) * len(images)
+    for ax, row, image, label in zip(
+        axes.ravel(), result.gallery_rows, images, labels, strict=False
+    ):
         ax.imshow(image, cmap="gray_r")
-        ax.set_title(f"row {row}", fontsize=10)
+        ax.set_title(f"class {label} (row {row})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes.ravel()[len(images) :]:
@@ -113,15 +116,25 @@ def _accuracy(sec: SectionResult) -> Figure:
         ax.errorbar(
             xs,
             means,
-            yerr=spread,
+            yerr=clipped_error_bars(means, spread),
             capsize=4,
             markersize=6,
             markerfacecolor="none" if backend == "sklearn" else style["color"],
             **style,
         )
-    seeds = f", {len(sec.seeds)} seeds" if sec.kind == "mlp" and len(sec.seeds) > 1 else ""
-    ax.set_title(f"{sec.title} ({sec.folds}-fold CV{seeds}; error bars: spread)")
+    seeds = f" and {len(sec.seeds)} seeds" if sec.kind == "mlp" and len(sec.seeds) > 1 else ""
+    ax.set_title(f"{sec.title}\n({sec.folds}-fold {sec.cv})", fontsize=11)
     ax.set_ylabel("mean accuracy")
+    ax.text(
+        0.01,
+        0.01,
+        f"error bars: ± 1 standard deviation of the accuracy over the {sec.folds} folds"
+        f"{seeds}, clipped to [0, 1]",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="#444444",
+        va="bottom",
+    )
     if sec.kind == "knn":
         ax.set_xlabel("k (n_neighbors)")
         ax.set_xticks(x)
@@ -136,24 +149,102 @@ def _accuracy(sec: SectionResult) -> Figure:
     return fig
 
 
-def _speedups(result: StudyResult) -> Figure:
-    labels: list[str] = []
-    values: list[float] = []
+def clipped_error_bars(means: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Error bars of ± ``spread`` around ``means``, clipped so they stay within [0, 1].
+
+    Parameters
+    ----------
+    means, spread : ndarray of shape (n,)
+        Mean accuracies and their standard deviations.
+
+    Returns
+    -------
+    ndarray of shape (2, n)
+        Lower and upper bar lengths, as matplotlib's ``errorbar(yerr=...)`` takes them.
+    """
+    lower = np.minimum(spread, np.clip(means, 0.0, 1.0))
+    upper = np.minimum(spread, 1.0 - np.clip(means, 0.0, 1.0))
+    return np.vstack([np.maximum(lower, 0.0), np.maximum(upper, 0.0)])
+
+
+def speedup_bars(result: StudyResult) -> list[tuple[str, tuple[float, ...]]]:
+    """List the bars of the speed-up figure: label and per-repeat speed-ups.
+
+    Parameters
+    ----------
+    result : StudyResult
+        A finished study.
+
+    Returns
+    -------
+    list of (str, tuple of float)
+        Per section, then (KNN) the like-for-like bar, then the whole study.
+    """
+    bars: list[tuple[str, tuple[float, ...]]] = []
     for sec in result.sections:
-        if sec.speedup is not None:
-            labels.append(sec.name)
-            values.append(sec.speedup)
-    if result.speedup is not None:
-        labels.append("whole study")
-        values.append(result.speedup)
-    fig = _figure(8, 4.5)
+        if not sec.speedups:
+            continue
+        if sec.kind == "knn" and sec.like_for_like_speedups:
+            bars.append((f"{sec.name}: one search\nfor all k vs\none fit per k", sec.speedups))
+            bars.append((f"{sec.name}: one fit per k\n(like-for-like)", sec.like_for_like_speedups))
+        else:
+            bars.append((sec.name, sec.speedups))
+    if result.speedups:
+        bars.append(("whole study", result.speedups))
+    return bars
+
+
+def _speedups(result: StudyResult) -> Figure:
+    bars_data = speedup_bars(result)
+    labels = [label for label, _ in bars_data]
+    medians = np.asarray([float(np.median(v)) for _, v in bars_data])
+    lows = np.asarray([min(v) for _, v in bars_data])
+    highs = np.asarray([max(v) for _, v in bars_data])
+    repeats = max((len(v) for _, v in bars_data), default=1)
+    fig = _figure(9, 5)
     ax = fig.subplots()
-    colors = [STYLE[BACKENDS[0]]["color"]] * (len(values) - 1) + ["#444444"]
-    bars = ax.bar(labels, values, color=colors)
-    ax.bar_label(bars, labels=[f"{v:.2f}x" for v in values], padding=3)
+    colors = [
+        "#444444"
+        if label == "whole study"
+        else "#f59e0b"
+        if "like-for-like" in label
+        else STYLE[BACKENDS[0]]["color"]
+        for label in labels
+    ]
+    yerr = np.vstack([medians - lows, highs - medians]) if repeats > 1 else None
+    bars = ax.bar(labels, medians, color=colors, yerr=yerr, capsize=5, ecolor="black")
+    texts = [
+        f"{m:.2f}x" + (f"\n({lo:.2f}-{hi:.2f})" if repeats > 1 else "")
+        for m, lo, hi in zip(medians, lows, highs, strict=True)
+    ]
+    ax.bar_label(bars, labels=texts, padding=3, fontsize=8)
     ax.axhline(1.0, color="black", linewidth=1, linestyle=":")
     ax.set_ylabel("speed-up (scikit-learn time / oxlearn time)")
-    ax.set_title(f"oxlearn speed-up over scikit-learn ({result.settings.threads} threads per fit)")
-    ax.set_ylim(0, max([*values, 1.0]) * 1.18)
+    what = (
+        f"bar: median of {repeats} repeats; error bar: min-max over the repeats"
+        if repeats > 1
+        else "one timing pass (no spread)"
+    )
+    busy = "; MACHINE BUSY, times unreliable" if result.busy else ""
+    interrupted = "; INTERRUPTED, finished configurations only" if result.interrupted else ""
+    ax.set_title(
+        f"oxlearn speed-up over scikit-learn ({result.settings.threads} threads per fit)\n"
+        f"{what}{busy}{interrupted}",
+        fontsize=10,
+    )
+    if any(result.section(n).kind == "knn" for n in (s.name for s in result.sections)):
+        ax.text(
+            0.99,
+            0.98,
+            "KNN: oxlearn scores every k from one neighbour search per fold\n"
+            "while scikit-learn fits once per k; the like-for-like bar fits\n"
+            "oxlearn's KNeighborsClassifier once per k too",
+            transform=ax.transAxes,
+            fontsize=8,
+            ha="right",
+            va="top",
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999"},
+        )
+    ax.set_ylim(0, max([*highs.tolist(), 1.0]) * 1.35)
     ax.grid(True, axis="y", alpha=0.3)
     return fig

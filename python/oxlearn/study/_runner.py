@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import signal
 import sys
 import threading
 import time
@@ -13,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from types import FrameType
 from typing import Any, TextIO
 
 import numpy as np
@@ -29,7 +32,14 @@ from oxlearn.study._results import (
     StudySettings,
 )
 
-__all__ = ["QUICK_MAX_ITER", "SECTIONS", "SECTION_NAMES", "SectionSpec", "run_study"]
+__all__ = [
+    "QUICK_MAX_ITER",
+    "SECTIONS",
+    "SECTION_NAMES",
+    "SectionSpec",
+    "StudyInterrupted",
+    "run_study",
+]
 
 Param = int | tuple[int, ...]
 
@@ -95,6 +105,9 @@ SECTIONS: dict[str, SectionSpec] = {
     ),
 }
 SECTION_NAMES: tuple[str, ...] = tuple(SECTIONS)
+
+#: Name prefix of the ``--jobs`` worker threads.
+WORKER_THREAD_PREFIX = "oxlearn-study-worker"
 
 #: ``max_iter`` of the MLPs under ``quick=True`` (unless given explicitly).
 QUICK_MAX_ITER = 20
@@ -183,7 +196,8 @@ def parse_sections(sections: str | Sequence[str] | None) -> tuple[str, ...]:
 @dataclass
 class _Backend:
     name: str
-    knn_classifier: Any = None  # sklearn side: fitted once per k, as the notebook did
+    knn_classifier: Any = None  # fitted once per k (scikit-learn's, and oxlearn's like-for-like)
+    knn_extra: dict[str, Any] = field(default_factory=dict)
     knn_sweep: Callable[..., npt.NDArray[np.float64]] | None = None  # oxlearn side
     mlp_classifier: Any = None
     mlp_extra: dict[str, Any] = field(default_factory=dict)
@@ -200,9 +214,12 @@ def _load_backend(name: str, kinds: set[str], threads: int) -> _Backend:
         return backend
     try:
         if "knn" in kinds:
+            from oxlearn.neighbors import KNeighborsClassifier as OxKNeighborsClassifier
             from oxlearn.neighbors import knn_sweep_scores
 
             backend.knn_sweep = knn_sweep_scores
+            backend.knn_classifier = OxKNeighborsClassifier
+            backend.knn_extra["n_jobs"] = threads
         if "mlp" in kinds:
             from oxlearn.neural_network import MLPClassifier as OxMLPClassifier
 
@@ -236,6 +253,67 @@ def _oxlearn_threads(threads: int) -> Iterator[None]:
             os.environ[THREADS_ENV] = previous
 
 
+# --- Ctrl-C: noticed by the study even where an estimator swallows it ------------------------
+
+#: Set by the study's SIGINT handler (and by a "Training interrupted by user." warning).
+_INTERRUPTED = threading.Event()
+
+#: The message scikit-learn's MLP (and oxlearn's, which mirrors it) warns with after catching
+#: KeyboardInterrupt in the middle of training; the fit then returns as if it had finished.
+INTERRUPT_WARNING = "Training interrupted by user."
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study; ``result`` holds every configuration that had finished.
+
+    A KeyboardInterrupt, so code that does not expect it stops as it would on Ctrl-C. The
+    fit that was running (and every unfinished configuration) is left out of ``result``,
+    whose ``interrupted`` attribute says what was not run.
+
+    Parameters
+    ----------
+    result : StudyResult
+        The finished part of the study.
+    """
+
+    def __init__(self, result: StudyResult) -> None:
+        super().__init__(result.interrupted or "interrupted")
+        self.result = result
+
+
+@contextmanager
+def _catch_sigint() -> Iterator[None]:
+    """Record Ctrl-C in ``_INTERRUPTED`` before raising KeyboardInterrupt as usual.
+
+    scikit-learn's MLP catches KeyboardInterrupt inside ``fit``, warns "Training interrupted
+    by user." and returns a cut-short model (oxlearn's MLP does the same, on purpose); the
+    flag lets the study notice that and drop the fit. The handler is installed only from the
+    main thread and only over Python's default handler (an application's own is kept).
+    """
+    _INTERRUPTED.clear()
+    installed = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if installed:
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            _INTERRUPTED.set()
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _check_interrupt() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 # --- warnings: ConvergenceWarnings go to the running task, the rest pass through -------------
 
 _LOCAL = threading.local()
@@ -246,13 +324,16 @@ def _route_convergence_warnings() -> Iterator[None]:
     """Send ConvergenceWarnings raised inside a task to that task's list (thread-local).
 
     Every ConvergenceWarning is recorded ("always", so repeats are counted) and summarised
-    by the caller; all other warnings follow the filters in force and reach the previous
+    by the caller. "Training interrupted by user." (an estimator that caught Ctrl-C) sets
+    the interrupt flag instead of being shown: the study reports the interruption itself.
+    All other warnings follow the filters in force and reach the previous
     ``warnings.showwarning`` untouched.
     """
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.filterwarnings("always", message=re.escape(INTERRUPT_WARNING))
         previous = warnings.showwarning
 
         def show(
@@ -263,6 +344,9 @@ def _route_convergence_warnings() -> Iterator[None]:
             file: TextIO | None = None,
             line: str | None = None,
         ) -> None:
+            if str(message) == INTERRUPT_WARNING:
+                _INTERRUPTED.set()
+                return
             sink: list[str] | None = getattr(_LOCAL, "sink", None)
             if sink is not None and issubclass(category, ConvergenceWarning):
                 sink.append(str(message))
@@ -301,11 +385,20 @@ class _Fold:
     y_test: npt.NDArray[np.int64]
 
 
-def _make_folds(data: StudyData, n_splits: int) -> list[_Fold]:
-    from sklearn.model_selection import KFold
+def _splitter(n_splits: int, y: npt.NDArray[np.int64], shuffle: int | None) -> Any:
+    """Return the splitter: unshuffled KFold, or shuffled (stratified) folds."""
+    from sklearn.model_selection import KFold, StratifiedKFold
 
+    if shuffle is None:
+        return KFold(n_splits=n_splits)
+    if int(np.bincount(y).min()) >= n_splits:
+        return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=shuffle)
+    return KFold(n_splits=n_splits, shuffle=True, random_state=shuffle)
+
+
+def _make_folds(data: StudyData, n_splits: int, shuffle: int | None = None) -> list[_Fold]:
     folds = []
-    for train, test in KFold(n_splits=n_splits).split(data.X):
+    for train, test in _splitter(n_splits, data.y, shuffle).split(data.X, data.y):
         folds.append(
             _Fold(
                 np.ascontiguousarray(data.X[train]),
@@ -317,24 +410,132 @@ def _make_folds(data: StudyData, n_splits: int) -> list[_Fold]:
     return folds
 
 
-def _knn_fit_score(cls: Any, k: int, fold: _Fold) -> tuple[list[float], float]:
+def _fold_warnings(data: StudyData, n_splits: int, shuffle: int | None) -> list[str]:
+    """Warnings about the folds: unseen test classes, labels sorted by class."""
+    out: list[str] = []
+    fix = "use --shuffle (shuffled, stratified folds)"
+    if shuffle is None and data.n_samples > 2 and data.n_classes > 1:
+        steps = np.diff(data.y)
+        if np.all(steps >= 0) or np.all(steps <= 0):
+            out.append(
+                f"the labels of {data.name} are sorted by class, so unshuffled KFold gives "
+                f"test folds of classes the training folds barely hold; {fix}"
+            )
+    splitter = _splitter(n_splits, data.y, shuffle)
+    for f, (train, test) in enumerate(splitter.split(data.X, data.y)):
+        unseen = np.setdiff1d(np.unique(data.y[test]), np.unique(data.y[train]))
+        if unseen.size:
+            names = ", ".join(str(c) for c in data.classes[unseen][:5])
+            more = ", ..." if unseen.size > 5 else ""
+            out.append(
+                f"{n_splits}-fold CV on {data.name}: test fold {f} holds class(es) {names}{more} "
+                f"that its training folds lack, so those rows cannot be classified; {fix}"
+            )
+            break
+    return out
+
+
+def _scale_warning(data: StudyData) -> str | None:
+    """Warn when feature scales differ so much that distances and SGD suffer."""
+    std = data.X.std(axis=0)
+    std = std[std > 0]
+    if std.size < 2:
+        return None
+    ratio = float(std.max() / np.median(std))
+    if ratio < 20.0:
+        return None
+    return (
+        f"the features of {data.name} differ widely in scale (largest standard deviation "
+        f"{ratio:.0f}x the median), which hurts KNN distances and MLP training; use --scale "
+        "(a StandardScaler fitted per fold)"
+    )
+
+
+def check_data(
+    data: StudyData,
+    sections: str | Sequence[str] | None = None,
+    folds: int | None = None,
+    shuffle: int | None = None,
+    scale: bool = False,
+) -> list[str]:
+    """Warnings about cross-validating ``data`` as the study would, each naming its fix.
+
+    Parameters
+    ----------
+    data : StudyData
+        The data.
+    sections : str, sequence of str or None, default=None
+        The sections to run (their fold counts are checked); None: all.
+    folds : int or None, default=None
+        As in :func:`run_study`.
+    shuffle : int or None, default=None
+        As in :func:`run_study`.
+    scale : bool, default=False
+        As in :func:`run_study`.
+
+    Returns
+    -------
+    list of str
+        Sorted labels under unshuffled folds, a test fold holding a class its training
+        folds lack (suggests ``--shuffle``); features on very different scales (suggests
+        ``--scale``). Empty for the digits with the default protocol.
+    """
+    computed = [SECTIONS[n] for n in parse_sections(sections) if SECTIONS[n].kind != "gallery"]
+    out: list[str] = []
+    for n_folds in sorted({folds or spec.default_folds for spec in computed}):
+        for message in _fold_warnings(data, n_folds, shuffle):
+            if message not in out:
+                out.append(message)
+    scale_message = None if scale or not computed else _scale_warning(data)
+    if scale_message is not None:
+        out.append(scale_message)
+    return out
+
+
+def _estimator(cls: Any, params: dict[str, Any], scale: bool) -> Any:
+    model = cls(**params)
+    if not scale:
+        return model
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), model)
+
+
+def _knn_fit_score(
+    cls: Any, k: int, fold: _Fold, extra: dict[str, Any] | None = None, scale: bool = False
+) -> tuple[list[float], float]:
     start = time.perf_counter()
-    model = cls(n_neighbors=k).fit(fold.X_train, fold.y_train)
-    accuracy = model.score(fold.X_test, fold.y_test)
+    model = _estimator(cls, {"n_neighbors": k, **(extra or {})}, scale)
+    accuracy = model.fit(fold.X_train, fold.y_train).score(fold.X_test, fold.y_test)
     return [accuracy], time.perf_counter() - start
 
 
 def _knn_sweep(
-    sweep: Callable[..., npt.NDArray[np.float64]], ks: list[int], fold: _Fold, threads: int
+    sweep: Callable[..., npt.NDArray[np.float64]],
+    ks: list[int],
+    fold: _Fold,
+    threads: int,
+    scale: bool = False,
 ) -> tuple[list[float], float]:
     start = time.perf_counter()
-    scores = sweep(fold.X_train, fold.y_train, fold.X_test, fold.y_test, ks, n_jobs=threads)
+    X_train, X_test = fold.X_train, fold.X_test
+    if scale:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X_train)
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    scores = sweep(X_train, fold.y_train, X_test, fold.y_test, ks, n_jobs=threads)
     elapsed = time.perf_counter() - start
     return [float(s) for s in np.asarray(scores, dtype=np.float64).ravel()], elapsed
 
 
 def _check_knn_against_sklearn(
-    configs: list[ConfigResult], folds: list[_Fold], sklearn_cls: Any, threads: int
+    configs: list[ConfigResult],
+    folds: list[_Fold],
+    sklearn_cls: Any,
+    threads: int,
+    scale: bool = False,
 ) -> tuple[bool, str | None]:
     """Whether oxlearn's KNN accuracies equal scikit-learn's for every k and fold.
 
@@ -367,7 +568,7 @@ def _check_knn_against_sklearn(
             k = cfg.param
             if not isinstance(k, int):  # pragma: no cover - KNN grids hold ints
                 raise TypeError(f"KNN configuration {cfg.label} is not an integer k")
-            single, _ = _knn_fit_score(sklearn_cls, k, folds[f])
+            single, _ = _knn_fit_score(sklearn_cls, k, folds[f], scale=scale)
             if single[0] != cfg.results["oxlearn"].accuracies[0][f]:
                 return False, None
     labels = sorted({cfg.label for cfg, _ in differing}, key=lambda s: int(s[2:]))
@@ -377,20 +578,31 @@ def _check_knn_against_sklearn(
     )
 
 
-def _mlp_fit_score(cls: Any, params: dict[str, Any], fold: _Fold) -> tuple[list[float], float]:
+def _mlp_fit_score(
+    cls: Any, params: dict[str, Any], fold: _Fold, scale: bool = False
+) -> tuple[list[float], float]:
     start = time.perf_counter()
-    model = cls(**params).fit(fold.X_train, fold.y_train)
+    model = _estimator(cls, params, scale).fit(fold.X_train, fold.y_train)
     accuracy = model.score(fold.X_test, fold.y_test)
     return [accuracy], time.perf_counter() - start
 
 
+#: The per-k oxlearn KNN fits (like-for-like with scikit-learn's) are timed as this "backend".
+PER_K = "oxlearn_per_k"
+
+
 @dataclass(frozen=True)
 class _Task:
-    backend: str
+    backend: str  # "oxlearn", "sklearn" or PER_K
     config: int  # index into the grid; -1: every config at once (KNN sweep)
     seed: int
     fold: int
+    repeat: int
     fn: Callable[[], tuple[list[float], float]]
+
+    @property
+    def key(self) -> tuple[str, int, int, int, int]:
+        return (self.backend, self.config, self.seed, self.fold, self.repeat)
 
 
 def _label(param: Param) -> str:
@@ -399,7 +611,9 @@ def _label(param: Param) -> str:
     return f"k={param}"
 
 
-def _warm_up(backends: dict[str, _Backend], kind: str, data: StudyData, threads: int) -> None:
+def _warm_up(
+    backends: dict[str, _Backend], kind: str, data: StudyData, threads: int, scale: bool
+) -> None:
     """One small untimed fit per backend, so lazy one-off set-up is not timed."""
     n = min(data.n_samples, 60)
     n_train = max(2, (2 * n) // 3)
@@ -415,17 +629,18 @@ def _warm_up(backends: dict[str, _Backend], kind: str, data: StudyData, threads:
     _LOCAL.sink = sink  # a warm-up's ConvergenceWarning is dropped on purpose
     try:
         for backend in backends.values():
-            if kind == "knn" and backend.knn_sweep is not None:
-                backend.knn_sweep(
-                    fold.X_train, fold.y_train, fold.X_test, fold.y_test, [1], n_jobs=threads
-                )
-            elif kind == "knn" and backend.knn_classifier is not None:
-                _knn_fit_score(backend.knn_classifier, 1, fold)
+            if kind == "knn":
+                if backend.knn_sweep is not None:
+                    _knn_sweep(backend.knn_sweep, [1], fold, threads, scale)
+                _knn_fit_score(backend.knn_classifier, 1, fold, backend.knn_extra, scale)
             elif kind == "mlp" and backend.mlp_classifier is not None:
                 params = {"hidden_layer_sizes": (4,), "max_iter": 2, "random_state": 0}
-                _mlp_fit_score(backend.mlp_classifier, {**params, **backend.mlp_extra}, fold)
+                _mlp_fit_score(backend.mlp_classifier, {**params, **backend.mlp_extra}, fold, scale)
     finally:
         _LOCAL.sink = None
+
+
+Outcomes = dict[tuple[str, int, int, int, int], _Outcome]
 
 
 def _run_tasks(
@@ -433,31 +648,113 @@ def _run_tasks(
     executor: ThreadPoolExecutor | None,
     progress: bool,
     desc: str,
-) -> dict[tuple[str, int, int, int], _Outcome]:
+    on_done: Callable[[_Task, Outcomes], None] | None = None,
+) -> tuple[Outcomes, bool]:
+    """Run the tasks in order (or on the executor).
+
+    Returns the outcomes and whether Ctrl-C stopped the run. A task running when Ctrl-C
+    came is not in the outcomes, even if its estimator caught the KeyboardInterrupt and
+    returned.
+    """
     from tqdm import tqdm
 
-    outcomes: dict[tuple[str, int, int, int], _Outcome] = {}
+    outcomes: Outcomes = {}
+    interrupted = False
     with tqdm(
         total=len(tasks), desc=desc, unit="fit", disable=not progress, leave=False, file=sys.stderr
     ) as bar:
-        if executor is None:
-            for task in tasks:
-                outcomes[(task.backend, task.config, task.seed, task.fold)] = _in_task(task.fn)
-                bar.update(1)
-        else:
-            futures: dict[Future[_Outcome], _Task] = {
-                executor.submit(_in_task, task.fn): task for task in tasks
-            }
-            try:
-                for future in as_completed(futures):
-                    task = futures[future]
-                    outcomes[(task.backend, task.config, task.seed, task.fold)] = future.result()
+        futures: dict[Future[_Outcome], _Task] = {}
+        try:
+            if executor is None:
+                for task in tasks:
+                    _check_interrupt()
+                    outcome = _in_task(task.fn)
+                    _check_interrupt()  # the fit may have swallowed Ctrl-C: drop it
+                    outcomes[task.key] = outcome
                     bar.update(1)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-    return outcomes
+                    if on_done is not None:
+                        on_done(task, outcomes)
+            else:
+                futures = {executor.submit(_in_task, task.fn): task for task in tasks}
+                for future in as_completed(futures):
+                    _check_interrupt()
+                    task = futures[future]
+                    outcomes[task.key] = future.result()
+                    bar.update(1)
+                    if on_done is not None:
+                        on_done(task, outcomes)
+        except KeyboardInterrupt:
+            _INTERRUPTED.set()
+            interrupted = True
+            for future in futures:
+                future.cancel()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return outcomes, interrupted
+
+
+def _task_configs(task: _Task, n_configs: int) -> range:
+    return range(n_configs) if task.config < 0 else range(task.config, task.config + 1)
+
+
+def _build_config(
+    c: int,
+    param: Param,
+    kind: str,
+    grid_size: int,
+    backends: dict[str, _Backend],
+    seeds: tuple[int, ...],
+    n_folds: int,
+    repeats: int,
+    outcomes: Outcomes,
+) -> ConfigResult:
+    results: dict[str, BackendResult] = {}
+    per_k: list[float] = []
+    for name, backend in backends.items():
+        sweep = kind == "knn" and backend.knn_sweep is not None
+        per_seed: list[tuple[float, ...]] = []
+        times: list[float] = []
+        not_converged = 0
+        first_warning: str | None = None
+        for r in range(repeats):
+            elapsed = 0.0
+            for seed in seeds:
+                accs: list[float] = []
+                for f in range(n_folds):
+                    if sweep:
+                        out = outcomes[(name, -1, 0, f, r)]
+                        if len(out.accuracies) != grid_size:
+                            raise RuntimeError(
+                                f"knn_sweep_scores returned {len(out.accuracies)} scores "
+                                f"for {grid_size} values of k"
+                            )
+                        accs.append(out.accuracies[c])
+                        elapsed += out.elapsed / grid_size
+                    else:
+                        out = outcomes[(name, c, seed, f, r)]
+                        accs.append(out.accuracies[0])
+                        elapsed += out.elapsed
+                    if r == 0 and out.warnings and not sweep:
+                        not_converged += 1
+                        first_warning = first_warning or out.warnings[0]
+                if r == 0:
+                    per_seed.append(tuple(accs))
+            times.append(elapsed)
+            if sweep:
+                per_k.append(sum(outcomes[(PER_K, c, 0, f, r)].elapsed for f in range(n_folds)))
+        results[name] = BackendResult(
+            backend=name,
+            accuracies=tuple(per_seed),
+            time_s=float(np.median(times)),
+            n_fits=len(seeds) * n_folds,
+            n_not_converged=not_converged,
+            warning_message=first_warning,
+            times_s=tuple(times),
+        )
+    x = float(param[0]) if isinstance(param, tuple) else float(param)
+    return ConfigResult(_label(param), param, x, results, tuple(per_k))
 
 
 def _run_section(
@@ -471,83 +768,108 @@ def _run_section(
     max_iter: int | None,
     executor: ThreadPoolExecutor | None,
     progress: bool,
+    repeats: int = 1,
+    shuffle: int | None = None,
+    scale: bool = False,
+    on_config: Callable[[SectionResult, ConfigResult, int], None] | None = None,
 ) -> SectionResult:
-    folds = _make_folds(data, n_folds)
-    _warm_up(backends, spec.kind, data, threads)
+    """Run one section.
+
+    Tasks are ordered so that the libraries alternate fold by fold (who goes first
+    alternates too), so a change in machine load hits both alike; each configuration's
+    repeats run back to back, so Ctrl-C leaves whole configurations.
+    """
+    folds = _make_folds(data, n_folds, shuffle)
+    cv = StudySettings((), {}, 1, (), 1, 1, False, None, shuffle=shuffle, scale=scale).cv_text
+    _warm_up(backends, spec.kind, data, threads, scale)
     tasks: list[_Task] = []
+    names = list(backends)
     if spec.kind == "knn":
         ks = [int(p) for p in grid if isinstance(p, int)]
         seeds = (0,)
-        for name, backend in backends.items():
+        for r in range(repeats):
             for f, fold in enumerate(folds):
-                if backend.knn_sweep is not None:
-                    fn = partial(_knn_sweep, backend.knn_sweep, ks, fold, threads)
-                    tasks.append(_Task(name, -1, 0, f, fn))
-                else:
-                    for c, k in enumerate(ks):
-                        fn = partial(_knn_fit_score, backend.knn_classifier, k, fold)
-                        tasks.append(_Task(name, c, 0, f, fn))
+                order = names if (r + f) % 2 == 0 else names[::-1]
+                for name in order:
+                    backend = backends[name]
+                    if backend.knn_sweep is not None:
+                        fn = partial(_knn_sweep, backend.knn_sweep, ks, fold, threads, scale)
+                        tasks.append(_Task(name, -1, 0, f, r, fn))
+                for c, k in enumerate(ks):
+                    for name in order:
+                        backend = backends[name]
+                        fn = partial(
+                            _knn_fit_score,
+                            backend.knn_classifier,
+                            k,
+                            fold,
+                            backend.knn_extra,
+                            scale,
+                        )
+                        label = PER_K if backend.knn_sweep is not None else name
+                        tasks.append(_Task(label, c, 0, f, r, fn))
     else:
-        for name, backend in backends.items():
-            cls = backend.mlp_classifier
-            for c, arch in enumerate(grid):
+        for c, arch in enumerate(grid):
+            for r in range(repeats):
                 for seed in seeds:
-                    params: dict[str, Any] = {"hidden_layer_sizes": arch, "random_state": seed}
-                    if max_iter is not None:
-                        params["max_iter"] = max_iter
-                    params.update(backend.mlp_extra)
                     for f, fold in enumerate(folds):
-                        fn = partial(_mlp_fit_score, cls, params, fold)
-                        tasks.append(_Task(name, c, seed, f, fn))
+                        order = names if (r + f) % 2 == 0 else names[::-1]
+                        for name in order:
+                            backend = backends[name]
+                            params: dict[str, Any] = {
+                                "hidden_layer_sizes": arch,
+                                "random_state": seed,
+                            }
+                            if max_iter is not None:
+                                params["max_iter"] = max_iter
+                            params.update(backend.mlp_extra)
+                            fn = partial(
+                                _mlp_fit_score, backend.mlp_classifier, params, fold, scale
+                            )
+                            tasks.append(_Task(name, c, seed, f, r, fn))
+
+    remaining = [0] * len(grid)
+    for task in tasks:
+        for c in _task_configs(task, len(grid)):
+            remaining[c] += 1
+    built: dict[int, ConfigResult] = {}
+
+    def section_so_far(complete: bool) -> SectionResult:
+        return SectionResult(
+            name=spec.name,
+            title=spec.title,
+            kind=spec.kind,
+            folds=n_folds,
+            seeds=seeds,
+            configs=tuple(built[c] for c in sorted(built)),
+            wall_time_s=time.perf_counter() - start,
+            max_iter=max_iter if spec.kind == "mlp" else None,
+            complete=complete,
+            n_planned=len(grid),
+            cv=cv,
+        )
+
+    def done(task: _Task, outcomes: Outcomes) -> None:
+        for c in _task_configs(task, len(grid)):
+            remaining[c] -= 1
+            if remaining[c] == 0:
+                built[c] = _build_config(
+                    c, grid[c], spec.kind, len(grid), backends, seeds, n_folds, repeats, outcomes
+                )
+                if on_config is not None:
+                    on_config(section_so_far(False), built[c], c)
 
     start = time.perf_counter()
-    outcomes = _run_tasks(tasks, executor, progress, spec.name)
-    wall = time.perf_counter() - start
+    _, interrupted = _run_tasks(tasks, executor, progress, spec.name, done)
+    if interrupted:
+        return section_so_far(False)
 
-    configs: list[ConfigResult] = []
-    for c, param in enumerate(grid):
-        results: dict[str, BackendResult] = {}
-        for name, backend in backends.items():
-            per_seed: list[tuple[float, ...]] = []
-            elapsed = 0.0
-            not_converged = 0
-            first_warning: str | None = None
-            for seed in seeds:
-                accs: list[float] = []
-                for f in range(n_folds):
-                    if spec.kind == "knn" and backend.knn_sweep is not None:
-                        out = outcomes[(name, -1, 0, f)]
-                        if len(out.accuracies) != len(grid):
-                            raise RuntimeError(
-                                f"knn_sweep_scores returned {len(out.accuracies)} scores "
-                                f"for {len(grid)} values of k"
-                            )
-                        accs.append(out.accuracies[c])
-                        elapsed += out.elapsed / len(grid)
-                    else:
-                        out = outcomes[(name, c, seed, f)]
-                        accs.append(out.accuracies[0])
-                        elapsed += out.elapsed
-                    if out.warnings and (spec.kind != "knn" or backend.knn_sweep is None):
-                        not_converged += 1
-                        first_warning = first_warning or out.warnings[0]
-                per_seed.append(tuple(accs))
-            results[name] = BackendResult(
-                backend=name,
-                accuracies=tuple(per_seed),
-                time_s=elapsed,
-                n_fits=len(seeds) * n_folds,
-                n_not_converged=not_converged,
-                warning_message=first_warning,
-            )
-        x = float(param[0]) if isinstance(param, tuple) else float(param)
-        configs.append(ConfigResult(_label(param), param, x, results))
-
+    configs = [built[c] for c in range(len(grid))]
     matches: bool | None = None
     tie_note: str | None = None
     if spec.kind == "knn" and len(backends) == 2:
         matches, tie_note = _check_knn_against_sklearn(
-            configs, folds, backends["sklearn"].knn_classifier, threads
+            configs, folds, backends["sklearn"].knn_classifier, threads, scale
         )
     return SectionResult(
         name=spec.name,
@@ -556,11 +878,53 @@ def _run_section(
         folds=n_folds,
         seeds=seeds,
         configs=tuple(configs),
-        wall_time_s=wall,
+        wall_time_s=time.perf_counter() - start,
         knn_matches_sklearn=matches,
         knn_note=tie_note,
         max_iter=max_iter if spec.kind == "mlp" else None,
+        n_planned=len(grid),
+        cv=cv,
     )
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on Windows
+        return None
+
+
+def _busy(before: list[float] | None, after: list[float] | None, own: int) -> str | None:
+    """Why the machine counts as busy, or None.
+
+    Busy: before the run the 1-minute load average was at least half the CPUs, or after
+    it, less the study's own threads, it was. The load average counts runnable threads,
+    so other work competing for the CPUs shows up in it; the study's own fits add up to
+    ``own`` (threads per fit x jobs).
+    """
+    cpus = available_cpus()
+    reasons = []
+    if before is not None and before[0] >= 0.5 * cpus:
+        reasons.append(f"load average {before[0]:.2f} before the run")
+    if after is not None and after[0] - own >= 0.5 * cpus:
+        reasons.append(f"{after[0]:.2f} after it (the study's own fits account for ~{own})")
+    if not reasons:
+        return None
+    return (
+        f"the machine was busy ({' and '.join(reasons)}, on {cpus} CPUs): other work competed "
+        "for the CPUs, so the times and speed-ups are less trustworthy than usual"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _versions() -> dict[str, str]:
@@ -584,6 +948,7 @@ def _machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu_model": _cpu_model(),
         "python_implementation": platform.python_implementation(),
         "cpu_count": os.cpu_count(),
         "available_cpus": available_cpus(),
@@ -605,17 +970,29 @@ def run_study(
     max_iter: int | None = None,
     progress: bool = False,
     on_section: Callable[[SectionResult], None] | None = None,
+    repeats: int = 3,
+    shuffle: int | None = None,
+    scale: bool = False,
+    on_config: Callable[[SectionResult, ConfigResult, int], None] | None = None,
     data_name: str | None = None,
 ) -> StudyResult:
     """Run the digits study (or the same comparison on your data) on oxlearn and scikit-learn.
 
-    Each configuration is cross-validated with unshuffled ``KFold(n_splits=folds)`` on
-    both backends with the same estimator parameters. KNN: scikit-learn fits
-    ``KNeighborsClassifier(n_neighbors=k)`` once per k and fold, as the original notebook
-    did; oxlearn calls :func:`oxlearn.neighbors.knn_sweep_scores` once per fold (one
-    neighbour search with the largest k scores every k). MLP: ``MLPClassifier(
-    hidden_layer_sizes=arch, random_state=seed)`` with every other parameter at its default
-    (``max_iter`` if given). Times are wall times around fit + score only.
+    Each configuration is cross-validated with unshuffled ``KFold(n_splits=folds)`` (the
+    original protocol; ``shuffle`` and ``scale`` change it) on both backends with the same
+    estimator parameters. KNN: scikit-learn fits ``KNeighborsClassifier(n_neighbors=k)``
+    once per k and fold, as the original notebook did; oxlearn calls
+    :func:`oxlearn.neighbors.knn_sweep_scores` once per fold (one neighbour search with the
+    largest k scores every k), and is also timed fitting its own ``KNeighborsClassifier``
+    once per k (the like-for-like comparison). MLP: ``MLPClassifier(hidden_layer_sizes=arch,
+    random_state=seed)`` with every other parameter at its default (``max_iter`` if given).
+    Times are wall times around fit + score only, taken ``repeats`` times with the two
+    libraries alternating fold by fold; the median and the spread over repeats are reported.
+
+    Ctrl-C (SIGINT) stops the study even while an estimator that catches KeyboardInterrupt
+    (scikit-learn's MLP, and oxlearn's, which mirrors it) is fitting: the cut-short fit is
+    dropped and :class:`StudyInterrupted` (a KeyboardInterrupt) is raised, whose ``result``
+    holds every configuration that had finished.
 
     Parameters
     ----------
@@ -648,6 +1025,19 @@ def run_study(
         Show a tqdm progress bar on stderr.
     on_section : callable or None, default=None
         Called with each :class:`SectionResult` as soon as it is finished.
+    repeats : int, default=3
+        Timing repeats per configuration (>= 1). Accuracies come from the first repeat;
+        times are the median over repeats, and the spread (min..max) is reported.
+    shuffle : int or None, default=None
+        None: unshuffled ``KFold``, the original protocol. An int: shuffled
+        ``StratifiedKFold(shuffle=True, random_state=shuffle)`` (plain shuffled ``KFold``
+        where a class has fewer rows than folds). Use it for data sorted by class.
+    scale : bool, default=False
+        Put a ``StandardScaler`` (fitted per fold, timed) in front of every estimator of
+        both libraries.
+    on_config : callable or None, default=None
+        Called as ``on_config(section_so_far, config, index)`` as each configuration
+        finishes (every fold, seed and repeat on every backend).
     data_name : str or None, default=None
         Name of the data in the report (default ``"digits"`` or ``"data"``).
 
@@ -661,11 +1051,13 @@ def run_study(
     ------
     StudyInputError
         (a ValueError) for invalid options or data, or when the oxlearn backend is missing.
+    StudyInterrupted
+        (a KeyboardInterrupt) on Ctrl-C; its ``result`` holds the finished configurations.
 
     Examples
     --------
     >>> from oxlearn.study import run_study
-    >>> result = run_study(sections=["knn"], quick=True, backend="sklearn")
+    >>> result = run_study(sections=["knn"], quick=True, backend="sklearn", repeats=1)
     >>> result.to_frame()[["configuration", "backend", "mean_accuracy"]].round(4)
       configuration  backend  mean_accuracy
     0           k=1  sklearn         0.9677
@@ -691,6 +1083,10 @@ def run_study(
         max_iter=max_iter,
         progress=progress,
         on_section=on_section,
+        repeats=repeats,
+        shuffle=shuffle,
+        scale=scale,
+        on_config=on_config,
     )
 
 
@@ -713,6 +1109,10 @@ def run_study_on(
     max_iter: int | None = None,
     progress: bool = False,
     on_section: Callable[[SectionResult], None] | None = None,
+    repeats: int = 3,
+    shuffle: int | None = None,
+    scale: bool = False,
+    on_config: Callable[[SectionResult, ConfigResult, int], None] | None = None,
 ) -> StudyResult:
     """Run the study on already loaded :class:`StudyData` (see :func:`run_study`).
 
@@ -721,6 +1121,8 @@ def run_study_on(
     data : StudyData
         The data (e.g. from :func:`oxlearn.study.load_data`).
     sections, folds, seeds, backend, jobs, threads, quick, max_iter, progress, on_section
+        As in :func:`run_study`.
+    repeats, shuffle, scale, on_config
         As in :func:`run_study`.
 
     Returns
@@ -739,6 +1141,9 @@ def run_study_on(
         folds = _check_int("folds", folds, 2)
     if max_iter is not None:
         max_iter = _check_int("max_iter", max_iter, 1)
+    n_repeats = _check_int("repeats", repeats, 1)
+    if shuffle is not None:
+        shuffle = _check_int("shuffle", shuffle, 0)
     effective_max_iter = QUICK_MAX_ITER if quick and max_iter is None else max_iter
 
     computed = [SECTIONS[n] for n in names if SECTIONS[n].kind != "gallery"]
@@ -763,16 +1168,27 @@ def run_study_on(
 
     gallery_rows: tuple[int, ...] = ()
     gallery_images = None
+    gallery_labels: tuple[str, ...] = ()
     if "gallery" in names:
         gallery = data.gallery()
         if gallery is not None:
-            gallery_rows, gallery_images = gallery
+            gallery_rows, gallery_images, gallery_labels = gallery
+
+    data_warnings = check_data(data, names, folds, shuffle, scale)
 
     results: list[SectionResult] = []
+    interrupted: str | None = None
+    pools: list[dict[str, Any]] = []
+    load_before = _load_average()
     start = time.perf_counter()
-    executor = ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else None
+    executor = (
+        ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix=WORKER_THREAD_PREFIX)
+        if n_jobs > 1
+        else None
+    )
     try:
         with (
+            _catch_sigint(),
             threadpool_limits(limits=n_threads),
             _oxlearn_threads(n_threads),
             _route_convergence_warnings(),
@@ -781,27 +1197,49 @@ def run_study_on(
                 {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "prefix")}
                 for info in threadpool_info()
             ]
-            for spec in computed:
+            for i, spec in enumerate(computed):
                 grid = spec.quick_grid if quick else spec.grid
-                section = _run_section(
-                    spec,
-                    grid,
-                    data,
-                    fold_counts[spec.name],
-                    tuple(range(n_seeds)),
-                    backends,
-                    n_threads,
-                    effective_max_iter,
-                    executor,
-                    progress,
-                )
+                try:
+                    section = _run_section(
+                        spec,
+                        grid,
+                        data,
+                        fold_counts[spec.name],
+                        tuple(range(n_seeds)),
+                        backends,
+                        n_threads,
+                        effective_max_iter,
+                        executor,
+                        progress,
+                        repeats=n_repeats,
+                        shuffle=shuffle,
+                        scale=scale,
+                        on_config=on_config,
+                    )
+                except KeyboardInterrupt:
+                    section = None
+                if section is None or not section.complete:
+                    if section is not None and section.configs:
+                        results.append(section)
+                    done = len(section.configs) if section is not None else 0
+                    not_run = [s.name for s in computed[i + 1 :]]
+                    interrupted = (
+                        f"interrupted (Ctrl-C) in section {spec.name} after {done} of "
+                        f"{len(grid)} configurations"
+                        + (f"; not run: {', '.join(not_run)}" if not_run else "")
+                    )
+                    break
                 results.append(section)
                 if on_section is not None:
                     on_section(section)
+    except KeyboardInterrupt:  # between sections, or while setting up
+        interrupted = interrupted or "interrupted (Ctrl-C)"
     finally:
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            # after Ctrl-C do not wait here for fits already running in worker threads
+            executor.shutdown(wait=interrupted is None, cancel_futures=True)
     wall = time.perf_counter() - start
+    load_after = _load_average()
 
     summary = [
         f"{sec.name} {line}"
@@ -818,6 +1256,9 @@ def run_study_on(
         threads=n_threads,
         quick=quick,
         max_iter=effective_max_iter,
+        repeats=n_repeats,
+        shuffle=shuffle,
+        scale=scale,
     )
     threading_info = {
         "native_threads_per_fit": n_threads,
@@ -828,8 +1269,13 @@ def run_study_on(
         ),
         "sklearn_threadpool_limit": n_threads,
         "threadpools": pools,
+        "environment": {
+            name: os.environ.get(name)
+            for name in (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
     }
-    return StudyResult(
+    load = {"before": load_before, "after": load_after}
+    result = StudyResult(
         settings=settings,
         data_name=data.name,
         n_samples=data.n_samples,
@@ -838,9 +1284,17 @@ def run_study_on(
         sections=tuple(results),
         gallery_rows=gallery_rows,
         gallery_images=gallery_images,
+        gallery_labels=gallery_labels,
         wall_time_s=wall,
         versions=_versions(),
         machine=_machine(),
         threading=threading_info,
         warnings_summary=tuple(summary),
+        data_warnings=tuple(data_warnings),
+        load=load,
+        busy=_busy(load_before, load_after, min(available_cpus(), n_threads * n_jobs)),
+        interrupted=interrupted,
     )
+    if interrupted is not None:
+        raise StudyInterrupted(result)
+    return result

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from oxlearn.study._data import StudyInputError, load_data
-from oxlearn.study._report import format_section, format_totals, write_outputs
-from oxlearn.study._results import SectionResult
+from oxlearn.study._report import (
+    format_config_line,
+    format_section,
+    format_totals,
+    write_outputs,
+)
+from oxlearn.study._results import ConfigResult, SectionResult, StudyResult
 from oxlearn.study._runner import (
     QUICK_MAX_ITER,
     SECTION_NAMES,
+    WORKER_THREAD_PREFIX,
+    StudyInterrupted,
     available_cpus,
+    check_data,
     parse_sections,
     run_study_on,
 )
@@ -25,16 +35,21 @@ DESCRIPTION = """\
 Run the handwritten-digits study with oxlearn and scikit-learn side by side: a gallery of
 sample digits; KNN accuracy against k (1..9, 4 folds); MLP accuracy against neurons with one
 hidden layer ((8,) .. (256,), 4 folds), two ((64, 64) .. (256, 256), 4 folds) and three
-((10, 10, 10) .. (128, 128, 128), 6 folds). Cross-validation is unshuffled KFold. Prints a
-table per section (accuracy ± fold spread, time and speed-up per configuration) and writes
-PNG plots, results.json and report.md to the output folder."""
+((10, 10, 10) .. (128, 128, 128), 6 folds). Cross-validation is unshuffled KFold, unscaled,
+as in the original (--shuffle and --scale change that, e.g. for your own --data). Every
+configuration is timed --repeats times with the two libraries alternating fold by fold.
+Prints a table per section (accuracy ± fold spread, median time and speed-up with its
+spread over repeats) and writes PNG plots, results.json and report.md to the output folder.
+Without a terminal, one line per finished configuration replaces the progress bar. Ctrl-C
+stops the run: the finished configurations are written out, marked as interrupted, and the
+exit status is 130."""
 
 EPILOG = """\
 examples:
   oxlearn study                          the full study, both backends
   oxlearn study --quick --output /tmp/s  a reduced grid that finishes in seconds
   oxlearn study --sections knn mlp1 --seeds 3 --jobs 2 --threads 1
-  oxlearn study --data mine.csv --target label --sections knn mlp1"""
+  oxlearn study --data mine.csv --target label --shuffle --scale --sections knn mlp1"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,6 +145,30 @@ def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help=f"MLP max_iter (default: scikit-learn's 200; {QUICK_MAX_ITER} with --quick)",
     )
     study.add_argument(
+        "--repeats",
+        type=_int_at_least(1),
+        default=3,
+        metavar="N",
+        help="time every configuration N times; the median and the spread are reported "
+        "(default: 3)",
+    )
+    study.add_argument(
+        "--shuffle",
+        type=_int_at_least(0),
+        nargs="?",
+        const=0,
+        metavar="SEED",
+        help="shuffled, stratified folds (StratifiedKFold(shuffle=True, random_state=SEED), "
+        "SEED default 0) instead of the original unshuffled KFold; needed for data sorted "
+        "by class",
+    )
+    study.add_argument(
+        "--scale",
+        action="store_true",
+        help="a StandardScaler fitted per fold in a Pipeline before every estimator of both "
+        "libraries (default: unscaled, as the original)",
+    )
+    study.add_argument(
         "--quick",
         action="store_true",
         help="reduced grid that finishes in seconds: k in 1..3; (8,), (16,); (8, 8), "
@@ -155,7 +194,8 @@ def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     study.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar and no per-section tables; print only the summary",
+        help="no progress (bar or per-configuration lines) and no per-section tables; "
+        "print only the summary",
     )
     return parser, study
 
@@ -191,32 +231,51 @@ def _study(args: argparse.Namespace) -> int:
 
     quiet: bool = args.quiet
     progress = not quiet and sys.stderr.isatty()
+    lines = not quiet and not progress  # no terminal: one line per finished configuration
     if not quiet:
         print(
             f"oxlearn study: {data.name} ({data.n_samples} samples x {data.n_features} features, "
             f"{data.n_classes} classes); backend {args.backend}; "
-            f"{args.threads or available_cpus()} threads per fit; jobs {args.jobs}",
+            f"{args.threads or available_cpus()} threads per fit; jobs {args.jobs}; "
+            f"{args.repeats} timing repeat{'s' if args.repeats != 1 else ''}",
             flush=True,
         )
+    for message in check_data(data, sections, args.folds, args.shuffle, args.scale):
+        print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
 
     def show(section: SectionResult) -> None:
         if not quiet:
             print("\n" + format_section(section), flush=True)
 
+    def show_config(section: SectionResult, config: ConfigResult, index: int) -> None:
+        if lines:
+            print(format_config_line(section, config, index), file=sys.stderr, flush=True)
+
+    interrupted = False
     try:
-        result = run_study_on(
-            data,
-            sections=sections,
-            folds=args.folds,
-            seeds=args.seeds,
-            backend=args.backend,
-            jobs=args.jobs,
-            threads=args.threads,
-            quick=args.quick,
-            max_iter=args.max_iter,
-            progress=progress,
-            on_section=show,
-        )
+        try:
+            result = run_study_on(
+                data,
+                sections=sections,
+                folds=args.folds,
+                seeds=args.seeds,
+                backend=args.backend,
+                jobs=args.jobs,
+                threads=args.threads,
+                quick=args.quick,
+                max_iter=args.max_iter,
+                progress=progress,
+                on_section=show,
+                repeats=args.repeats,
+                shuffle=args.shuffle,
+                scale=args.scale,
+                on_config=show_config,
+            )
+        except StudyInterrupted as exc:
+            result = exc.result
+            interrupted = True
+            if not quiet and result.sections and not result.sections[-1].complete:
+                show(result.sections[-1])
         written = write_outputs(result, output)
     except StudyInputError as exc:
         return _fail(prog, str(exc))
@@ -229,8 +288,29 @@ def _study(args: argparse.Namespace) -> int:
     if not quiet:
         print()
     print(format_totals(result))
+    _print_warnings(prog, result)
     print(f"report: {written['report']} ({len(written) - 2} plots, results.json)")
+    if interrupted:
+        print(
+            f"{prog}: {result.interrupted}; the finished configurations are in {output}",
+            file=sys.stderr,
+        )
+        if any(
+            t.name.startswith(WORKER_THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()
+        ):
+            # --jobs: a fit may still be running in a worker thread, and neither library's
+            # fit can be stopped from outside; its result is not wanted, so do not wait for it
+            # (the interpreter would join the worker at exit).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
     return 0
+
+
+def _print_warnings(prog: str, result: StudyResult) -> None:
+    if result.busy:
+        print(f"{prog}: warning: {result.busy}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
