@@ -31,13 +31,11 @@ def resolve_client(client: Any) -> Any:
         try:
             return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise ConnectionError(
-                f"Cannot reach the Dask scheduler at {address!r}: {exc}"
-            ) from exc
+            raise ConnectionError(f"Cannot reach the Dask scheduler at {address!r}: {exc}") from exc
     if getattr(client, "status", "running") not in ("running", "connecting"):
-        address = getattr(client.scheduler, "address", None) if client.scheduler else None
+        where = getattr(client.scheduler, "address", None) if client.scheduler else None
         raise ConnectionError(
-            f"The Dask client is {client.status}: cannot reach the scheduler at {address!r}."
+            f"The Dask client is {client.status}: cannot reach the scheduler at {where!r}."
         )
     return client
 

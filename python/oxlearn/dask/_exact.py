@@ -80,9 +80,7 @@ class SearchSpec:
     float32_out: bool
 
 
-def make_spec(
-    effective_metric: str, params: dict[str, Any], float32: bool
-) -> SearchSpec:
+def make_spec(effective_metric: str, params: dict[str, Any], float32: bool) -> SearchSpec:
     """Build the `SearchSpec` of an estimator's effective metric and parameters."""
     p = float(params.get("p", 2.0))
     w = params.get("w")
@@ -104,9 +102,11 @@ def to_distances(values: FloatArray, spec: SearchSpec) -> npt.NDArray[Any]:
         clipped = np.maximum(values, 0.0)
         if spec.float32:
             # Rust: `f64::from((f64::from(r.max(0) as f32)).sqrt() as f32)`.
-            return np.sqrt(clipped.astype(np.float32).astype(np.float64)).astype(
-                np.float32
-            ).astype(np.float64)
+            return (
+                np.sqrt(clipped.astype(np.float32).astype(np.float64))
+                .astype(np.float32)
+                .astype(np.float64)
+            )
         return np.sqrt(clipped)
     if spec.float32_out:
         return values.astype(np.float32)
@@ -325,9 +325,7 @@ def parallel_on_y(n_queries: int, n_train: int) -> bool:
     return not (n_train < n_queries or 4 * _SKLEARN_CHUNK < n_queries)
 
 
-def finish(
-    heap_v: FloatArray, heap_i: IntArray, on_y: bool
-) -> tuple[FloatArray, IntArray]:
+def finish(heap_v: FloatArray, heap_i: IntArray, on_y: bool) -> tuple[FloatArray, IntArray]:
     """Sort filled heaps as the engine does (``finish_heap``): re-push, then sort."""
     n_q, k = heap_v.shape
     if on_y:

@@ -46,9 +46,7 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 # --- tasks (run on the workers) ------------------------------------------------------------
 
 
-def _prepare_shard(
-    X: Any, y: Any, template: BaseEstimator, requires_y: bool
-) -> dict[str, Any]:
+def _prepare_shard(X: Any, y: Any, template: BaseEstimator, requires_y: bool) -> dict[str, Any]:
     """Validate a training partition as the single-process ``fit`` does; keep its rows."""
     X = np.asarray(X)
     if X.ndim == 2 and X.shape[0] == 0:
@@ -112,7 +110,7 @@ def _search_shard(
 def _neighbour_labels(
     cands: _exact.Candidates, inds: npt.NDArray[np.intp], n_train: int
 ) -> npt.NDArray[Any]:
-    """The targets of the merged neighbours, found among each query's candidates."""
+    """Return the targets of the merged neighbours, found among each query's candidates."""
     n_q, k = inds.shape
     q_of = np.repeat(np.arange(n_q), cands.counts)
     keys = q_of.astype(np.int64) * n_train + cands.indices
@@ -177,11 +175,15 @@ def _merge_block(
 
 
 def _as_dask_array(X: Any, block_size: int, name: str = "X") -> Any:
-    """A Dask array from a Dask array or DataFrame/Series, or from array-like data."""
+    """Return a Dask array from a Dask array or DataFrame/Series, or array-like data."""
     import dask.array as da
     import dask.dataframe as dd
 
     if isinstance(X, (dd.DataFrame, dd.Series)):
+        if isinstance(X, dd.Series) and not isinstance(X.dtype, np.dtype):
+            # Extension dtypes (strings, nullable integers): NumPy objects, as pandas'
+            # `to_numpy()` gives them to scikit-learn.
+            X = X.astype(object)
         X = X.to_dask_array(lengths=True)
     elif not isinstance(X, da.Array):
         X = np.asarray(X)
@@ -200,13 +202,24 @@ def _as_dask_array(X: Any, block_size: int, name: str = "X") -> Any:
 class _DaskNeighborsBase(BaseEstimator):
     """Fitting and the sharded search shared by the three estimators."""
 
-    _local_class: ClassVar[type]
+    _local_class: ClassVar[Any]
     _requires_y: ClassVar[bool] = False
 
     n_neighbors: int
     client: Any
     block_size: int
     n_jobs: int | None
+    metric: str
+
+    # Fitted state.
+    _shards: list[tuple[Any, int, int]]
+    _client: Any
+    _template: Any
+    _fit_dtype: np.dtype[Any]
+    n_samples_fit_: int
+    n_features_in_: int
+    effective_metric_: str
+    effective_metric_params_: dict[str, Any]
 
     def _local_params(self) -> dict[str, Any]:
         names = self._local_class._get_param_names()
@@ -259,12 +272,17 @@ class _DaskNeighborsBase(BaseEstimator):
         y_parts = y.to_delayed().ravel().tolist() if self._requires_y else [None] * len(x_parts)
         prepare = dask.delayed(_prepare_shard, pure=False)
         shards = client.compute(
-            [prepare(xp, yp, template, self._requires_y) for xp, yp in zip(x_parts, y_parts)]
+            [
+                prepare(xp, yp, template, self._requires_y)
+                for xp, yp in zip(x_parts, y_parts, strict=True)
+            ]
         )
         meta = client.gather(client.map(_shard_meta, shards, pure=False))
         offsets = np.concatenate(([0], np.cumsum([m[0] for m in meta])[:-1]))
         self._shards = [
-            (fut, int(off), int(m[0])) for fut, off, m in zip(shards, offsets, meta) if m[0] > 0
+            (fut, int(off), int(m[0]))
+            for fut, off, m in zip(shards, offsets, meta, strict=True)
+            if m[0] > 0
         ]
         self._client = client
         self._template = template
@@ -332,7 +350,7 @@ class _DaskNeighborsBase(BaseEstimator):
         merge_one = dask.delayed(_merge_block, pure=True)
         with_targets = mode != "kneighbors"
         outs: list[Any] = []
-        for block, n_rows in zip(X.to_delayed().ravel(), X.chunks[0]):
+        for block, n_rows in zip(X.to_delayed().ravel(), X.chunks[0], strict=True):
             for lo in range(0, max(n_rows, 1), self.block_size):
                 hi = min(n_rows, lo + self.block_size)
                 n_b = hi - lo
@@ -474,7 +492,7 @@ class NearestNeighbors(_DaskNeighborsBase):
         -------
         self : NearestNeighbors
         """
-        return self._fit(X)  # type: ignore[no-any-return]
+        return self._fit(X)
 
 
 class _DaskKNeighborsVote(_DaskNeighborsBase):
@@ -553,7 +571,7 @@ class KNeighborsClassifier(ClassifierMixin, _DaskKNeighborsVote):
         -------
         self : KNeighborsClassifier
         """
-        return self._fit(X, y)  # type: ignore[no-any-return]
+        return self._fit(X, y)
 
     def _fit_targets(self, classes: list[Any], meta: list[Any]) -> None:
         self.classes_ = np.unique(np.concatenate(classes))
@@ -696,7 +714,7 @@ class KNeighborsRegressor(RegressorMixin, _DaskKNeighborsVote):
         -------
         self : KNeighborsRegressor
         """
-        return self._fit(X, y)  # type: ignore[no-any-return]
+        return self._fit(X, y)
 
     def _fit_targets(self, classes: list[Any], meta: list[Any]) -> None:
         dtypes = [m[3] for m in meta if m[0] > 0]
