@@ -41,11 +41,12 @@ def resolve_client(client: Any) -> Any:
 
 
 def worker_threads() -> int:
-    """Threads of the Dask worker running the current task (1 outside a worker).
+    """Native threads for the task running now: the worker's task threads it may use.
 
-    A task uses as many native threads as its worker has task threads, so tasks running
-    side by side on a worker do not oversubscribe its cores: a worker with one thread
-    runs one single-threaded search at a time.
+    A worker with ``nthreads`` task slots running ``m`` tasks at once gives each
+    ``nthreads // m`` native threads (at least one), so tasks running side by side do not
+    oversubscribe its cores; a worker with one slot runs single-threaded kernels. Outside
+    a worker: 1.
     """
     try:
         from distributed import get_worker
@@ -54,8 +55,9 @@ def worker_threads() -> int:
     except (ImportError, ValueError):
         return 1
     state = getattr(worker, "state", None)
-    n = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None)
-    return max(1, int(n or 1))
+    n = int(getattr(state, "nthreads", None) or getattr(worker, "nthreads", None) or 1)
+    running = int(getattr(state, "executing_count", 1) or 1)
+    return max(1, n // max(1, running))
 
 
 def set_native_threads(n: int) -> None:

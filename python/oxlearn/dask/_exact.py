@@ -43,8 +43,12 @@ import numpy.typing as npt
 
 from oxlearn import _oxlearn
 
-#: Ranges of at most this many training rows are searched whole (every distance).
-LEAF_ROWS = 256
+#: Each engine search of a shard asks for the top ``SEARCH_WIDTH * k`` rows of a range.
+SEARCH_WIDTH = 2
+#: The ranges a shard is examined in grow by this factor (each is this factor minus one
+#: times as long as the rows before it, and so holds about that many times ``k`` rows
+#: below the root, fewer than ``SEARCH_WIDTH * k``).
+GROWTH = 2
 #: scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 _SKLEARN_CHUNK = 256
 
@@ -143,9 +147,17 @@ def shard_candidates(
     spec: SearchSpec,
     n_jobs: int = 1,
     targets: npt.NDArray[Any] | None = None,
-    leaf_rows: int = LEAF_ROWS,
+    width: int = SEARCH_WIDTH,
+    growth: int = GROWTH,
 ) -> Candidates:
     """Every row of ``shard`` a scikit-learn heap of size ``k`` scanning it alone accepts.
+
+    A superset, in fact: every row below the heap's root when the scan reaches the range
+    of rows it is examined in. The shard is examined in ranges that double in length
+    (``width * k`` rows, then ranges ``growth - 1`` times as long as the rows before
+    them), so that each holds about ``(growth - 1) * k`` rows below the root; one search of the top ``width * k`` of a
+    range finds them all when its last value is not below the root, else the range is
+    halved for the queries concerned.
 
     Parameters
     ----------
@@ -163,17 +175,20 @@ def shard_candidates(
         Threads of the engine.
     targets : ndarray of shape (n_rows,) or (n_rows, n_outputs), optional
         The shard's training targets, returned for the candidates.
-    leaf_rows : int
-        Ranges of at most this many rows (and at least ``k``) are searched whole.
+    width : int
+        Each engine search asks for the top ``width * k`` rows of its range.
+    growth : int
+        Growth factor of the ranges (at least 2).
 
     Returns
     -------
     Candidates
-        For each query, in increasing index, the accepted rows and their searched values.
+        For each query, in increasing index, the candidate rows and their searched values.
     """
     n_q = query.shape[0]
     n = shard.shape[0]
-    leaf_rows = max(int(leaf_rows), k)
+    wide = max(int(width), 1) * k
+    growth = max(int(growth), 2)
     root = np.full(n_q, np.inf)
     top = np.full((n_q, k), np.inf)
     out_q: list[IntArray] = []
@@ -182,6 +197,8 @@ def shard_candidates(
 
     def take(active: IntArray, vals: FloatArray, inds: IntArray) -> None:
         """Record the rows below each active query's root and update its top-k."""
+        if active.size == 0:
+            return
         below = vals < root[active, None]
         rows, cols = np.nonzero(below)
         out_q.append(active[rows])
@@ -192,30 +209,32 @@ def shard_candidates(
         top[active] = merged
         root[active] = merged.max(axis=1)
 
-    def visit(a: int, b: int, active: IntArray) -> None:
+    def scan(a: int, b: int, active: IntArray) -> None:
         if active.size == 0 or a >= b:
             return
         size = b - a
-        q = np.ascontiguousarray(query[active])
-        if size <= leaf_rows:
-            vals, inds = _search(q, shard[a:b], size, spec, n_jobs)
-            take(active, vals, inds + a)
+        kk = min(size, wide)
+        q = query if active.size == n_q else np.ascontiguousarray(query[active])
+        vals, inds = _search(q, shard[a:b], kk, spec, n_jobs)
+        inds = inds + a
+        if kk == size:
+            take(active, vals, inds)
             return
-        finite = np.isfinite(root[active])
-        unresolved = active[~finite]
-        if finite.any():
-            searched = active[finite]
-            vals, inds = _search(q[finite], shard[a:b], k, spec, n_jobs)
-            # The top-k of the range holds every row below the root when its k-th value
-            # is not below the root.
-            done = vals[:, k - 1] >= root[searched]
-            take(searched[done], vals[done], inds[done] + a)
-            unresolved = np.sort(np.concatenate([unresolved, searched[~done]]))
+        # The top `kk` of the range holds every row below the root when its last value
+        # is not below the root.
+        done = vals[:, kk - 1] >= root[active]
+        take(active[done], vals[done], inds[done])
+        rest = active[~done]
         mid = a + size // 2
-        visit(a, mid, unresolved)
-        visit(mid, b, unresolved)
+        scan(a, mid, rest)
+        scan(mid, b, rest)
 
-    visit(0, n, np.arange(n_q))
+    everyone = np.arange(n_q)
+    start = 0
+    while start < n:
+        end = min(n, max(growth * start, wide))
+        scan(start, end, everyone)
+        start = end
     if out_q:
         qs = np.concatenate(out_q)
         vs = np.concatenate(out_v)
@@ -233,6 +252,39 @@ def shard_candidates(
         indices=(ix + offset).astype(np.intp),
         labels=labels,
     )
+
+
+def prune(parts: list[Candidates], n_q: int, k: int) -> list[Candidates]:
+    """Drop the candidates a heap that has scanned the earlier shards rejects.
+
+    After the shards before it, the heap's root is the ``k``-th smallest value of their
+    rows, which their candidates include (each shard's candidates hold its ``k``
+    smallest); a row of a later shard is accepted only below it.
+    """
+    top = np.full((n_q, k), np.inf)
+    out = []
+    for part in parts:
+        q_of = np.repeat(np.arange(n_q), part.counts)
+        keep = part.values < top.max(axis=1)[q_of]
+        if not keep.all():
+            part = Candidates(
+                counts=np.bincount(q_of[keep], minlength=n_q).astype(np.intp),
+                values=part.values[keep],
+                indices=part.indices[keep],
+                labels=None if part.labels is None else part.labels[keep],
+            )
+            q_of = q_of[keep]
+        out.append(part)
+        if part.values.size:
+            # The k smallest of the prefix, per query: pad each query's values to a row.
+            longest = int(part.counts.max())
+            starts = np.concatenate(([0], np.cumsum(part.counts)[:-1]))
+            within = np.arange(part.values.size) - starts[q_of]
+            pad = np.full((n_q, longest), np.inf)
+            pad[q_of, within] = part.values
+            both = np.concatenate([top, pad], axis=1)
+            top = np.partition(both, k - 1, axis=1)[:, :k]
+    return out
 
 
 def concatenate(parts: list[Candidates], n_q: int) -> Candidates:
@@ -452,7 +504,7 @@ def merge(
     Returns the searched values (sorted), the global indices, and the concatenated
     candidates (for their labels).
     """
-    cands = concatenate(parts, n_q)
+    cands = concatenate(prune(parts, n_q, k), n_q)
     heap_v, heap_i = replay(cands, k)
     vals, inds = finish(heap_v, heap_i, parallel_on_y(n_queries_total, n_train))
     return vals, inds, cands
