@@ -50,7 +50,6 @@ def _split(stream: list[dict[str, Any]]) -> dict[str, float]:
 def _cluster_run(client: Any, X: np.ndarray, Q: np.ndarray, k: int) -> dict[str, Any]:
     import dask.array as da
     from distributed import get_task_stream
-
     from oxlearn.dask import NearestNeighbors
 
     # Two training partitions (one per worker), four query partitions.

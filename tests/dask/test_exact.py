@@ -8,11 +8,11 @@ from oxlearn import _oxlearn
 from oxlearn.dask import _exact
 
 
-def _sharded(Q, X, k, metric, bounds, leaf_rows, params=None):
+def _sharded(Q, X, k, metric, bounds, width, params=None):
     float32 = X.dtype == np.float32 and Q.dtype == np.float32
     spec = _exact.make_spec(metric, params or {}, float32)
     parts = [
-        _exact.shard_candidates(Q, X[a:b], a, k, spec, 1, leaf_rows=leaf_rows)
+        _exact.shard_candidates(Q, X[a:b], a, k, spec, 1, width=width)
         for a, b in itertools.pairwise(bounds)
         if b > a
     ]
@@ -46,7 +46,7 @@ def test_replay_equals_single_process_on_tie_heavy_data(seed, metric, dtype):
             Q[Q.sum(axis=1) == 0] = 1
         cuts = np.sort(rng.integers(0, n_train + 1, size=int(rng.integers(0, 6))))
         bounds = [0, *cuts.tolist(), n_train]
-        dist, ind = _sharded(Q, X, k, metric, bounds, leaf_rows=int(rng.integers(1, 40)))
+        dist, ind = _sharded(Q, X, k, metric, bounds, width=int(rng.integers(1, 6)))
         ref_dist, ref_ind = _single(Q, X, k, metric)
         np.testing.assert_array_equal(ind, ref_ind)
         np.testing.assert_array_equal(dist, ref_dist)
@@ -65,7 +65,7 @@ def test_replay_on_continuous_data_and_large_shards(dtype, d, metric):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(5000, d)).astype(dtype)
     Q = rng.normal(size=(300, d)).astype(dtype)
-    dist, ind = _sharded(Q, X, 10, metric, [0, 1700, 1700, 5000], leaf_rows=256)
+    dist, ind = _sharded(Q, X, 10, metric, [0, 1700, 1700, 5000], width=4)
     ref_dist, ref_ind = _single(Q, X, 10, metric)
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_array_equal(dist, ref_dist)
@@ -83,7 +83,7 @@ def test_gemm_paths_are_exact_to_rounding(dtype, d, metric, rtol):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(5000, d)).astype(dtype)
     Q = rng.normal(size=(300, d)).astype(dtype)
-    dist, ind = _sharded(Q, X, 10, metric, [0, 1700, 5000], leaf_rows=256)
+    dist, ind = _sharded(Q, X, 10, metric, [0, 1700, 5000], width=4)
     ref_dist, ref_ind = _single(Q, X, 10, metric)
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_allclose(dist, ref_dist, rtol=rtol, atol=0)

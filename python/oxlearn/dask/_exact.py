@@ -153,11 +153,11 @@ def shard_candidates(
     """Every row of ``shard`` a scikit-learn heap of size ``k`` scanning it alone accepts.
 
     A superset, in fact: every row below the heap's root when the scan reaches the range
-    of rows it is examined in. The shard is examined in ranges that double in length
-    (``width * k`` rows, then ranges ``growth - 1`` times as long as the rows before
-    them), so that each holds about ``(growth - 1) * k`` rows below the root; one search of the top ``width * k`` of a
-    range finds them all when its last value is not below the root, else the range is
-    halved for the queries concerned.
+    of rows it is examined in. The shard is examined in growing ranges (``width * k``
+    rows, then ranges ``growth - 1`` times as long as the rows before them), so that each
+    holds about ``(growth - 1) * k`` rows below the root; one search of the top
+    ``width * k`` of a range finds them all when its last value is not below the root,
+    else the range is halved for the queries concerned.
 
     Parameters
     ----------

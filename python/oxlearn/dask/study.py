@@ -100,16 +100,17 @@ def _study_on(executor: DaskExecutor) -> Iterator[None]:
     """Make the study runner use ``executor`` where it would start a thread pool."""
     from oxlearn.study import _runner
 
-    original = _runner.ThreadPoolExecutor  # type: ignore[attr-defined]
+    runner: Any = _runner
+    original = runner.ThreadPoolExecutor
 
     def pool(max_workers: int | None = None, **_: Any) -> DaskExecutor:
         return executor
 
-    _runner.ThreadPoolExecutor = pool  # type: ignore[attr-defined]
+    runner.ThreadPoolExecutor = pool
     try:
         yield
     finally:
-        _runner.ThreadPoolExecutor = original  # type: ignore[attr-defined]
+        runner.ThreadPoolExecutor = original
 
 
 @contextlib.contextmanager
