@@ -8,14 +8,21 @@ from oxlearn import _oxlearn
 from oxlearn.dask import _exact
 
 
-def _sharded(Q, X, k, metric, bounds, width, params=None):
+def _sharded(Q, X, k, metric, bounds, width, params=None, two_phase=True):
     float32 = X.dtype == np.float32 and Q.dtype == np.float32
     spec = _exact.make_spec(metric, params or {}, float32)
-    parts = [
-        _exact.shard_candidates(Q, X[a:b], a, k, spec, 1, width=width)
-        for a, b in itertools.pairwise(bounds)
-        if b > a
-    ]
+    shards = [(a, X[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
+    if two_phase:
+        firsts = [_exact.shard_topk(Q, rows, k, spec, 1, width=width) for _, rows in shards]
+        prefixes = _exact.prefix_tops(firsts, Q.shape[0], k)
+        parts = [
+            _exact.shard_candidates(
+                Q, rows, a, k, spec, 1, width=width, first=first, prefix_top=prefix
+            )
+            for (a, rows), first, prefix in zip(shards, firsts, prefixes, strict=True)
+        ]
+    else:
+        parts = [_exact.shard_candidates(Q, rows, a, k, spec, 1, width=width) for a, rows in shards]
     vals, inds, _ = _exact.merge(parts, Q.shape[0], k, Q.shape[0], X.shape[0])
     return _exact.to_distances(vals, spec), inds
 
@@ -46,7 +53,8 @@ def test_replay_equals_single_process_on_tie_heavy_data(seed, metric, dtype):
             Q[Q.sum(axis=1) == 0] = 1
         cuts = np.sort(rng.integers(0, n_train + 1, size=int(rng.integers(0, 6))))
         bounds = [0, *cuts.tolist(), n_train]
-        dist, ind = _sharded(Q, X, k, metric, bounds, width=int(rng.integers(1, 6)))
+        width = int(rng.integers(1, 6))
+        dist, ind = _sharded(Q, X, k, metric, bounds, width, two_phase=bool(rng.integers(2)))
         ref_dist, ref_ind = _single(Q, X, k, metric)
         np.testing.assert_array_equal(ind, ref_ind)
         np.testing.assert_array_equal(dist, ref_dist)

@@ -174,7 +174,7 @@ def test_worker_killed_mid_search_gives_the_same_result(client):
     """Dask's retry recomputes the lost shard and tasks; the results are unchanged."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(20000, 16)).astype(np.float32)
-    Q = rng.normal(size=(4000, 16)).astype(np.float32)
+    Q = rng.normal(size=(6000, 16)).astype(np.float32)
     nn = NearestNeighbors(n_neighbors=5, block_size=100, n_jobs=1)
     nn.fit(da.from_array(X, chunks=5000))
     dist, ind = nn.kneighbors(da.from_array(Q, chunks=1000))

@@ -149,6 +149,8 @@ def shard_candidates(
     targets: npt.NDArray[Any] | None = None,
     width: int = SEARCH_WIDTH,
     growth: int = GROWTH,
+    first: tuple[FloatArray, IntArray] | None = None,
+    prefix_top: FloatArray | None = None,
 ) -> Candidates:
     """Every row of ``shard`` a scikit-learn heap of size ``k`` scanning it alone accepts.
 
@@ -179,6 +181,13 @@ def shard_candidates(
         Each engine search asks for the top ``width * k`` rows of its range.
     growth : int
         Growth factor of the ranges (at least 2).
+    first : (ndarray, ndarray), optional
+        `shard_topk` of this shard (same ``width``), when already searched.
+    prefix_top : ndarray of shape (n_queries, k), optional
+        The ``k`` smallest values of the shards before this one (see `prefix_tops`): the
+        heap scanning the whole training set reaches this shard with that root, so only
+        rows below it are candidates, and a shard whose top ``width * k`` ends at or above
+        it needs no further search.
 
     Returns
     -------
@@ -189,8 +198,8 @@ def shard_candidates(
     n = shard.shape[0]
     wide = max(int(width), 1) * k
     growth = max(int(growth), 2)
-    root = np.full(n_q, np.inf)
-    top = np.full((n_q, k), np.inf)
+    top = np.full((n_q, k), np.inf) if prefix_top is None else np.array(prefix_top, dtype=float)
+    root = top.max(axis=1)
     out_q: list[IntArray] = []
     out_v: list[FloatArray] = []
     out_i: list[IntArray] = []
@@ -230,8 +239,23 @@ def shard_candidates(
         scan(mid, b, rest)
 
     everyone = np.arange(n_q)
+    if first is not None and n > 0:
+        vals, inds = first
+        kk = vals.shape[1]
+        if kk >= n:
+            take(everyone, vals, inds)
+            everyone = everyone[:0]
+        else:
+            done = vals[:, kk - 1] >= root
+            take(everyone[done], vals[done], inds[done])
+            rest = everyone[~done]
+            bounded = rest[np.isfinite(root[rest])]
+            everyone = rest[~np.isfinite(root[rest])]
+            mid = n // 2
+            scan(0, mid, bounded)
+            scan(mid, n, bounded)
     start = 0
-    while start < n:
+    while start < n and everyone.size:
         end = min(n, max(growth * start, wide))
         scan(start, end, everyone)
         start = end
@@ -252,6 +276,30 @@ def shard_candidates(
         indices=(ix + offset).astype(np.intp),
         labels=labels,
     )
+
+
+def shard_topk(
+    query: npt.NDArray[Any],
+    shard: npt.NDArray[Any],
+    k: int,
+    spec: SearchSpec,
+    n_jobs: int = 1,
+    width: int = SEARCH_WIDTH,
+) -> tuple[FloatArray, IntArray]:
+    """Search the top ``width * k`` rows of a shard (all when fewer): sorted, local indices."""
+    kk = min(shard.shape[0], max(int(width), 1) * k)
+    return _search(query, shard, kk, spec, n_jobs)
+
+
+def prefix_tops(firsts: list[tuple[FloatArray, IntArray]], n_q: int, k: int) -> list[FloatArray]:
+    """For each shard, the ``k`` smallest values of the shards before it (`shard_topk`s)."""
+    current = np.full((n_q, k), np.inf)
+    out = []
+    for vals, _ in firsts:
+        out.append(current)
+        both = np.concatenate([current, vals[:, :k]], axis=1)
+        current = np.partition(both, k - 1, axis=1)[:, :k]
+    return out
 
 
 def prune(parts: list[Candidates], n_q: int, k: int) -> list[Candidates]:

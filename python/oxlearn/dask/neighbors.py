@@ -85,6 +85,24 @@ def _validate_query(
     return np.ascontiguousarray(rows, dtype=dtype)
 
 
+def _shard_rows(shard: dict[str, Any], dtype: Any) -> npt.NDArray[Any]:
+    return np.ascontiguousarray(shard["X"], dtype=dtype)
+
+
+def _first_search(
+    query: npt.NDArray[Any], shard: dict[str, Any], k: int, spec: _exact.SearchSpec, n_jobs: Any
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """Phase 1: the shard's top ``SEARCH_WIDTH * k`` rows for a query block."""
+    threads = worker_threads() if n_jobs is None else n_jobs
+    return _exact.shard_topk(query, _shard_rows(shard, query.dtype), k, spec, threads)
+
+
+def _prefix_tops(
+    firsts: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]], n_q: int, k: int
+) -> list[npt.NDArray[np.float64]]:
+    return _exact.prefix_tops(firsts, n_q, k)
+
+
 def _search_shard(
     query: npt.NDArray[Any],
     shard: dict[str, Any],
@@ -93,17 +111,21 @@ def _search_shard(
     spec: _exact.SearchSpec,
     n_jobs: int | None,
     with_targets: bool,
+    first: tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]],
+    prefix_top: npt.NDArray[np.float64],
 ) -> _exact.Candidates:
-    rows = np.ascontiguousarray(shard["X"], dtype=query.dtype)
+    """Phase 2: the shard's candidates, given its phase 1 and the earlier shards' top k."""
     threads = worker_threads() if n_jobs is None else n_jobs
     return _exact.shard_candidates(
         query,
-        rows,
+        _shard_rows(shard, query.dtype),
         offset,
         k,
         spec,
         threads,
         targets=shard["y"] if with_targets else None,
+        first=first,
+        prefix_top=prefix_top,
     )
 
 
@@ -319,6 +341,11 @@ class _DaskNeighborsBase(BaseEstimator):
         import dask.array as da
 
         check_is_fitted(self, "n_samples_fit_")
+        if not hasattr(self, "_shards"):
+            raise ValueError(
+                "This estimator was unpickled: its training rows stayed on the cluster it "
+                "was fitted on. Fit it again."
+            )
         if X is None:
             raise NotImplementedError(
                 "kneighbors(None) (the training rows as queries) is not supported on a "
@@ -345,6 +372,8 @@ class _DaskNeighborsBase(BaseEstimator):
         qdtype = np.float32 if float32 else np.float64
         spec = _exact.make_spec(self.effective_metric_, self.effective_metric_params_, float32)
         validate = dask.delayed(_validate_query, pure=True)
+        first_search = dask.delayed(_first_search, pure=True)
+        prefix = dask.delayed(_prefix_tops, pure=True, nout=len(self._shards))
         search = dask.delayed(_search_shard, pure=True)
         merge_kn = dask.delayed(_merge_block, pure=True, nout=2)
         merge_one = dask.delayed(_merge_block, pure=True)
@@ -355,9 +384,15 @@ class _DaskNeighborsBase(BaseEstimator):
                 hi = min(n_rows, lo + self.block_size)
                 n_b = hi - lo
                 q = validate(block, lo, hi, self._template, qdtype)
+                # Phase 1: each shard's top rows; then the root a heap scanning the whole
+                # training set has on reaching each shard; phase 2: each shard's candidates.
+                firsts = [first_search(q, fut, k, spec, self.n_jobs) for fut, _, _ in self._shards]
+                prefixes = list(prefix(firsts, n_b, k))
                 parts = [
-                    search(q, fut, off, k, spec, self.n_jobs, with_targets)
-                    for fut, off, _ in self._shards
+                    search(q, fut, off, k, spec, self.n_jobs, with_targets, first, pre)
+                    for (fut, off, _), first, pre in zip(
+                        self._shards, firsts, prefixes, strict=True
+                    )
                 ]
                 if mode == "kneighbors":
                     d, i = merge_kn(parts, n_b, k, n_queries, self.n_samples_fit_, spec, mode, {})
