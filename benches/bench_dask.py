@@ -36,12 +36,8 @@ def _split(stream: list[dict[str, Any]]) -> dict[str, float]:
             if ss["action"] == "transfer":
                 out["transfer"] += dt
             elif ss["action"] == "compute":
-                if "_first_search" in key:
-                    out["search phase 1"] += dt
-                elif "_search_shard" in key:
-                    out["search phase 2"] += dt
-                elif "_prefix_tops" in key:
-                    out["merge"] += dt
+                if "_search_shard" in key:
+                    out["search"] += dt
                 elif "_merge_block" in key:
                     out["merge"] += dt
                 elif "_validate_query" in key:
@@ -72,11 +68,10 @@ def _cluster_run(client: Any, X: np.ndarray, Q: np.ndarray, k: int) -> dict[str,
     # ties), i.e. the cost of the search without the exact replay.
     blocks = Qd.to_delayed().ravel().tolist()
     t0 = time.perf_counter()
-    partitions = list({fut.key: fut for fut, *_ in nn._shards}.values())
     plain = [
         client.submit(_plain_topk, block, fut, k, pure=False)
         for block in client.compute(blocks)
-        for fut in partitions
+        for fut, _, _ in nn._shards
     ]
     client.gather(plain)
     plain_s = time.perf_counter() - t0

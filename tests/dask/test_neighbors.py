@@ -189,26 +189,3 @@ def test_worker_killed_mid_search_gives_the_same_result(client):
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_array_equal(dist, ref_dist)
     client.wait_for_workers(2, timeout=60)
-
-
-@pytest.mark.parametrize("first_rows", [2, 50])
-def test_first_partition_split_into_two_shards(client, data, monkeypatch, first_rows):
-    """The first partition is searched as a small first shard and the rest."""
-    from oxlearn.dask import neighbors as sharded
-
-    monkeypatch.setattr(sharded, "FIRST_SHARD_MIN_ROWS", first_rows)
-    monkeypatch.setattr(sharded, "FIRST_SHARD_FRACTION", 1000)
-    X, Q, y = data
-    chunks = (0, 130, 3, 227, 0, 240)
-    nn = NearestNeighbors(n_neighbors=7).fit(da.from_array(X, chunks=(chunks, 3)))
-    assert [s[2] for s in nn._shards][:2] == [first_rows, 130 - first_rows]
-    dist, ind = nn.kneighbors(da.from_array(Q, chunks=100))
-    ref_dist, ref_ind = single.NearestNeighbors(n_neighbors=7).fit(X).kneighbors(Q)
-    np.testing.assert_array_equal(ind.compute(), ref_ind)
-    np.testing.assert_array_equal(dist.compute(), ref_dist)
-    clf = KNeighborsClassifier(n_neighbors=7, weights="distance")
-    clf.fit(da.from_array(X, chunks=(chunks, 3)), da.from_array(y, chunks=(chunks,)))
-    ref = single.KNeighborsClassifier(n_neighbors=7, weights="distance").fit(X, y)
-    np.testing.assert_array_equal(
-        clf.predict_proba(da.from_array(Q)).compute(), ref.predict_proba(Q)
-    )

@@ -40,10 +40,6 @@ from oxlearn.neighbors._base import _get_weights
 
 #: Default number of query rows per task.
 DEFAULT_BLOCK_SIZE = 4096
-#: The first training partition is searched as two shards, the first of
-#: ``max(FIRST_SHARD_MIN_ROWS, rows // FIRST_SHARD_FRACTION)`` rows.
-FIRST_SHARD_MIN_ROWS = 2048
-FIRST_SHARD_FRACTION = 16
 _FLOAT_DTYPES = [np.float64, np.float32]
 
 
@@ -89,21 +85,16 @@ def _validate_query(
     return np.ascontiguousarray(rows, dtype=dtype)
 
 
-def _shard_rows(shard: dict[str, Any], dtype: Any, rows: tuple[int, int]) -> npt.NDArray[Any]:
-    return np.ascontiguousarray(shard["X"][rows[0] : rows[1]], dtype=dtype)
+def _shard_rows(shard: dict[str, Any], dtype: Any) -> npt.NDArray[Any]:
+    return np.ascontiguousarray(shard["X"], dtype=dtype)
 
 
 def _first_search(
-    query: npt.NDArray[Any],
-    shard: dict[str, Any],
-    rows: tuple[int, int],
-    k: int,
-    spec: _exact.SearchSpec,
-    n_jobs: Any,
+    query: npt.NDArray[Any], shard: dict[str, Any], k: int, spec: _exact.SearchSpec, n_jobs: Any
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
     """Phase 1: the shard's top ``SEARCH_WIDTH * k`` rows for a query block."""
     threads = worker_threads() if n_jobs is None else n_jobs
-    return _exact.shard_topk(query, _shard_rows(shard, query.dtype, rows), k, spec, threads)
+    return _exact.shard_topk(query, _shard_rows(shard, query.dtype), k, spec, threads)
 
 
 def _prefix_tops(
@@ -115,7 +106,6 @@ def _prefix_tops(
 def _search_shard(
     query: npt.NDArray[Any],
     shard: dict[str, Any],
-    rows: tuple[int, int],
     offset: int,
     k: int,
     spec: _exact.SearchSpec,
@@ -128,12 +118,12 @@ def _search_shard(
     threads = worker_threads() if n_jobs is None else n_jobs
     return _exact.shard_candidates(
         query,
-        _shard_rows(shard, query.dtype, rows),
+        _shard_rows(shard, query.dtype),
         offset,
         k,
         spec,
         threads,
-        targets=shard["y"][rows[0] : rows[1]] if with_targets else None,
+        targets=shard["y"] if with_targets else None,
         first=first,
         prefix_top=prefix_top,
     )
@@ -244,7 +234,7 @@ class _DaskNeighborsBase(BaseEstimator):
     metric: str
 
     # Fitted state.
-    _shards: list[tuple[Any, int, int, tuple[int, int]]]
+    _shards: list[tuple[Any, int, int]]
     _client: Any
     _template: Any
     _fit_dtype: np.dtype[Any]
@@ -311,19 +301,11 @@ class _DaskNeighborsBase(BaseEstimator):
         )
         meta = client.gather(client.map(_shard_meta, shards, pure=False))
         offsets = np.concatenate(([0], np.cumsum([m[0] for m in meta])[:-1]))
-        self._shards = []
-        for fut, off, m in zip(shards, offsets, meta, strict=True):
-            n = int(m[0])
-            if n == 0:
-                continue
-            # The first shard is searched from an empty heap, at several times the cost of
-            # the others (see `oxlearn.dask._exact`): split a small one off the first partition.
-            cut = min(n, max(FIRST_SHARD_MIN_ROWS, n // FIRST_SHARD_FRACTION))
-            if not self._shards and cut < n:
-                self._shards.append((fut, int(off), cut, (0, cut)))
-                self._shards.append((fut, int(off) + cut, n - cut, (cut, n)))
-            else:
-                self._shards.append((fut, int(off), n, (0, n)))
+        self._shards = [
+            (fut, int(off), int(m[0]))
+            for fut, off, m in zip(shards, offsets, meta, strict=True)
+            if m[0] > 0
+        ]
         self._client = client
         self._template = template
         self._fit_dtype = np.dtype(
@@ -404,14 +386,11 @@ class _DaskNeighborsBase(BaseEstimator):
                 q = validate(block, lo, hi, self._template, qdtype)
                 # Phase 1: each shard's top rows; then the root a heap scanning the whole
                 # training set has on reaching each shard; phase 2: each shard's candidates.
-                firsts = [
-                    first_search(q, fut, rows, k, spec, self.n_jobs)
-                    for fut, _, _, rows in self._shards
-                ]
+                firsts = [first_search(q, fut, k, spec, self.n_jobs) for fut, _, _ in self._shards]
                 prefixes = list(prefix(firsts, n_b, k))
                 parts = [
-                    search(q, fut, rows, off, k, spec, self.n_jobs, with_targets, first, pre)
-                    for (fut, off, _, rows), first, pre in zip(
+                    search(q, fut, off, k, spec, self.n_jobs, with_targets, first, pre)
+                    for (fut, off, _), first, pre in zip(
                         self._shards, firsts, prefixes, strict=True
                     )
                 ]
