@@ -36,8 +36,12 @@ def _split(stream: list[dict[str, Any]]) -> dict[str, float]:
             if ss["action"] == "transfer":
                 out["transfer"] += dt
             elif ss["action"] == "compute":
-                if "_search_shard" in key:
-                    out["search"] += dt
+                if "_first_search" in key:
+                    out["search phase 1"] += dt
+                elif "_search_shard" in key:
+                    out["search phase 2"] += dt
+                elif "_prefix_tops" in key or "_candidates_top" in key:
+                    out["merge"] += dt
                 elif "_merge_block" in key:
                     out["merge"] += dt
                 elif "_validate_query" in key:

@@ -13,13 +13,18 @@ def _sharded(Q, X, k, metric, bounds, width, params=None, two_phase=True):
     spec = _exact.make_spec(metric, params or {}, float32)
     shards = [(a, X[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
     if two_phase:
-        firsts = [_exact.shard_topk(Q, rows, k, spec, 1, width=width) for _, rows in shards]
+        # As the estimators do: the first shard scanned alone, the others in two phases.
+        (a0, rows0), *rest = shards
+        part0 = _exact.shard_candidates(Q, rows0, a0, k, spec, 1, width=width)
+        firsts = [_exact.candidates_top(part0, k)] + [
+            _exact.shard_topk(Q, rows, k, spec, 1, width=width) for _, rows in rest
+        ]
         prefixes = _exact.prefix_tops(firsts, Q.shape[0], k)
-        parts = [
+        parts = [part0] + [
             _exact.shard_candidates(
                 Q, rows, a, k, spec, 1, width=width, first=first, prefix_top=prefix
             )
-            for (a, rows), first, prefix in zip(shards, firsts, prefixes, strict=True)
+            for (a, rows), first, prefix in zip(rest, firsts[1:], prefixes[1:], strict=True)
         ]
     else:
         parts = [_exact.shard_candidates(Q, rows, a, k, spec, 1, width=width) for a, rows in shards]

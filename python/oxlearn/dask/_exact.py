@@ -302,6 +302,23 @@ def prefix_tops(firsts: list[tuple[FloatArray, IntArray]], n_q: int, k: int) -> 
     return out
 
 
+def candidates_top(cands: Candidates, k: int) -> tuple[FloatArray, IntArray]:
+    """Return the ``k`` smallest candidate values per query (inf-padded), for `prefix_tops`.
+
+    A shard's candidates include every row its heap kept, so their ``k`` smallest values
+    are the shard's ``k`` smallest: the first shard needs no `shard_topk`.
+    """
+    n_q = cands.counts.shape[0]
+    width = max(k, int(cands.counts.max()) if n_q else 0)
+    pad = np.full((n_q, width), np.inf)
+    q_of = np.repeat(np.arange(n_q), cands.counts)
+    starts = np.concatenate(([0], np.cumsum(cands.counts)[:-1])).astype(np.intp)
+    within = np.arange(cands.values.size) - starts[q_of]
+    pad[q_of, within] = cands.values
+    vals = np.sort(np.partition(pad, k - 1, axis=1)[:, :k], axis=1)
+    return vals, np.zeros(vals.shape, dtype=np.intp)
+
+
 def prune(parts: list[Candidates], n_q: int, k: int) -> list[Candidates]:
     """Drop the candidates a heap that has scanned the earlier shards rejects.
 

@@ -97,6 +97,12 @@ def _first_search(
     return _exact.shard_topk(query, _shard_rows(shard, query.dtype), k, spec, threads)
 
 
+def _candidates_top(
+    cands: _exact.Candidates, k: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    return _exact.candidates_top(cands, k)
+
+
 def _prefix_tops(
     firsts: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]], n_q: int, k: int
 ) -> list[npt.NDArray[np.float64]]:
@@ -111,8 +117,8 @@ def _search_shard(
     spec: _exact.SearchSpec,
     n_jobs: int | None,
     with_targets: bool,
-    first: tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]],
-    prefix_top: npt.NDArray[np.float64],
+    first: tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]] | None,
+    prefix_top: npt.NDArray[np.float64] | None,
 ) -> _exact.Candidates:
     """Phase 2: the shard's candidates, given its phase 1 and the earlier shards' top k."""
     threads = worker_threads() if n_jobs is None else n_jobs
@@ -375,6 +381,7 @@ class _DaskNeighborsBase(BaseEstimator):
         first_search = dask.delayed(_first_search, pure=True)
         prefix = dask.delayed(_prefix_tops, pure=True, nout=len(self._shards))
         search = dask.delayed(_search_shard, pure=True)
+        candidates_top = dask.delayed(_candidates_top, pure=True)
         merge_kn = dask.delayed(_merge_block, pure=True, nout=2)
         merge_one = dask.delayed(_merge_block, pure=True)
         with_targets = mode != "kneighbors"
@@ -384,14 +391,20 @@ class _DaskNeighborsBase(BaseEstimator):
                 hi = min(n_rows, lo + self.block_size)
                 n_b = hi - lo
                 q = validate(block, lo, hi, self._template, qdtype)
-                # Phase 1: each shard's top rows; then the root a heap scanning the whole
-                # training set has on reaching each shard; phase 2: each shard's candidates.
-                firsts = [first_search(q, fut, k, spec, self.n_jobs) for fut, _, _ in self._shards]
+                # The first shard is scanned from an empty heap (its candidates give its
+                # top k); each other shard searches its top 2k (phase 1), which gives the
+                # root a heap scanning the whole training set reaches it with, then its
+                # candidates below that root (phase 2, mostly no further search).
+                (fut0, off0, _), *rest = self._shards
+                part0 = search(q, fut0, off0, k, spec, self.n_jobs, with_targets, None, None)
+                firsts = [candidates_top(part0, k)] + [
+                    first_search(q, fut, k, spec, self.n_jobs) for fut, _, _ in rest
+                ]
                 prefixes = list(prefix(firsts, n_b, k))
-                parts = [
+                parts = [part0] + [
                     search(q, fut, off, k, spec, self.n_jobs, with_targets, first, pre)
                     for (fut, off, _), first, pre in zip(
-                        self._shards, firsts, prefixes, strict=True
+                        rest, firsts[1:], prefixes[1:], strict=True
                     )
                 ]
                 if mode == "kneighbors":
