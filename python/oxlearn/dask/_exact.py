@@ -19,6 +19,11 @@ module replays the heap:
   engine on a binary subdivision of the shard: for a range and a current root ``r``,
   the range's top-k list holds every row below ``r`` when its ``k``-th value is
   ``>= r``; otherwise the range is halved (the left half first, as it updates ``r``).
+* **Two phases.** Only the first shard must be scanned from an empty heap. Each other
+  shard first searches its top ``2k`` (`shard_topk`); from those, `prefix_tops` gives the
+  root the whole scan reaches the shard with (the ``k``-th smallest value before it), and
+  the shard's candidates are its rows below that root, usually all within its top ``2k``
+  (`shard_candidates` with ``first`` and ``prefix_top``).
 * **In the merge**, `replay` pushes the concatenated candidates into scikit-learn's
   heap (a NumPy port of ``heap_push``, vectorised over queries). A candidate the
   single-process heap rejected is rejected by the replayed heap too (the two are in the

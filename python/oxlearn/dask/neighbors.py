@@ -8,12 +8,14 @@ parameters of their `oxlearn.neighbors` counterparts, plus ``client`` (a
 * ``fit`` keeps each training partition on the worker that computed it (validated by
   the single-process estimator, so bad input raises the same errors); rows are never
   gathered to the client.
-* A search runs one task per (query block, training partition): the Rust engine finds
-  the rows of the partition a scikit-learn heap could accept (`oxlearn.dask._exact`),
-  and one merge task per query block replays them into scikit-learn's heap. The
+* A search runs, per query block: a scan of the first training partition (the Rust engine
+  finds every row a scikit-learn heap could accept, `oxlearn.dask._exact`); for each other
+  partition, a search of its top ``2k`` rows (phase 1), which gives the root the
+  single-process scan reaches it with, then its rows below that root (phase 2, mostly no
+  further search); and a merge task that replays all of them into scikit-learn's heap. The
   neighbours, their distances and their order, ties included, are those of
-  `oxlearn.neighbors` on the concatenated training rows; the vote runs after the merge
-  with the single-process kernels.
+  `oxlearn.neighbors` on the concatenated training rows; the vote runs after the merge with
+  the single-process kernels.
 * Results are Dask arrays with the query partitioning. A task holds at most
   ``block_size`` query rows (partitions larger than that are split, and the results
   joined back), so its memory is bounded by ``block_size`` and the size of one training
