@@ -122,15 +122,15 @@ impl<'a, T: Real> Screen<'a, T> {
         }
         let (qs, ts) = (query.to_slice()?, train.to_slice()?);
         let mean = column_means(ts, d);
-        if !centred_in_range(qs, &mean) || !centred_in_range(ts, &mean) {
-            return None;
-        }
         let qn = sq_norms_f64_simd(&query);
         let tn = sq_norms_f64_simd(&train);
+        let direct = direct_rows(qs, ts, &mean, &qn, &tn);
+        if direct.is_none() && (!centred_in_range(qs, &mean) || !centred_in_range(ts, &mean)) {
+            return None;
+        }
         let df = d as f64;
         let c64 = (2.0 * df + 16.0) * f64::EPSILON / 2.0;
         let t_max = tn.iter().fold(0.0_f64, |m, &v| m.max(v));
-        let direct = direct_rows(qs, ts, d, &mean, &tn);
         Some(Self {
             q: qs,
             t: ts,
@@ -210,34 +210,34 @@ fn distance<T: Real>(q: &[T], t: &[T], qn: f64, tn: f64) -> f64 {
 /// The [`Direct`] form of float32 inputs whose plain norms are at most
 /// [`DIRECT_NORM_RATIO`] times their centred norms on average, else `None` (and always
 /// for float64 inputs). `tn` holds the training rows' float64 squared norms.
+///
+/// `qn` and `tn` hold the rows' float64 squared norms. Their float32 roundings serve as the
+/// float32 norms of the bounds (the bounds hold for a float32 norm summed in any order, and
+/// a correctly rounded one is closer still), and they give the range check too: a row
+/// whose squared norm is at most `MAX_CENTRED^2` (NaN is not) has every value within
+/// `MAX_CENTRED`, which is all the bounds need of uncentred values.
 fn direct_rows<'a, T: Real>(
     q: &'a [T],
     t: &'a [T],
-    d: usize,
     mean: &[f64],
+    qn: &[f64],
     tn: &[f64],
 ) -> Option<Direct<'a>> {
     let (q, t) = (T::as_f32_slice(q)?, T::as_f32_slice(t)?);
     let n = tn.len().max(1) as f64;
     let plain = tn.iter().sum::<f64>() / n;
     let mean_sq: f64 = mean.iter().map(|m| m * m).sum();
-    // The plain values must also pass the range check the centred ones passed.
-    if plain > DIRECT_NORM_RATIO * (plain - mean_sq).max(0.0)
-        || !centred_in_range(q, &vec![0.0; d])
-        || !centred_in_range(t, &vec![0.0; d])
-    {
+    let limit = MAX_CENTRED * MAX_CENTRED;
+    let in_range = |norms: &[f64]| norms.iter().all(|&v| v <= limit);
+    if plain > DIRECT_NORM_RATIO * (plain - mean_sq).max(0.0) || !in_range(qn) || !in_range(tn) {
         return None;
     }
-    let norms = |a: &[f32]| {
-        a.chunks_exact(d)
-            .map(|r| sum8(r, r, |x, y| x * y))
-            .collect()
-    };
+    let to_f32 = |norms: &[f64]| norms.iter().map(|&v| v as f32).collect();
     Some(Direct {
         q,
         t,
-        qn: norms(q),
-        tn: norms(t),
+        qn: to_f32(qn),
+        tn: to_f32(tn),
     })
 }
 
