@@ -298,6 +298,15 @@ class _DaskNeighborsBase(BaseEstimator):
             template.fit(head, head_y)
         else:
             template.fit(head)
+        reason = template._params_fallback_reason()
+        if reason is not None:
+            # The single-process estimator runs scikit-learn's code for these parameters;
+            # the shards are searched with the Rust engine only.
+            raise ValueError(
+                f"{reason} on a cluster: oxlearn.dask searches with oxlearn's Rust engine, "
+                "which runs the metrics listed in oxlearn.neighbors.SUPPORTED_METRICS "
+                "(without cosine and precomputed) with p >= 1."
+            )
         x_parts = X.to_delayed().ravel().tolist()
         y_parts = y.to_delayed().ravel().tolist() if self._requires_y else [None] * len(x_parts)
         prepare = dask.delayed(_prepare_shard, pure=False)
