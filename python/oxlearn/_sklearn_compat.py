@@ -1,44 +1,86 @@
 """The one module that imports scikit-learn's private API.
 
-Parameter constraints (`Interval`, `StrOptions`, ...) and `_fit_context` are private in
-scikit-learn; importing them here keeps a future rename to a single place, and
-``tests/test_sklearn_compat.py`` checks that each import still resolves.
+The neighbour estimators' base class and helpers, and the hooks of scikit-learn's MLP that
+``oxlearn.neural_network`` overrides or calls (``MLP_HOOKS``), are private in scikit-learn;
+importing and listing them here keeps a future rename to a single place, and
+``tests/test_sklearn_compat.py`` checks that each import still resolves with the
+parameters we use, and that each hook still exists with the parameters listed here.
+Typed wrappers of untyped scikit-learn decorators live here too.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from sklearn._config import _get_threadlocal_config
-from sklearn.base import _fit_context
-from sklearn.neighbors._base import (
-    KNeighborsMixin,
-    NeighborsBase,
-    RadiusNeighborsMixin,
-    _check_precomputed,
-)
+from sklearn.neighbors._base import NeighborsBase, _check_precomputed
+from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
 from sklearn.utils._chunking import get_chunk_n_rows
-from sklearn.utils._param_validation import (
-    Hidden,
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-)
-from sklearn.utils.multiclass import _check_partial_fit_first_call
+from sklearn.utils.metaestimators import available_if as _sklearn_available_if
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight
 
 __all__ = [
-    "Hidden",
-    "Interval",
-    "InvalidParameterError",
-    "KNeighborsMixin",
+    "MLP_HOOKS",
     "NeighborsBase",
-    "Options",
-    "RadiusNeighborsMixin",
-    "StrOptions",
+    "SklearnMLPClassifier",
+    "SklearnMLPRegressor",
     "_check_optimize_result",
-    "_check_partial_fit_first_call",
     "_check_precomputed",
-    "_check_sample_weight",
-    "_fit_context",
     "_get_threadlocal_config",
+    "available_if",
     "get_chunk_n_rows",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The private methods of scikit-learn's MLP classes that ours override or call, with
+#: their parameters after ``self``: scikit-learn's ``fit`` and ``partial_fit`` run its
+#: ``_fit``, which calls ``_validate_input``, ``_initialize`` and the solver hooks with
+#: these arguments; its ``predict`` calls ``_predict`` and that ``_forward_pass_fast``.
+MLP_HOOKS: dict[str, tuple[str, ...]] = {
+    "_fit": ("X", "y", "sample_weight", "incremental"),
+    "_validate_input": ("X", "y", "incremental", "reset"),
+    "_fit_stochastic": (
+        "X",
+        "y",
+        "sample_weight",
+        "activations",
+        "deltas",
+        "coef_grads",
+        "intercept_grads",
+        "layer_units",
+        "incremental",
+    ),
+    "_fit_lbfgs": (
+        "X",
+        "y",
+        "sample_weight",
+        "activations",
+        "deltas",
+        "coef_grads",
+        "intercept_grads",
+        "layer_units",
+    ),
+    "_loss_grad_lbfgs": (
+        "packed_coef_inter",
+        "X",
+        "y",
+        "sample_weight",
+        "activations",
+        "deltas",
+        "coef_grads",
+        "intercept_grads",
+    ),
+    "_forward_pass_fast": ("X", "check_input"),
+    "_unpack": ("packed_parameters",),
+    "_initialize": ("y", "layer_units", "dtype"),
+    "_predict": ("X", "check_input"),
+}
+
+
+def available_if(check: Callable[[Any], bool]) -> Callable[[_F], _F]:
+    """scikit-learn's (public, untyped) ``available_if`` decorator, typed."""
+    decorator: Callable[[_F], _F] = _sklearn_available_if(check)
+    return decorator

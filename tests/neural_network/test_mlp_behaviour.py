@@ -407,3 +407,17 @@ def test_plain_inputs_shortcut_matches_full_validation(data: Any) -> None:
     fortran = _fit(MLPClassifier(**kw), np.asfortranarray(X), y)
     for a, b in zip(_weights(fortran), _weights(fast), strict=True):
         assert_array_equal(a, b)
+
+
+def test_instances_of_scikit_learns_classes() -> None:
+    """A drop-in: code that checks for scikit-learn's classes accepts ours."""
+    import sklearn.neural_network
+
+    assert isinstance(MLPClassifier(), sklearn.neural_network.MLPClassifier)
+    assert isinstance(MLPRegressor(), sklearn.neural_network.MLPRegressor)
+    # Same parameters and defaults as scikit-learn's.
+    assert MLPClassifier().get_params() == sklearn.neural_network.MLPClassifier().get_params()
+    assert MLPRegressor().get_params() == sklearn.neural_network.MLPRegressor().get_params()
+    # The lbfgs solver has no partial_fit (unlike scikit-learn 1.9's MLPRegressor).
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="sgd"), "partial_fit")

@@ -39,7 +39,7 @@ def _unique_inverse(labels: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDA
     return classes, inverse
 
 
-class KNeighborsClassifier(_AcceleratedNeighborsMixin, SklearnKNeighborsClassifier):
+class KNeighborsClassifier(_AcceleratedNeighborsMixin, SklearnKNeighborsClassifier):  # type: ignore[misc]
     """Classifier implementing the k-nearest neighbors vote, searched and voted in Rust.
 
     A subclass of :class:`sklearn.neighbors.KNeighborsClassifier` (same parameters,

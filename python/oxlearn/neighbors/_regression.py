@@ -18,7 +18,7 @@ from oxlearn.neighbors._base import (
 )
 
 
-class KNeighborsRegressor(_AcceleratedNeighborsMixin, SklearnKNeighborsRegressor):
+class KNeighborsRegressor(_AcceleratedNeighborsMixin, SklearnKNeighborsRegressor):  # type: ignore[misc]
     """Regression based on k-nearest neighbors, searched and averaged in Rust.
 
     A subclass of :class:`sklearn.neighbors.KNeighborsRegressor` (same parameters,

@@ -8,7 +8,9 @@ from oxlearn.neighbors._base import _AcceleratedNeighborsMixin, _AcceleratedRadi
 
 
 class NearestNeighbors(
-    _AcceleratedRadiusMixin, _AcceleratedNeighborsMixin, SklearnNearestNeighbors
+    _AcceleratedRadiusMixin,
+    _AcceleratedNeighborsMixin,
+    SklearnNearestNeighbors,  # type: ignore[misc]
 ):
     """Unsupervised learner for implementing neighbor searches, searched in Rust.
 

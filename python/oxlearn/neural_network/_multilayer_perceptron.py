@@ -1,14 +1,15 @@
 """Multi-layer perceptrons whose training and inference run in Rust.
 
-The estimator layer mirrors scikit-learn 1.9's ``sklearn/neural_network/_multilayer_perceptron.py``
-(same parameters, validation, initialisation, fitted attributes, warnings and errors); the
-numerical work goes to the compiled module in three calls: ``mlp_forward`` (prediction),
-``mlp_loss_grad`` (the loss and gradient that scipy's L-BFGS-B drives) and
-``mlp_fit_stochastic`` (the whole SGD/Adam training loop, one call per ``fit``/``partial_fit``).
+``MLPClassifier`` and ``MLPRegressor`` subclass scikit-learn's (same parameters, validation,
+initialisation, fitted attributes, warnings and errors; ``isinstance`` checks against
+scikit-learn's classes hold) and override the hooks where the numerical work happens; it
+goes to the compiled module in three calls: ``mlp_forward`` (prediction), ``mlp_loss_grad``
+(the loss and gradient that scipy's L-BFGS-B drives) and ``mlp_fit_stochastic`` (the whole
+SGD/Adam training loop, one call per ``fit``/``partial_fit``).
 """
 
-# Parts of this module (docstrings, the validation and bookkeeping logic) follow
-# scikit-learn's implementation: Copyright (c) the scikit-learn developers, BSD-3-Clause.
+# Parts of this module (the validation and bookkeeping logic) follow scikit-learn's
+# implementation: Copyright (c) the scikit-learn developers, BSD-3-Clause.
 
 from __future__ import annotations
 
@@ -17,38 +18,33 @@ import itertools
 import threading
 import warnings
 import weakref
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from numbers import Integral, Real
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Sequence
+from numbers import Integral
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import scipy.optimize
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import (
-    Interval,
-    Options,
-    StrOptions,
+    SklearnMLPClassifier,
+    SklearnMLPRegressor,
     _check_optimize_result,
-    _check_partial_fit_first_call,
-    _check_sample_weight,
-    _fit_context,
+    available_if,
 )
 from oxlearn._threads import default_threads
 from oxlearn._validation import fitted_label_binarizer, plain_float_matrix, plain_int_labels
 
-__all__ = ["BaseMultilayerPerceptron", "MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 
@@ -257,124 +253,80 @@ def _binarize(binarizer: LabelBinarizer, y: npt.NDArray[Any]) -> npt.NDArray[np.
     """
     classes = binarizer.classes_
     if y.ndim != 1 or len(classes) < 2 or binarizer.y_type_ not in ("binary", "multiclass"):
-        return binarizer.transform(y).astype(bool)
+        binary: npt.NDArray[np.bool_] = binarizer.transform(y).astype(bool)
+        return binary
     if len(classes) == 2:
-        return (y == classes[1]).reshape(-1, 1)
+        return np.asarray(y == classes[1]).reshape(-1, 1)
     out = np.zeros((len(y), len(classes)), dtype=bool)
     out[np.arange(len(y)), np.searchsorted(classes, y)] = True
     return out
 
 
-class BaseMultilayerPerceptron(BaseEstimator, ABC):
-    """Base class for MLP classification and regression.
+def _check_hidden_layer_sizes(hidden_layer_sizes: Any) -> None:
+    """Say which entry of ``hidden_layer_sizes`` is not an integer.
 
-    Warning: This class should not be used directly. Use derived classes instead.
+    scikit-learn fails on these later (a TypeError from NumPy when it draws the weights);
+    this runs where its ``_fit`` validates the data, after its check of the sizes' signs.
+    """
+    if not hasattr(hidden_layer_sizes, "__iter__"):
+        hidden_layer_sizes = [hidden_layer_sizes]
+    hidden_layer_sizes = list(hidden_layer_sizes)
+    for h in hidden_layer_sizes:
+        if isinstance(h, bool) or not isinstance(h, Integral):
+            raise TypeError(
+                f"hidden_layer_sizes must hold integers, got {hidden_layer_sizes}: "
+                f"{h!r} is of type {type(h).__name__}."
+            )
+
+
+def _doc_from(source: Any) -> Callable[[_Method], _Method]:
+    """Give the decorated method the docstring of scikit-learn's ``source``."""
+
+    def decorate(method: _Method) -> _Method:
+        method.__doc__ = source.__doc__
+        return method
+
+    return decorate
+
+
+def _stochastic_only(est: Any) -> bool:
+    # ``partial_fit`` is available for 'sgd' and 'adam' only (AttributeError otherwise).
+    return bool(est._check_solver())
+
+
+class _OxlearnMLPMixin:
+    """The hooks of scikit-learn's ``BaseMultilayerPerceptron`` that run in Rust.
+
+    scikit-learn's ``fit``/``partial_fit`` run its ``_fit``, which validates the input
+    (``_validate_input``, overridden for speed), initialises the weights as scikit-learn
+    does (its ``_initialize``, inherited) and calls ``_fit_stochastic`` or ``_fit_lbfgs``
+    (overridden: one Rust call per fit, or scipy's L-BFGS-B on a Rust loss and gradient);
+    prediction goes through ``_forward_pass_fast`` (overridden: one Rust call).
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [
-            Interval(Integral, 1, None, closed="left"),
-            Options(Real, {np.inf}),
-        ],
-        "max_fun": [Interval(Integral, 1, None, closed="left")],
-    }
+    if TYPE_CHECKING:
+        # The estimator's parameters and other attributes live on scikit-learn's class;
+        # these are the fitted attributes this mixin sets.
+        coefs_: list[FloatArray]
+        intercepts_: list[FloatArray]
+        t_: int
+        n_iter_: int
+        loss_: Any
+        loss_curve_: list[Any]
+        validation_scores_: list[float] | None
+        best_validation_score_: float | None
+        best_loss_: Any
+        classes_: Any
+        n_features_in_: int
+        _label_binarizer: LabelBinarizer
+        _optimizer: _StochasticOptimizer
+        _no_improvement_count: int
+        _best_coefs: list[FloatArray]
+        _best_intercepts: list[FloatArray]
+        _coef_indptr: list[tuple[int, int, tuple[int, int]]]
+        _intercept_indptr: list[tuple[int, int]]
 
-    # Fitted state (declared for type checkers; set by ``fit``).
-    coefs_: list[FloatArray]
-    intercepts_: list[FloatArray]
-    n_layers_: int
-    n_outputs_: int
-    out_activation_: str
-    _label_binarizer: LabelBinarizer
-
-    @abstractmethod
-    def __init__(
-        self,
-        hidden_layer_sizes: Any,
-        activation: str,
-        solver: str,
-        alpha: float,
-        batch_size: int | str,
-        learning_rate: str,
-        learning_rate_init: float,
-        power_t: float,
-        max_iter: int,
-        loss: str,
-        shuffle: bool,
-        random_state: Any,
-        tol: float,
-        verbose: bool | int,
-        warm_start: bool,
-        momentum: float,
-        nesterovs_momentum: bool,
-        early_stopping: bool,
-        validation_fraction: float,
-        beta_1: float,
-        beta_2: float,
-        epsilon: float,
-        n_iter_no_change: int | float,
-        max_fun: int,
-    ) -> None:
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-
-    # ------------------------------------------------------------------ helpers
-    @abstractmethod
-    def _validate_input(
-        self, X: Any, y: Any, incremental: bool, reset: bool
-    ) -> tuple[Any, npt.NDArray[Any]]: ...
-
-    @abstractmethod
-    def _score_kind(self) -> str: ...
+        def __getattr__(self, name: str) -> Any: ...
 
     def _loss_name(self) -> str:
         """Name the loss the kernels compute (scikit-learn's choice in ``_backprop``)."""
@@ -383,7 +335,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return str(self.loss)
 
     def _unpack(self, packed_parameters: FloatArray) -> None:
-        """Extract the coefficients and intercepts from packed_parameters."""
+        """Extract the coefficients and intercepts from packed_parameters.
+
+        As scikit-learn's, but each layer is a copy of its own rather than a view of the
+        packed vector.
+        """
         for i in range(self.n_layers_ - 1):
             start, end, shape = self._coef_indptr[i]
             self.coefs_[i] = np.reshape(packed_parameters[start:end], shape).copy()
@@ -425,137 +381,20 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             default_threads(),
         )
 
-    def _initialize(self, y: npt.NDArray[Any], layer_units: list[int], dtype: Any) -> None:
-        # set all attributes, allocate weights etc. for first call
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.n_outputs_ = y.shape[1]
-
-        # Compute the number of layers
-        self.n_layers_ = len(layer_units)
-
-        # Output for regression
-        if not is_classifier(self):
-            if self.loss == "poisson":
-                self.out_activation_ = "exp"
-            else:
-                # loss = "squared_error"
-                self.out_activation_ = "identity"
-        # Output for multi class
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        # Output for binary class and multi-label
-        else:
-            self.out_activation_ = "logistic"
-
-        # Initialize coefficient and intercept layers
-        self.coefs_ = []
-        self.intercepts_ = []
-
-        for i in range(self.n_layers_ - 1):
-            coef_init, intercept_init = self._init_coef(layer_units[i], layer_units[i + 1], dtype)
-            self.coefs_.append(coef_init)
-            self.intercepts_.append(intercept_init)
-
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
-
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_: list[float] = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_: list[float] | None = []
-                self.best_validation_score_: float | None = -np.inf
-                self.best_loss_: float | None = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-
-    def _init_coef(self, fan_in: int, fan_out: int, dtype: Any) -> tuple[FloatArray, FloatArray]:
-        # Use the initialization method recommended by Glorot et al., drawing from the
-        # random state exactly as scikit-learn does (same random_state, same weights).
-        factor = 6.0
-        if self.activation == "logistic":
-            factor = 2.0
-        init_bound = np.sqrt(factor / (fan_in + fan_out))
-
-        # Generate weights and bias:
-        coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
-        intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
-        coef_init = coef_init.astype(dtype, copy=False)
-        intercept_init = intercept_init.astype(dtype, copy=False)
-        return coef_init, intercept_init
-
-    # ------------------------------------------------------------------ training
-    def _fit(
-        self,
-        X: Any,
-        y: Any,
-        sample_weight: Any = None,
-        incremental: bool = False,
-    ) -> BaseMultilayerPerceptron:
-        # Make sure self.hidden_layer_sizes is a list
-        hidden_layer_sizes = self.hidden_layer_sizes
-        if not hasattr(hidden_layer_sizes, "__iter__"):
-            hidden_layer_sizes = [hidden_layer_sizes]
-        hidden_layer_sizes = list(hidden_layer_sizes)
-
-        if np.any(np.array(hidden_layer_sizes) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)  # noqa: UP031
-        for h in hidden_layer_sizes:
-            # scikit-learn fails on these (a TypeError from NumPy when it draws the weights);
-            # say which entry is wrong instead of truncating it to an integer.
-            if isinstance(h, bool) or not isinstance(h, Integral):
-                raise TypeError(
-                    f"hidden_layer_sizes must hold integers, got {hidden_layer_sizes}: "
-                    f"{h!r} is of type {type(h).__name__}."
-                )
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        X = _densify(X)
-        n_features = X.shape[1]
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-
-        # Ensure y is 2D
-        if y.ndim == 1:
-            y = y.reshape((-1, 1))
-
-        self.n_outputs_ = y.shape[1]
-
-        layer_units = [n_features, *(int(h) for h in hidden_layer_sizes), self.n_outputs_]
-
-        # check random state
-        self._random_state = check_random_state(self.random_state)
-
-        if first_pass:
-            # First time training the model
-            self._initialize(y, layer_units, X.dtype)
-
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental)
-        elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight, layer_units)
-
-        # validate parameter weights
-        weights = [*self.coefs_, *self.intercepts_]
-        if not all(np.isfinite(w).all() for w in weights):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
-
-        return self
-
     def _fit_lbfgs(
         self,
         X: FloatArray,
         y: npt.NDArray[Any],
         sample_weight: FloatArray | None,
+        activations: list[Any],
+        deltas: list[Any],
+        coef_grads: list[Any],
+        intercept_grads: list[Any],
         layer_units: list[int],
     ) -> None:
+        # activations, deltas and the gradient lists (scikit-learn's work buffers) are
+        # unused: the kernel keeps its own.
+        layer_units = [int(u) for u in layer_units]
         # As in scikit-learn: the initial point is packed in X's dtype, so scipy (whose
         # ScalarFunction keeps x0's floating dtype) evaluates the loss and gradient in that
         # dtype, while L-BFGS-B itself iterates in float64 and the returned weights are
@@ -675,8 +514,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X: FloatArray,
         y: npt.NDArray[Any],
         sample_weight: FloatArray | None,
+        activations: list[Any],
+        deltas: list[Any],
+        coef_grads: list[Any],
+        intercept_grads: list[Any],
+        layer_units: list[int],
         incremental: bool,
     ) -> None:
+        # scikit-learn's work buffers (activations ... layer_units) are unused: the kernel
+        # keeps its own.
         dtype = X.dtype
         # The kernel trains the weights in place: one C-contiguous array per layer in
         # the training dtype (a no-op unless the weights were set by hand or by a fit
@@ -911,213 +757,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.coefs_ = [c.copy() for c in best_coefs]
             self.intercepts_ = [b.copy() for b in best_intercepts]
 
-    @_serialised
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMultilayerPerceptron:
-        """Fit the model to data matrix X and target(s) y.
 
-        Parameters
-        ----------
-        X : ndarray or sparse matrix of shape (n_samples, n_features)
-            The input data. Sparse matrices are densified.
+_NOTES = """
+    A drop-in replacement for :class:`sklearn.neural_network.{name}` (a subclass of it,
+    with the same parameters, attributes and methods; see its documentation) whose
+    training and inference run in Rust.
 
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            The target values (class labels in classification, real numbers in
-            regression).
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        self : object
-            Returns a trained MLP model.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
-
-    def _check_solver(self) -> bool:
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(
-                "partial_fit is only available for stochastic"
-                f" optimizers. {self.solver} is not stochastic."
-            )
-        return True
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        # csr/csc input is accepted (and densified), as scikit-learn's MLP accepts it.
-        tags.input_tags.sparse = True
-        return tags
-
-
-_COMMON_PARAMS_DOC = """
-    hidden_layer_sizes : array-like of shape(n_layers - 2,), default=(100,)
-        The ith element represents the number of neurons in the ith
-        hidden layer.
-
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function for the hidden layer: 'identity' (f(x) = x),
-        'logistic' (f(x) = 1 / (1 + exp(-x))), 'tanh' (f(x) = tanh(x)) or
-        'relu' (f(x) = max(0, x)).
-
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The solver for weight optimization: 'lbfgs' (scipy's L-BFGS-B driving a
-        Rust loss-and-gradient function), 'sgd' (stochastic gradient descent) or
-        'adam' (Kingma and Ba's stochastic optimizer). SGD and Adam run their
-        whole training loop in Rust.
-
-    alpha : float, default=0.0001
-        Strength of the L2 regularization term. The L2 regularization term
-        is divided by the sample size when added to the loss.
-
-    batch_size : int, default='auto'
-        Size of minibatches for stochastic optimizers.
-        If the solver is 'lbfgs', the model will not use minibatch.
-        When set to "auto", `batch_size=min(200, n_samples)`.
-
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning rate schedule for weight updates. 'constant' keeps
-        'learning_rate_init'; 'invscaling' uses
-        ``learning_rate_init / pow(t, power_t)``; 'adaptive' divides the rate by
-        5 each time two consecutive epochs fail to improve the training loss
-        (or the validation score with early stopping) by at least tol.
-        Only used when ``solver='sgd'``.
-
-    learning_rate_init : float, default=0.001
-        The initial learning rate used. It controls the step-size
-        in updating the weights. Only used when solver='sgd' or 'adam'.
-
-    power_t : float, default=0.5
-        The exponent for inverse scaling learning rate.
-        Only used when solver='sgd' and learning_rate='invscaling'.
-
-    max_iter : int, default=200
-        Maximum number of iterations. For stochastic solvers ('sgd', 'adam'),
-        this is the number of epochs, not of gradient steps.
-
-    shuffle : bool, default=True
-        Whether to shuffle samples in each iteration. Only used when
-        solver='sgd' or 'adam'.
-
-    random_state : int, RandomState instance, default=None
-        Determines random number generation for weights and bias
-        initialization (drawn exactly as scikit-learn draws them),
-        train-test split if early stopping is used, and batch
-        sampling when solver='sgd' or 'adam' (a seed for the Rust generator
-        that shuffles each epoch is drawn from it).
-        Pass an int for reproducible results across multiple function calls.
-
-    tol : float, default=1e-4
-        Tolerance for the optimization. When the loss or score is not improving
-        by at least ``tol`` for ``n_iter_no_change`` consecutive iterations,
-        unless ``learning_rate`` is set to 'adaptive', convergence is
-        considered to be reached and training stops.
-
-    verbose : bool, default=False
-        Whether to print progress messages to stdout.
-
-    warm_start : bool, default=False
-        When set to True, reuse the solution of the previous
-        call to fit as initialization, otherwise, just erase the
-        previous solution.
-
-    momentum : float, default=0.9
-        Momentum for gradient descent update. Should be between 0 and 1. Only
-        used when solver='sgd'.
-
-    nesterovs_momentum : bool, default=True
-        Whether to use Nesterov's momentum. Only used when solver='sgd' and
-        momentum > 0.
-
-    early_stopping : bool, default=False
-        Whether to use early stopping to terminate training when validation
-        score is not improving. If set to True, it will automatically set
-        aside ``validation_fraction`` of training data as validation and
-        terminate training when validation score is not improving by at
-        least ``tol`` for ``n_iter_no_change`` consecutive epochs; the weights
-        of the best epoch are restored. Only effective when solver='sgd' or 'adam'.
-
-    validation_fraction : float, default=0.1
-        The proportion of training data to set aside as validation set for
-        early stopping. Must be between 0 and 1.
-        Only used if early_stopping is True.
-
-    beta_1 : float, default=0.9
-        Exponential decay rate for estimates of first moment vector in adam,
-        should be in [0, 1). Only used when solver='adam'.
-
-    beta_2 : float, default=0.999
-        Exponential decay rate for estimates of second moment vector in adam,
-        should be in [0, 1). Only used when solver='adam'.
-
-    epsilon : float, default=1e-8
-        Value for numerical stability in adam. Only used when solver='adam'.
-
-    n_iter_no_change : int, default=10
-        Maximum number of epochs to not meet ``tol`` improvement.
-        Only effective when solver='sgd' or 'adam'.
-
-    max_fun : int, default=15000
-        Only used when solver='lbfgs'. Maximum number of loss function calls.
-"""
-
-_COMMON_ATTRIBUTES_DOC = """
-    loss_ : float
-        The current loss computed with the loss function.
-
-    best_loss_ : float or None
-        The minimum loss reached by the solver throughout fitting.
-        If `early_stopping=True`, this attribute is set to `None`. Refer to
-        the `best_validation_score_` fitted attribute instead.
-        Only accessible when solver='sgd' or 'adam'.
-
-    loss_curve_ : list of shape (`n_iter_`,)
-        The ith element in the list represents the loss at the ith iteration.
-        Only accessible when solver='sgd' or 'adam'.
-
-    validation_scores_ : list of shape (`n_iter_`,) or None
-        The score at each iteration on a held-out validation set ({score}).
-        Only available if `early_stopping=True`, otherwise `None`.
-        Only accessible when solver='sgd' or 'adam'.
-
-    best_validation_score_ : float or None
-        The best validation score ({score}) that triggered the early
-        stopping. Only available if `early_stopping=True`, otherwise `None`.
-        Only accessible when solver='sgd' or 'adam'.
-
-    t_ : int
-        The number of training samples seen by the solver during fitting.
-
-    coefs_ : list of shape (n_layers - 1,)
-        The ith element in the list represents the weight matrix corresponding
-        to layer i.
-
-    intercepts_ : list of shape (n_layers - 1,)
-        The ith element in the list represents the bias vector corresponding to
-        layer i + 1.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
-        has feature names that are all strings.
-
-    n_iter_ : int
-        The number of iterations the solver has run (in the last call to
-        ``fit``/``partial_fit``).
-
-    n_layers_ : int
-        Number of layers.
-
-    n_outputs_ : int
-        Number of outputs.
-
-    out_activation_ : str
-        Name of the output activation function.
-"""
-
-_COMMON_NOTES_DOC = """
     The weights are initialised exactly as scikit-learn initialises them (same
     ``random_state``, same initial ``coefs_``). The stochastic solvers shuffle each
     epoch with a Rust generator seeded from ``random_state``, so their training path
@@ -1129,113 +774,47 @@ _COMMON_NOTES_DOC = """
     stochastic solvers; 'lbfgs' works in float64 (as scikit-learn's does, since scipy's
     L-BFGS-B iterates in float64). Sparse input is accepted and densified. Ctrl-C
     during ``fit`` stops training at the end of the current epoch and warns.
+    Concurrent ``fit``/``partial_fit`` calls on one estimator run one after the other.
 """
 
 
-class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[misc]
     __doc__ = (
-        """Multi-layer Perceptron classifier.
-
-    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier` whose
-    training and inference run in Rust. This model optimizes the log-loss function
-    using LBFGS or stochastic gradient descent.
-
-    Parameters
-    ----------"""
-        + _COMMON_PARAMS_DOC
-        + """
-    Attributes
-    ----------
-    classes_ : ndarray or list of ndarray of shape (n_classes,)
-        Class labels for each output.
+        """Multi-layer Perceptron classifier, trained in Rust.
 """
-        + _COMMON_ATTRIBUTES_DOC.format(score="accuracy")
-        + """
-    See Also
-    --------
-    MLPRegressor : Multi-layer Perceptron regressor.
-    sklearn.neural_network.MLPClassifier : The scikit-learn estimator this reproduces.
-
-    Notes
-    -----"""
-        + _COMMON_NOTES_DOC
+        + _NOTES.format(name="MLPClassifier")
         + """
     Examples
     --------
     >>> from oxlearn.neural_network import MLPClassifier
     >>> from sklearn.datasets import make_classification
-    >>> from sklearn.model_selection import train_test_split
     >>> X, y = make_classification(n_samples=100, random_state=1)
-    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y,
-    ...                                                     random_state=1)
-    >>> clf = MLPClassifier(random_state=1, max_iter=300).fit(X_train, y_train)
-    >>> clf.predict_proba(X_test[:1]).shape
+    >>> clf = MLPClassifier(random_state=1, max_iter=300).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
     (1, 2)
-    >>> clf.predict(X_test[:5]).shape
-    (5,)
     """
     )
-
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 0.0001,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 0.001,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: int | float = 10,
-        max_fun: int = 15000,
-    ) -> None:
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            loss="log_loss",
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun,
-        )
 
     def _score_kind(self) -> str:
         return "accuracy"
 
+    fit = _serialised(SklearnMLPClassifier.fit)
+
+    @available_if(_stochastic_only)
+    @_serialised
+    @_doc_from(SklearnMLPClassifier.partial_fit)
+    def partial_fit(
+        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+    ) -> MLPClassifier:
+        result: MLPClassifier = super().partial_fit(
+            X, y, sample_weight=sample_weight, classes=classes
+        )
+        return result
+
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
     ) -> tuple[Any, npt.NDArray[Any]]:
+        _check_hidden_layer_sizes(self.hidden_layer_sizes)
         plain = _plain_inputs(X, y) if reset else None
         if plain is not None:
             # What `validate_data` would return (both unchanged) and set.
@@ -1289,153 +868,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
         # This downcast to bool is to prevent upcasting when working with float32 data
         y = _binarize(self._label_binarizer, y)
-        return X, y
-
-    def predict(self, X: Any) -> npt.NDArray[Any]:
-        """Predict using the multi-layer perceptron classifier.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
-            The predicted classes.
-        """
-        check_is_fitted(self)
-        return self._predict(X)
-
-    def _predict(self, X: Any, check_input: bool = True) -> npt.NDArray[Any]:
-        """Private predict method with optional input validation."""
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-
-        result: npt.NDArray[Any] = self._label_binarizer.inverse_transform(y_pred)
-        return result
-
-    @available_if(lambda est: est._check_solver())
-    @_serialised
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(
-        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
-    ) -> MLPClassifier:
-        """Update the model with a single iteration over the given data.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        y : array-like of shape (n_samples,)
-            The target values.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        classes : array of shape (n_classes,), default=None
-            Classes across all calls to partial_fit.
-            Can be obtained via `np.unique(y_all)`, where y_all is the
-            target vector of the entire dataset.
-            This argument is required for the first call to partial_fit
-            and can be omitted in the subsequent calls.
-            Note that y doesn't need to contain all labels in `classes`.
-
-        Returns
-        -------
-        self : object
-            Trained MLP model.
-        """
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-
-        self._fit(X, y, sample_weight=sample_weight, incremental=True)
-        return self
-
-    def predict_log_proba(self, X: Any) -> FloatArray:
-        """Return the log of probability estimates.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        log_y_prob : ndarray of shape (n_samples, n_classes)
-            The predicted log-probability of the sample for each class
-            in the model, where classes are ordered as they are in
-            `self.classes_`. Equivalent to `log(predict_proba(X))`.
-        """
-        y_prob = self.predict_proba(X)
-        return np.log(y_prob, out=y_prob)
-
-    def predict_proba(self, X: Any) -> FloatArray:
-        """Probability estimates.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        y_prob : ndarray of shape (n_samples, n_classes)
-            The predicted probability of the sample for each class in the
-            model, where classes are ordered as they are in `self.classes_`.
-        """
-        check_is_fitted(self)
-        y_pred = self._forward_pass_fast(X)
-
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-
-        if y_pred.ndim == 1:
-            return np.vstack([1 - y_pred, y_pred]).T
-        return y_pred
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        return tags
+        # Sparse input is densified: the kernels run dense GEMMs.
+        return _densify(X), y
 
 
-class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+class MLPRegressor(_OxlearnMLPMixin, SklearnMLPRegressor):  # type: ignore[misc]
     __doc__ = (
-        """Multi-layer Perceptron regressor.
-
-    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor` whose
-    training and inference run in Rust. This model optimizes the squared error
-    (or the Poisson deviance) using LBFGS or stochastic gradient descent.
-
-    Parameters
-    ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        The loss function to use when training the weights. Both implement half
-        of the loss ("half squared error", "half Poisson deviance"); 'poisson'
-        uses an exponential output activation and requires ``y >= 0``.
+        """Multi-layer Perceptron regressor, trained in Rust.
 """
-        + _COMMON_PARAMS_DOC
-        + """
-    Attributes
-    ----------"""
-        + _COMMON_ATTRIBUTES_DOC.format(score="R2 score")
-        + """
-    See Also
-    --------
-    MLPClassifier : Multi-layer Perceptron classifier.
-    sklearn.neural_network.MLPRegressor : The scikit-learn estimator this reproduces.
-
-    Notes
-    -----"""
-        + _COMMON_NOTES_DOC
+        + _NOTES.format(name="MLPRegressor")
         + """
     Unlike scikit-learn 1.9 (whose ``MLPRegressor.partial_fit`` runs a full L-BFGS fit
     when ``solver='lbfgs'``), ``partial_fit`` is unavailable for 'lbfgs' here, as in
@@ -1452,95 +893,15 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """
     )
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
-    }
-
-    def __init__(
-        self,
-        loss: str = "squared_error",
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 0.0001,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 0.001,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: int | float = 10,
-        max_fun: int = 15000,
-    ) -> None:
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            loss=loss,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun,
-        )
-
     def _score_kind(self) -> str:
         return "r2"
 
-    def predict(self, X: Any) -> FloatArray:
-        """Predict using the multi-layer perceptron model.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_outputs)
-            The predicted values.
-        """
-        check_is_fitted(self)
-        return self._predict(X)
-
-    def _predict(self, X: Any, check_input: bool = True) -> FloatArray:
-        """Private predict method with optional input validation."""
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-        if y_pred.shape[1] == 1:
-            return y_pred.ravel()
-        return y_pred
+    fit = _serialised(SklearnMLPRegressor.fit)
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
     ) -> tuple[Any, npt.NDArray[Any]]:
+        _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X, y = validate_data(
             self,
             X,
@@ -1561,29 +922,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        # Sparse input is densified: the kernels run dense GEMMs.
+        return _densify(X), y
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(_stochastic_only)
     @_serialised
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_doc_from(SklearnMLPRegressor.partial_fit)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
-        """Update the model with a single iteration over the given data.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        y : ndarray of shape (n_samples,)
-            The target values.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        self : object
-            Trained MLP model.
-        """
-        self._fit(X, y, sample_weight=sample_weight, incremental=True)
-        return self
+        result: MLPRegressor = super().partial_fit(X, y, sample_weight=sample_weight)
+        return result
