@@ -119,7 +119,7 @@ class TestOutOfMemory:
             """
             rng = np.random.default_rng(0)
             X = rng.random((20_000, 1))
-            # brute: with "auto", one feature runs scikit-learn's KD-tree instead of the Rust search.
+            # brute: with "auto", one feature runs scikit-learn's KD-tree, not the Rust search.
             nn = oxlearn.neighbors.NearestNeighbors(radius=10.0, algorithm="brute").fit(X)
             nn.radius_neighbors(X)
             """

@@ -6,8 +6,8 @@ distance search and the network training compiled to native code.
 """
 
 from oxlearn import neighbors, neural_network
-from oxlearn._oxlearn import __version__, build_info
 from oxlearn._convert import from_sklearn, to_sklearn
+from oxlearn._oxlearn import __version__, build_info
 from oxlearn._patch import patch_sklearn, sklearn_is_patched, unpatch_sklearn
 
 __all__ = [
