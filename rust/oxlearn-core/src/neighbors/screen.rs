@@ -6,11 +6,10 @@
 //! answers, ties included, must not change): the float64 search feeds every candidate, in
 //! increasing training index, to scikit-learn's heap, which takes a candidate only when its
 //! distance is below the heap's root (the `k`-th smallest distance seen so far). Here each
-//! distance `e` gets float32 bounds `lo <= e <= hi` (derived below). A second heap, of the
-//! `hi` values, has a root that is never below the float64 heap's at the same point of the
-//! scan (its `k` candidates have float64 distances at most their `hi`). So a candidate with
-//! `lo` at or above that root would have been refused by the float64 heap, and is skipped.
-//! The others (about `k (1 + ln(n_train / k))` per query for data in general position) are
+//! distance `e` gets a float32 lower bound `lo <= e` (derived below). A candidate whose `lo`
+//! is at or above the float64 heap's root (rounded up to float32) has `e` at or above it, so
+//! the float64 heap would refuse it: it is skipped. The others (about
+//! `k (1 + ln(n_train / k))` per query for data in general position) are
 //! computed in float64 and fed to the float64 heaps in increasing index order: the heaps
 //! see the candidates they would have taken, in the same order, and refuse the rest as
 //! before, so they end in the same state, ties and all. The bounds only decide how much
@@ -31,8 +30,7 @@
 //! gives `|e - ||q - t||^2| <= (2 d + 9) 2^-53 (||q||^2 + ||t||^2)`. The code takes
 //! `c32 = (2 d + 64) u` (room for the rounding of the bounds themselves, computed in
 //! float32), `c64 = (2 d + 16) 2^-53` at the largest training norm, and
-//! `lo = ((qn32 (1 - c32) - s) + c) + tn32 (1 - c32)`,
-//! `hi = ((qn32 (1 + c32) + s) + c) + tn32 (1 + c32)`, with `s` the query's float64 slack.
+//! `lo = ((qn32 (1 - c32) - s) + c) + tn32 (1 - c32)`, with `s` the query's float64 slack.
 //! The tests check the answers against the full replay bit for bit on data built to be
 //! hard for the bounds (ties, a large offset, outliers, tiny values).
 //!
@@ -165,7 +163,6 @@ impl<'a, T: Real> Screen<'a, T> {
         let d = self.d;
         let n_t = plan.n_t;
         let tt = self.block().min(n_t);
-        let k_max = plan.sorted_ks.last().copied().unwrap_or(1);
         // Each block of training rows is converted once per query tile: larger query tiles
         // (their GEMMs still run on blocks of `QUERY_TILE` rows, into one buffer) read the
         // float64 training rows fewer times, while the float32 query rows stay small (wide
@@ -183,7 +180,7 @@ impl<'a, T: Real> Screen<'a, T> {
             max_rows,
             |rows| {
                 let w = if copies { d } else { 0 };
-                Work::new(rows, QUERY_TILE.min(rows), tt, w, k_max, &plan.sorted_ks)
+                Work::new(rows, QUERY_TILE.min(rows), tt, w, &plan.sorted_ks)
             },
             |work: &mut Work, qs, qe, out_d, out_i| {
                 tile(self, work, qs, qe, plan.cancel);
@@ -301,9 +298,13 @@ fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f3
     }
 }
 
-/// One chunk of lower bounds, aligned to a cache line (see [`screen_body`]).
-#[repr(C, align(64))]
-struct Lanes([f32; LANES]);
+/// The smallest float32 at or above `r` (so a lower bound at or above it is at or above `r`;
+/// NaN stays NaN, which admits every candidate).
+#[inline(always)]
+fn f32_at_or_above(r: f64) -> f32 {
+    let f = r as f32;
+    if f64::from(f) < r { f.next_up() } else { f }
+}
 
 /// float32 inputs used by the float32 GEMM as they are, with their float32 squared norms.
 ///
@@ -329,43 +330,26 @@ struct Work {
     /// Centred float32 query rows of the tile, and training rows of the training block.
     q32: Vec<f32>,
     t32: Vec<f32>,
-    /// The query and training terms of the bounds (see the module docs).
+    /// The query and training terms of the lower bounds (see the module docs).
     qlo: Vec<f32>,
-    qhi: Vec<f32>,
     tlo: Vec<f32>,
-    thi: Vec<f32>,
     /// One block (at most [`QUERY_TILE`] query rows) of `-2 q32.t32`.
     buf: Vec<f32>,
-    /// Per query, the heap of upper bounds (size `k_max`).
-    bounds: Vec<KHeap<f32>>,
     /// Per query, the float64 heaps (one per `k`, increasing), and one spare per `k`.
     heaps: Vec<Vec<KHeap<f64>>>,
     fresh: Vec<KHeap<f64>>,
 }
 
 impl Work {
-    fn new(
-        rows: usize,
-        block: usize,
-        tt: usize,
-        d: usize,
-        k_max: usize,
-        sorted_ks: &[usize],
-    ) -> Result<Self> {
+    fn new(rows: usize, block: usize, tt: usize, d: usize, sorted_ks: &[usize]) -> Result<Self> {
         const WHAT: &str = "the neighbour search's working memory";
         let zeros = |n: Option<usize>| try_filled(n.unwrap_or(usize::MAX), 0.0, WHAT);
         Ok(Self {
             q32: zeros(rows.checked_mul(d))?,
             t32: zeros(tt.checked_mul(d))?,
             qlo: zeros(Some(rows))?,
-            qhi: zeros(Some(rows))?,
             tlo: zeros(Some(tt))?,
-            thi: zeros(Some(tt))?,
             buf: zeros(block.checked_mul(tt))?,
-            bounds: KHeap::try_sets(rows, &[k_max])?
-                .into_iter()
-                .flatten()
-                .collect(),
             heaps: KHeap::try_sets(rows, sorted_ks)?,
             fresh: KHeap::try_row(sorted_ks)?,
         })
@@ -374,8 +358,8 @@ impl Work {
 
 /// Screens one block (queries `rows` of the tile starting at query `qs`, whose
 /// `-2 q32.t32` is in `work.buf`, x `tt` training rows from `ts`): a candidate whose lower
-/// bound is below its query's bound-heap root has its upper bound pushed there and its
-/// float64 distance fed to the query's float64 heaps, while its training row is in cache.
+/// bound is below its query's float64 heap root has its float64 distance fed to the
+/// query's heaps, while its training row is in cache.
 #[inline(always)]
 fn screen_body<T: Real>(
     this: &Screen<'_, T>,
@@ -389,52 +373,45 @@ fn screen_body<T: Real>(
     let (d, q, t) = (this.d, this.q, this.t);
     let Work {
         qlo,
-        qhi,
         tlo,
-        thi,
         buf,
-        bounds,
         heaps,
         ..
     } = work;
     let r0 = rows.start;
+    let tlo = &tlo[..tt];
     for i in rows {
-        let row = &buf[(i - r0) * tt..(i - r0 + 1) * tt];
-        let (ql, qh) = (qlo[i], qhi[i]);
-        let heap = &mut bounds[i];
+        let row = &mut buf[(i - r0) * tt..(i - r0 + 1) * tt];
+        // The lower bounds in place of the products (as the plain search adds its norms),
+        // one pass that vectorises, then the chunks' masks read them back.
+        let ql = qlo[i];
+        for (v, &tl) in row.iter_mut().zip(tlo) {
+            *v = (ql + *v) + tl;
+        }
         let Some((big, small)) = heaps[i].split_last_mut() else {
             continue;
         };
         let qrow = &q[(qs + i) * d..(qs + i + 1) * d];
         let qn = this.qn[qs + i];
-        for j0 in (0..tt).step_by(LANES) {
-            let n = LANES.min(tt - j0);
-            // A full chunk is written by one fixed-length loop (whole aligned vectors), so
-            // the mask's loads right after are forwarded from those stores; a loop that
-            // peeled its first lanes left the loads straddling two stores, which stalled
-            // them (a fifth of the screening's time).
-            let mut lo = Lanes([f32::INFINITY; LANES]);
-            if n == LANES {
-                let (c, tl) = (&row[j0..j0 + LANES], &tlo[j0..j0 + LANES]);
-                for l in 0..LANES {
-                    lo.0[l] = (ql + c[l]) + tl[l];
-                }
+        // The root in float32, rounded up; it only changes when a candidate is taken.
+        let mut root = f32_at_or_above(big.root());
+        for (c, chunk) in row.chunks(LANES).enumerate() {
+            let mut mask = if let Ok(full) = <&[f32; LANES]>::try_from(chunk) {
+                admit_mask(full, root)
             } else {
-                for ((l, &c), &tl) in lo.0.iter_mut().zip(&row[j0..j0 + n]).zip(&tlo[j0..j0 + n]) {
-                    *l = (ql + c) + tl;
-                }
-            }
-            let lo = &lo.0;
-            let mut mask = admit_mask(lo, heap.root());
+                let mut tail = [f32::INFINITY; LANES];
+                tail[..chunk.len()].copy_from_slice(chunk);
+                admit_mask(&tail, root)
+            };
             while mask != 0 {
                 let l = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
                 // The root only shrinks: test again against today's.
-                if lo[l] < heap.root() {
-                    let j = ts + j0 + l;
-                    heap.push((qh + row[j0 + l]) + thi[j0 + l], j);
+                if chunk[l] < root {
+                    let j = ts + c * LANES + l;
                     let e = distance(qrow, &t[j * d..(j + 1) * d], qn, this.tn[j]);
                     push_all(big, small, e, j);
+                    root = f32_at_or_above(big.root());
                 }
             }
         }
@@ -466,8 +443,6 @@ fn tile_body<T: Real>(
         };
         let slack = (this.c64 * this.qn[qs + i].to_f64_lossless() + this.slack_t) as f32;
         work.qlo[i] = qn32 * (1.0 - c32) - slack;
-        work.qhi[i] = qn32 * (1.0 + c32) + slack;
-        work.bounds[i].reset();
         for h in &mut work.heaps[i] {
             h.reset();
         }
@@ -489,7 +464,6 @@ fn tile_body<T: Real>(
                 ),
             };
             work.tlo[j] = tn32 * (1.0 - c32);
-            work.thi[j] = tn32 * (1.0 + c32);
         }
         for r0 in (0..rows).step_by(QUERY_TILE) {
             let r1 = (r0 + QUERY_TILE).min(rows);
