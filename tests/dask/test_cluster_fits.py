@@ -30,7 +30,8 @@ def _accuracies(path):
     return out
 
 
-def test_study_on_the_cluster_gives_the_local_accuracies(client, tmp_path):
+@pytest.mark.parametrize("entry", ["oxlearn study --scheduler", "python -m oxlearn.dask.study"])
+def test_study_on_the_cluster_gives_the_local_accuracies(client, tmp_path, entry):
     pytest.importorskip("matplotlib")
     from oxlearn.dask.study import main as dask_study
     from oxlearn.study.cli import main as study
@@ -38,9 +39,11 @@ def test_study_on_the_cluster_gives_the_local_accuracies(client, tmp_path):
     args = ["--sections", "knn", "mlp1", "--quick", "--backend", "oxlearn", "--quiet"]
     local, remote = tmp_path / "local", tmp_path / "dask"
     assert study(["study", *args, "--output", str(local), "--threads", "1"]) == 0
-    assert (
-        dask_study(["--scheduler", client.scheduler.address, *args, "--output", str(remote)]) == 0
-    )
+    on_cluster = ["--scheduler", client.scheduler.address, *args, "--output", str(remote)]
+    if entry.startswith("oxlearn study"):
+        assert study(["study", *on_cluster]) == 0
+    else:
+        assert dask_study(on_cluster) == 0
     expected = _accuracies(local)
     assert expected
     assert _accuracies(remote) == expected

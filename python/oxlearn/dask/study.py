@@ -1,15 +1,15 @@
 """``oxlearn study`` with every fit run as a Dask task.
 
-Run ``python -m oxlearn.dask.study --scheduler ADDRESS [oxlearn study options]``
+Run ``oxlearn study --scheduler ADDRESS [options]`` (or ``python -m oxlearn.dask.study
+--scheduler ADDRESS [options]``)
 (``--scheduler local`` starts a ``LocalCluster`` of the machine's cores, one thread per
 worker). Each fit of the study is submitted to the cluster through
 :func:`dask_executor`, a ``concurrent.futures`` executor; results, and so accuracies,
 are those of a local run (each fit is deterministic and runs alone in its task), and the
 progress bar and log lines work as locally (they follow the futures as they complete).
 
-Until ``oxlearn study`` takes an executor itself (``run_study_on(executor=...)`` and a
-``--scheduler`` option in ``oxlearn.study.cli``), this module hands the executor to the
-study runner by replacing the thread pool it creates for ``--jobs``.
+``oxlearn study --scheduler ADDRESS`` is the same command; it passes a
+:class:`DaskExecutor` to :func:`oxlearn.study.run_study_on` (``executor=``).
 """
 
 from __future__ import annotations
@@ -96,24 +96,6 @@ def dask_executor(client: Any = None) -> DaskExecutor:
 
 
 @contextlib.contextmanager
-def _study_on(executor: DaskExecutor) -> Iterator[None]:
-    """Make the study runner use ``executor`` where it would start a thread pool."""
-    from oxlearn.study import _runner
-
-    runner: Any = _runner
-    original = runner.ThreadPoolExecutor
-
-    def pool(max_workers: int | None = None, **_: Any) -> DaskExecutor:
-        return executor
-
-    runner.ThreadPoolExecutor = pool
-    try:
-        yield
-    finally:
-        runner.ThreadPoolExecutor = original
-
-
-@contextlib.contextmanager
 def connect(address: str) -> Iterator[Any]:
     """Yield a client of the scheduler at ``address`` (``local``: a new LocalCluster)."""
     from distributed import Client, LocalCluster
@@ -152,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m oxlearn.dask.study",
-        description="oxlearn study with every fit run as a Dask task",
+        description="oxlearn study with every fit run as a Dask task (the same as "
+        "oxlearn study --scheduler ADDRESS)",
     )
     parser.add_argument(
         "--scheduler",
@@ -161,21 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "of this machine's cores",
     )
     args, rest = parser.parse_known_args(None if argv is None else list(argv))
-    if any(a == "--jobs" or a.startswith("--jobs=") for a in rest):
-        parser.error("--jobs is set from the cluster's thread count")
-    try:
-        with connect(args.scheduler) as client:
-            executor = DaskExecutor(client)
-            with _study_on(executor):
-                jobs = max(2, executor.total_threads())
-                extra = ["--jobs", str(jobs)]
-                if not any(a == "--threads" or a.startswith("--threads=") for a in rest):
-                    # Native threads per fit: a worker's task threads.
-                    extra += ["--threads", str(min(client.nthreads().values()))]
-                return study_main(["study", *rest, *extra])
-    except ConnectionError as exc:
-        print(f"oxlearn study: error: {exc}", file=sys.stderr)
-        return 2
+    return study_main(["study", "--scheduler", args.scheduler, *rest])
 
 
 if __name__ == "__main__":  # pragma: no cover

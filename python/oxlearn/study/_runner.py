@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -645,7 +645,7 @@ Outcomes = dict[tuple[str, int, int, int, int], _Outcome]
 
 def _run_tasks(
     tasks: list[_Task],
-    executor: ThreadPoolExecutor | None,
+    executor: Executor | None,
     progress: bool,
     desc: str,
     on_done: Callable[[_Task, Outcomes], None] | None = None,
@@ -766,7 +766,7 @@ def _run_section(
     backends: dict[str, _Backend],
     threads: int,
     max_iter: int | None,
-    executor: ThreadPoolExecutor | None,
+    executor: Executor | None,
     progress: bool,
     repeats: int = 1,
     shuffle: int | None = None,
@@ -1113,6 +1113,7 @@ def run_study_on(
     shuffle: int | None = None,
     scale: bool = False,
     on_config: Callable[[SectionResult, ConfigResult, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> StudyResult:
     """Run the study on already loaded :class:`StudyData` (see :func:`run_study`).
 
@@ -1124,6 +1125,9 @@ def run_study_on(
         As in :func:`run_study`.
     repeats, shuffle, scale, on_config
         As in :func:`run_study`.
+    executor : concurrent.futures.Executor or None, default=None
+        Where the fits run (for example `oxlearn.dask.study.DaskExecutor`, one Dask task
+        per fit), instead of a pool of ``jobs`` threads; the caller shuts it down.
 
     Returns
     -------
@@ -1181,11 +1185,9 @@ def run_study_on(
     pools: list[dict[str, Any]] = []
     load_before = _load_average()
     start = time.perf_counter()
-    executor = (
-        ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix=WORKER_THREAD_PREFIX)
-        if n_jobs > 1
-        else None
-    )
+    own_executor = executor is None
+    if executor is None and n_jobs > 1:
+        executor = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix=WORKER_THREAD_PREFIX)
     try:
         with (
             _catch_sigint(),
@@ -1235,7 +1237,7 @@ def run_study_on(
     except KeyboardInterrupt:  # between sections, or while setting up
         interrupted = interrupted or "interrupted (Ctrl-C)"
     finally:
-        if executor is not None:
+        if executor is not None and own_executor:
             # after Ctrl-C do not wait here for fits already running in worker threads
             executor.shutdown(wait=interrupted is None, cancel_futures=True)
     wall = time.perf_counter() - start

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import NoReturn
 
@@ -132,6 +134,13 @@ def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "on it (default: 1)",
     )
     study.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run every fit as a task on the Dask cluster of this scheduler (tcp://host:8786), "
+        "or 'local' for a LocalCluster of this machine's cores; needs oxlearn[dask]. "
+        "The accuracies are those of a local run",
+    )
+    study.add_argument(
         "--threads",
         type=_int_at_least(1),
         metavar="N",
@@ -205,6 +214,30 @@ def _fail(prog: str, message: str) -> int:
     return 2
 
 
+@contextlib.contextmanager
+def _cluster_executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """Yield the executor of ``--scheduler`` (None without it), set up for the cluster.
+
+    Each fit then runs as one Dask task with its worker's thread count (``--threads``
+    defaults to the smallest worker's); ``--jobs`` becomes the cluster's task threads.
+    """
+    if args.scheduler is None:
+        yield None
+        return
+    try:
+        from oxlearn.dask.study import DaskExecutor, connect
+    except ImportError as exc:
+        raise StudyInputError(
+            f"--scheduler needs Dask ({exc.name} is missing): pip install 'oxlearn[dask]'"
+        ) from exc
+    with connect(args.scheduler) as client:
+        executor = DaskExecutor(client)
+        if args.threads is None:
+            args.threads = min(client.nthreads().values())
+        args.jobs = max(args.jobs, executor.total_threads())
+        yield executor
+
+
 def _missing_dependencies() -> list[str]:
     from importlib.util import find_spec
 
@@ -254,30 +287,32 @@ def _study(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         try:
-            result = run_study_on(
-                data,
-                sections=sections,
-                folds=args.folds,
-                seeds=args.seeds,
-                backend=args.backend,
-                jobs=args.jobs,
-                threads=args.threads,
-                quick=args.quick,
-                max_iter=args.max_iter,
-                progress=progress,
-                on_section=show,
-                repeats=args.repeats,
-                shuffle=args.shuffle,
-                scale=args.scale,
-                on_config=show_config,
-            )
+            with _cluster_executor(args) as executor:
+                result = run_study_on(
+                    data,
+                    sections=sections,
+                    folds=args.folds,
+                    seeds=args.seeds,
+                    backend=args.backend,
+                    jobs=args.jobs,
+                    threads=args.threads,
+                    quick=args.quick,
+                    max_iter=args.max_iter,
+                    progress=progress,
+                    on_section=show,
+                    repeats=args.repeats,
+                    shuffle=args.shuffle,
+                    scale=args.scale,
+                    on_config=show_config,
+                    executor=executor,
+                )
         except StudyInterrupted as exc:
             result = exc.result
             interrupted = True
             if not quiet and result.sections and not result.sections[-1].complete:
                 show(result.sections[-1])
         written = write_outputs(result, output)
-    except StudyInputError as exc:
+    except (StudyInputError, ConnectionError) as exc:
         return _fail(prog, str(exc))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
