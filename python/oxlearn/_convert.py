@@ -71,7 +71,11 @@ def to_sklearn(est: BaseEstimator) -> BaseEstimator:
     name = _class_name(est, "oxlearn")
     state = _fitted_state(est)
     cls = original_sklearn_class(name)
-    out: BaseEstimator = cls(**est.get_params(deep=False))
+    # Parameters scikit-learn's class has (oxlearn's MLPClassifier adds `class_weight`,
+    # which shapes training only: the fitted model predicts the same without it).
+    accepted = set(cls._get_param_names())
+    params = {k: v for k, v in est.get_params(deep=False).items() if k in accepted}
+    out: BaseEstimator = cls(**params)
     out.__dict__.update(state)
     return out
 

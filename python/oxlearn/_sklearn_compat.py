@@ -18,6 +18,7 @@ from sklearn.neighbors._base import NeighborsBase, _check_precomputed
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
 from sklearn.utils._chunking import get_chunk_n_rows
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if as _sklearn_available_if
 from sklearn.utils.optimize import _check_optimize_result
 
@@ -26,6 +27,7 @@ __all__ = [
     "NeighborsBase",
     "SklearnMLPClassifier",
     "SklearnMLPRegressor",
+    "StrOptions",
     "_check_optimize_result",
     "_check_precomputed",
     "_get_threadlocal_config",

@@ -415,8 +415,10 @@ def test_instances_of_scikit_learns_classes() -> None:
 
     assert isinstance(MLPClassifier(), sklearn.neural_network.MLPClassifier)
     assert isinstance(MLPRegressor(), sklearn.neural_network.MLPRegressor)
-    # Same parameters and defaults as scikit-learn's.
-    assert MLPClassifier().get_params() == sklearn.neural_network.MLPClassifier().get_params()
+    # Same parameters and defaults as scikit-learn's, and the classifier's `class_weight`
+    # (issue 28), whose default None trains as scikit-learn does.
+    expected = {**sklearn.neural_network.MLPClassifier().get_params(), "class_weight": None}
+    assert MLPClassifier().get_params() == expected
     assert MLPRegressor().get_params() == sklearn.neural_network.MLPRegressor().get_params()
     # The lbfgs solver has no partial_fit (unlike scikit-learn 1.9's MLPRegressor).
     assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")

@@ -20,7 +20,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from numbers import Integral
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import validate_data
 
@@ -38,6 +39,7 @@ from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import (
     SklearnMLPClassifier,
     SklearnMLPRegressor,
+    StrOptions,
     _check_optimize_result,
     available_if,
 )
@@ -784,6 +786,20 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
 """
         + _NOTES.format(name="MLPClassifier")
         + """
+    One parameter goes beyond scikit-learn's MLPClassifier:
+
+    class_weight : dict, list of dict, "balanced" or None, default=None
+        Weights of the classes, as in scikit-learn's other classifiers: each sample's
+        weight is multiplied by its class's (``compute_sample_weight``), and by
+        ``sample_weight`` when given. ``"balanced"`` weights classes by
+        ``n_samples / (n_classes * np.bincount(y))``; for multi-label targets give one
+        dict per output or ``"balanced"``, and the per-output weights multiply. With
+        ``partial_fit`` give the weights as a dict (``"balanced"`` raises, as in
+        scikit-learn's ``SGDClassifier``: compute them with ``compute_class_weight`` on
+        the classes and a large enough sample of the targets). None trains as
+        scikit-learn does.
+"""
+        + """
     Examples
     --------
     >>> from oxlearn.neural_network import MLPClassifier
@@ -795,10 +811,100 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
     """
     )
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **SklearnMLPClassifier._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: Any = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        max_fun: int = 15000,
+        class_weight: Any = None,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+        self.class_weight = class_weight
+
     def _score_kind(self) -> str:
         return "accuracy"
 
-    fit = _serialised(SklearnMLPClassifier.fit)
+    def _class_weighted(self, y: Any, sample_weight: Any, partial: bool) -> Any:
+        """Return ``sample_weight`` times the weights ``class_weight`` gives ``y``.
+
+        scikit-learn's ``compute_sample_weight``, the rule of its other classifiers: for
+        multi-label targets one dict per output, or ``"balanced"``, and the per-output
+        weights multiply.
+        """
+        if self.class_weight is None:
+            return sample_weight
+        self._validate_params()
+        if partial and isinstance(self.class_weight, str):
+            # scikit-learn's SGDClassifier refuses it the same way: one batch does not tell
+            # the class frequencies of the whole training set.
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order to use "
+                "'balanced' weights, use compute_class_weight('balanced', classes=classes, "
+                "y=y). In place of y you can use a large enough sample of the full training "
+                "set target to properly estimate the class frequency distributions. Pass the "
+                "resulting weights as the class_weight parameter."
+            )
+        weights = compute_sample_weight(self.class_weight, y)
+        if sample_weight is None:
+            return weights
+        return np.asarray(sample_weight, dtype=np.float64) * weights
+
+    @_serialised
+    @_doc_from(SklearnMLPClassifier.fit)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
+        sample_weight = self._class_weighted(y, sample_weight, partial=False)
+        result: MLPClassifier = SklearnMLPClassifier.fit(self, X, y, sample_weight=sample_weight)
+        return result
 
     @available_if(_stochastic_only)
     @_serialised
@@ -806,6 +912,7 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
     ) -> MLPClassifier:
+        sample_weight = self._class_weighted(y, sample_weight, partial=True)
         result: MLPClassifier = super().partial_fit(
             X, y, sample_weight=sample_weight, classes=classes
         )
