@@ -1,6 +1,6 @@
 # Hand-written stubs for the compiled module oxlearn._oxlearn (checked by mypy.stubtest in CI).
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -111,80 +111,122 @@ def mlp_loss_grad(
     intercept. The gradient has the same layout and dtype as ``packed``.
     """
 
+@final
+class StochasticConfig:
+    """The hyper-parameters of one ``mlp_fit_stochastic`` call, checked when built, frozen.
+
+    ``layer_units`` is the network (inputs, hidden layers, outputs); ``activation``,
+    ``out_activation`` and ``loss`` name scikit-learn's functions ("binary_log_loss" for a
+    logistic output with log loss); ``solver`` is "sgd" or "adam" with its settings
+    (``learning_rate`` is the SGD schedule: "constant", "invscaling" or "adaptive").
+    ``batch_size`` is already clipped to [1, n]. Each epoch draws its permutation from a PCG
+    generator seeded with ``seed`` (when ``shuffle``). ``incremental`` runs one epoch
+    (partial_fit). ``score_kind`` is given iff early stopping is on ("accuracy": exact match
+    of the binarized prediction, argmax for softmax, > 0.5 for logistic, as LabelBinarizer
+    does; "r2": r2_score with uniform_average over outputs). ``n_iter_no_change`` may be as
+    large as 2**62 (np.inf). ``publish_weights`` writes the weights into ``params`` before
+    each ``on_epoch`` call (for callbacks that evaluate the model), not only at the end.
+    """
+
+    def __new__(
+        cls,
+        *,
+        layer_units: list[int],
+        activation: str,
+        out_activation: str,
+        loss: str,
+        solver: str,
+        alpha: float,
+        batch_size: int,
+        learning_rate: str,
+        learning_rate_init: float,
+        power_t: float,
+        momentum: float,
+        nesterovs_momentum: bool,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        max_iter: int,
+        shuffle: bool,
+        seed: int,
+        tol: float,
+        n_iter_no_change: int,
+        incremental: bool,
+        score_kind: str | None,
+        n_threads: int,
+        publish_weights: bool,
+    ) -> StochasticConfig: ...
+
+@final
+class TrainingState:
+    """What one ``mlp_fit_stochastic`` call carries over to the next, frozen."""
+
+    t: int
+    adam_t: int
+    learning_rate: float
+    best_loss: float
+    best_validation_score: float
+    no_improvement_count: int
+
+    def __new__(
+        cls,
+        *,
+        t: int,
+        adam_t: int,
+        learning_rate: float,
+        best_loss: float,
+        best_validation_score: float,
+        no_improvement_count: int,
+    ) -> TrainingState: ...
+
+@final
+class StochasticResult:
+    """What one ``mlp_fit_stochastic`` call did, frozen.
+
+    ``stop_reason`` is one of "converged", "max_iter", "incremental", "requested" (``on_epoch``
+    returned True) or "interrupted" (Ctrl-C); ``stop_message`` is scikit-learn's "... did not
+    improve more than tol=..." text with the optimizer's suffix, or "".
+    """
+
+    n_iter: int
+    loss_curve: list[float]
+    validation_scores: list[float]
+    stop_reason: str
+    stop_message: str
+    state: TrainingState
+
 def mlp_fit_stochastic(
     X: npt.NDArray[Any],
     Y: npt.NDArray[Any],
     sample_weight: npt.NDArray[Any] | None,
-    coefs: list[npt.NDArray[Any]],
-    intercepts: list[npt.NDArray[Any]],
-    opt_first: list[npt.NDArray[Any]],
-    opt_second: list[npt.NDArray[Any]],
-    best_coefs: list[npt.NDArray[Any]],
-    best_intercepts: list[npt.NDArray[Any]],
-    X_val: npt.NDArray[Any] | None,
-    Y_val: npt.NDArray[Any] | None,
-    sample_weight_val: npt.NDArray[Any] | None,
-    callback: Callable[[int, float, float | None], None] | None,
-    *,
-    activation: str,
-    out_activation: str,
-    loss: str,
-    solver: str,
-    alpha: float,
-    batch_size: int,
-    learning_rate: str,
-    learning_rate_init: float,
-    current_learning_rate: float,
-    power_t: float,
-    momentum: float,
-    nesterovs_momentum: bool,
-    beta_1: float,
-    beta_2: float,
-    epsilon: float,
-    max_iter: int,
-    shuffle: bool,
-    seed: int,
-    tol: float,
-    n_iter_no_change: int,
-    incremental: bool,
-    t: int,
-    adam_t: int,
-    best_loss: float,
-    best_validation_score: float,
-    no_improvement_count: int,
-    score_kind: str,
-    n_threads: int,
-) -> dict[str, Any]:
+    params: tuple[list[npt.NDArray[Any]], list[npt.NDArray[Any]]],
+    moments: tuple[list[npt.NDArray[Any]], list[npt.NDArray[Any]]],
+    best: tuple[list[npt.NDArray[Any]], list[npt.NDArray[Any]]],
+    validation: tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any] | None] | None,
+    config: StochasticConfig,
+    state: TrainingState,
+    on_epoch: Callable[[int, float, float | None, bool], Any] | None = None,
+) -> StochasticResult:
     """scikit-learn's _fit_stochastic loop, whole, with the GIL released.
 
-    Trains in place: ``coefs``/``intercepts`` (the parameters), ``opt_first``/``opt_second``
-    (optimizer state in _pack order, coefs then intercepts: SGD velocities and an empty
-    ``opt_second``; Adam first and second moments), ``best_coefs``/``best_intercepts``
-    (copied into whenever the validation score improves; early stopping only).
-    ``X_val``/``Y_val``/``sample_weight_val`` are given iff early stopping is on; then each
-    epoch scores the validation set with ``score_kind`` ("accuracy": exact match of the
-    binarized prediction, argmax for softmax, > 0.5 for logistic, as LabelBinarizer does; "r2":
-    r2_score with uniform_average over outputs), weighted by ``sample_weight_val``.
-    ``batch_size`` is already clipped to [1, n]. Each epoch draws its permutation from a
-    PCG generator seeded with ``seed`` (when ``shuffle``). ``incremental`` runs one epoch
-    (partial_fit). The epoch loss is sum(batch_loss * batch_len) / n as scikit-learn computes it.
-    After each epoch, with the GIL re-taken, pending signals are checked (Ctrl-C stops training
-    after that epoch) and ``callback(n_iter, loss, validation_score_or_None)`` is called when
-    given (verbose printing). Returns a dict with keys: "n_iter" (epochs run by this call),
-    "loss_curve" (list[float], this call's epochs), "validation_scores" (list[float]),
-    "best_loss", "best_validation_score", "no_improvement_count", "t", "adam_t",
-    "current_learning_rate" (after schedule changes), "stop_reason" (one of "converged",
-    "max_iter", "incremental", "interrupted"), "stop_message" (scikit-learn's
-    "... did not improve more than tol=..." text, with the optimizer's suffix, or "").
+    Trains in place: ``params`` = (coefs, intercepts), ``moments`` = the optimizer state in
+    _pack order, coefs then intercepts (SGD velocities and an empty second list; Adam first
+    and second moments), ``best`` = (coefs, intercepts) copied into whenever the validation
+    score improves (early stopping only). ``validation`` = (X_val, Y_val, sample_weight_val)
+    is given iff ``config.score_kind`` is. The epoch loss is sum(batch_loss * batch_len) / n
+    as scikit-learn computes it. After each epoch pending signals are seen (Ctrl-C stops
+    training after that epoch) and, when given, ``on_epoch(n_iter, loss,
+    validation_score_or_None, last)`` is called from the training thread with the GIL taken
+    for that call (``last``: the call ends after this epoch anyway); a truthy return stops
+    training after that epoch ("requested").
     A non-finite loss or non-finite weights do NOT raise: scikit-learn's loop keeps going
     (NaN comparisons reset no_improvement_count), and with early stopping the finite best
     weights are restored afterwards (sklearn's test_mlp_diverging_loss expects
     validation_scores_[-1] to be NaN and no error). A diverged fit therefore runs to
     max_iter (stop_reason "max_iter", so the ConvergenceWarning comes as in scikit-learn);
     Python then raises scikit-learn's "Solver produced non-finite parameter weights..."
-    unless early stopping restored finite weights. ``n_iter_no_change`` may be as large as
-    2**62 (np.inf).
-    If ``callback`` raises, the exception propagates after the weights of the finished
+    unless early stopping restored finite weights.
+    If ``on_epoch`` raises, the exception propagates after the weights of the finished
     epochs have been written back (a KeyboardInterrupt there is reported as interrupted).
     """
 

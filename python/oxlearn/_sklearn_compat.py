@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sklearn._config import _get_threadlocal_config
+from sklearn.callback import CallbackContext, CallbackSupportMixin
 from sklearn.neighbors._base import NeighborsBase, _check_precomputed
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
@@ -24,6 +25,8 @@ from sklearn.utils.optimize import _check_optimize_result
 
 __all__ = [
     "MLP_HOOKS",
+    "CallbackContext",
+    "CallbackSupportMixin",
     "NeighborsBase",
     "SklearnMLPClassifier",
     "SklearnMLPRegressor",
@@ -32,7 +35,9 @@ __all__ = [
     "_check_precomputed",
     "_get_threadlocal_config",
     "available_if",
+    "callbacks_of",
     "get_chunk_n_rows",
+    "has_callback_tasks",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -86,3 +91,22 @@ def available_if(check: Callable[[Any], bool]) -> Callable[[_F], _F]:
     """scikit-learn's (public, untyped) ``available_if`` decorator, typed."""
     decorator: Callable[[_F], _F] = _sklearn_available_if(check)
     return decorator
+
+
+# scikit-learn's callback API (``sklearn.callback``) is public, but an estimator that supports
+# it reads two private attributes set by ``CallbackSupportMixin.set_callbacks`` and by a
+# meta-estimator's ``propagate_callback_context``.
+
+
+def has_callback_tasks(est: Any) -> bool:
+    """Tell whether a fit of ``est`` opens callback tasks.
+
+    It does when it has callbacks (its own or propagated by a meta-estimator), or a
+    meta-estimator's task to attach its tasks to.
+    """
+    return hasattr(est, "_skl_callbacks") or hasattr(est, "_parent_callback_ctx")
+
+
+def callbacks_of(est: Any) -> list[Any]:
+    """Return the callbacks set on ``est`` (its own and the propagated ones)."""
+    return list(getattr(est, "_skl_callbacks", []))

@@ -37,6 +37,7 @@ from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import (
+    CallbackSupportMixin,
     SklearnMLPClassifier,
     SklearnMLPRegressor,
     StrOptions,
@@ -45,6 +46,12 @@ from oxlearn._sklearn_compat import (
 )
 from oxlearn._threads import default_threads
 from oxlearn._validation import fitted_label_binarizer, plain_float_matrix, plain_int_labels
+from oxlearn.neural_network._callbacks import (
+    EpochTasks,
+    IterationTasks,
+    close_fit_task,
+    open_fit_task,
+)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -228,6 +235,17 @@ def _print_progress(n_iter: int, loss: float, validation_score: float | None) ->
         print("Validation score: %f" % validation_score)  # noqa: UP031
 
 
+def _verbose_epoch(
+    printer: Callable[[int, float, float | None], None],
+    n_iter: int,
+    loss: float,
+    validation_score: float | None,
+    last: bool,
+) -> None:
+    """Print an epoch's progress: the epoch hook of a verbose fit without callbacks."""
+    printer(n_iter, loss, validation_score)
+
+
 def _plain_inputs(X: Any, y: Any) -> tuple[FloatArray, npt.NDArray[Any]] | None:
     """``(X, y)`` when both are plain (see :mod:`oxlearn._validation`), else None.
 
@@ -296,7 +314,7 @@ def _stochastic_only(est: Any) -> bool:
     return bool(est._check_solver())
 
 
-class _OxlearnMLPMixin:
+class _OxlearnMLPMixin(CallbackSupportMixin):  # type: ignore[misc]
     """The hooks of scikit-learn's ``BaseMultilayerPerceptron`` that run in Rust.
 
     scikit-learn's ``fit``/``partial_fit`` run its ``_fit``, which validates the input
@@ -329,6 +347,20 @@ class _OxlearnMLPMixin:
         _intercept_indptr: list[tuple[int, int]]
 
         def __getattr__(self, name: str) -> Any: ...
+
+    def _callback_targets(self, y: npt.NDArray[Any]) -> Callable[[], Any]:
+        """Return a function giving the targets callbacks see (called only if one takes them).
+
+        The labels (the kernels see the classifier's one-hot target), 1-D for a single output,
+        as ``fit`` got them.
+        """
+
+        def targets() -> Any:
+            if hasattr(self, "_label_binarizer"):
+                return self._label_binarizer.inverse_transform(y)
+            return y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+
+        return targets
 
     def _loss_name(self) -> str:
         """Name the loss the kernels compute (scikit-learn's choice in ``_backprop``)."""
@@ -448,17 +480,46 @@ class _OxlearnMLPMixin:
                 n_threads,
             )
 
+        # scipy's callback ends one iteration's task and begins the next: the root task holds
+        # at most max_iter iterations and the one begun after the last (never run).
+        targets = self._callback_targets(y)
+        root = open_fit_task(self, X, targets, sample_weight, max(self.max_iter, 1) + 1)
+        tasks = None
+        if root is not None:
+            tasks = IterationTasks(self, root, X, targets, self._unpacked_copy, packed_coef_inter)
         opt_res = scipy.optimize.minimize(
             loss_grad,
             packed_coef_inter,
             method="L-BFGS-B",
             jac=True,
             options=options,
+            callback=tasks,
         )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        if tasks is not None:
+            tasks.close()
+        if tasks is not None and tasks.stopped:
+            # A callback asked to stop: a normal end, not a failure to converge.
+            self.n_iter_ = int(opt_res.nit)
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         # scikit-learn's loss is a NumPy float64 scalar; so is ours.
         self.loss_ = np.float64(opt_res.fun)
         self._unpack(opt_res.x)
+        close_fit_task(self, root, X, targets)
+
+    def _unpacked_copy(self, packed: FloatArray) -> dict[str, Any]:
+        """Return ``coefs_``/``intercepts_`` of a packed vector, as copies.
+
+        A callback's ``fitted_estimator`` gets them; the estimator stays as it is.
+        """
+        coefs = []
+        intercepts = []
+        for (c0, c1, shape), (i0, i1) in zip(
+            self._coef_indptr, self._intercept_indptr, strict=True
+        ):
+            coefs.append(np.reshape(packed[c0:c1], shape).copy())
+            intercepts.append(packed[i0:i1].copy())
+        return {"coefs_": coefs, "intercepts_": intercepts}
 
     def _loss_grad_lbfgs(
         self,
@@ -649,14 +710,11 @@ class _OxlearnMLPMixin:
         # Arrays the kernel writes must share no memory with each other or with the
         # inputs it reads (see `_unshared`).
         X_train, y_train = _as_float(X_train, dtype), _as_float(y_train, dtype)
-        inputs = [
-            X_train,
-            y_train,
-            arr(sample_weight_train),
-            arr(X_val),
-            arr(Y_val),
-            arr(sample_weight_val),
-        ]
+        validation: tuple[FloatArray, FloatArray, FloatArray | None] | None = None
+        if X_val is not None and Y_val is not None:
+            validation = (_as_float(X_val, dtype), _as_float(Y_val, dtype), arr(sample_weight_val))
+        sw_train = arr(sample_weight_train)
+        inputs = [X_train, y_train, sw_train, *(validation or ())]
         n_coefs = len(self.coefs_)
         written = _unshared(
             [*self.coefs_, *self.intercepts_, *optimizer.first, *optimizer.second],
@@ -668,50 +726,64 @@ class _OxlearnMLPMixin:
         optimizer.second = written[2 * n_coefs + len(optimizer.first) :]
         # The best weights are fresh copies (above): nothing else shares their memory.
 
+        targets = self._callback_targets(y)
+        root = open_fit_task(self, X, targets, sample_weight, 1 if incremental else self.max_iter)
+        printer = _print_progress if self.verbose else None
+        on_epoch: Callable[[int, float, float | None, bool], Any] | None = None
+        tasks = None
+        if root is not None:
+            on_epoch = tasks = EpochTasks(self, root, X, targets, printer)
+        elif printer is not None:
+            on_epoch = functools.partial(_verbose_epoch, printer)
+
+        config = _oxlearn.StochasticConfig(
+            layer_units=[self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)],
+            activation=str(self.activation),
+            out_activation=self.out_activation_,
+            loss=self._loss_name(),
+            solver=optimizer.solver,
+            alpha=float(self.alpha),
+            batch_size=batch_size,
+            learning_rate=optimizer.lr_schedule,
+            learning_rate_init=optimizer.learning_rate_init,
+            power_t=optimizer.power_t,
+            momentum=optimizer.momentum,
+            nesterovs_momentum=optimizer.nesterov,
+            beta_1=optimizer.beta_1,
+            beta_2=optimizer.beta_2,
+            epsilon=optimizer.epsilon,
+            max_iter=int(self.max_iter),
+            shuffle=bool(self.shuffle),
+            seed=seed,
+            tol=float(self.tol),
+            n_iter_no_change=n_iter_no_change,
+            incremental=incremental,
+            score_kind=self._score_kind() if early_stopping else None,
+            n_threads=default_threads(),
+            publish_weights=tasks is not None and tasks.publish_weights,
+        )
+        state = _oxlearn.TrainingState(
+            t=int(self.t_),
+            adam_t=int(optimizer.t),
+            learning_rate=optimizer.learning_rate,
+            best_loss=best_loss,
+            best_validation_score=best_validation_score,
+            no_improvement_count=int(getattr(self, "_no_improvement_count", 0)),
+        )
         interrupted = False
+        result: _oxlearn.StochasticResult | None
         try:
             result = _oxlearn.mlp_fit_stochastic(
                 X_train,
                 y_train,
-                inputs[2],
-                self.coefs_,
-                self.intercepts_,
-                optimizer.first,
-                optimizer.second,
-                best_coefs,
-                best_intercepts,
-                inputs[3],
-                inputs[4],
-                inputs[5],
-                _print_progress if self.verbose else None,
-                activation=str(self.activation),
-                out_activation=self.out_activation_,
-                loss=self._loss_name(),
-                solver=optimizer.solver,
-                alpha=float(self.alpha),
-                batch_size=batch_size,
-                learning_rate=optimizer.lr_schedule,
-                learning_rate_init=optimizer.learning_rate_init,
-                current_learning_rate=optimizer.learning_rate,
-                power_t=optimizer.power_t,
-                momentum=optimizer.momentum,
-                nesterovs_momentum=optimizer.nesterov,
-                beta_1=optimizer.beta_1,
-                beta_2=optimizer.beta_2,
-                epsilon=optimizer.epsilon,
-                max_iter=int(self.max_iter),
-                shuffle=bool(self.shuffle),
-                seed=seed,
-                tol=float(self.tol),
-                n_iter_no_change=n_iter_no_change,
-                incremental=incremental,
-                t=int(self.t_),
-                adam_t=int(optimizer.t),
-                best_loss=best_loss,
-                best_validation_score=best_validation_score,
-                no_improvement_count=int(getattr(self, "_no_improvement_count", 0)),
-                score_kind=self._score_kind(),
-                n_threads=default_threads(),
+                sw_train,
+                (self.coefs_, self.intercepts_),
+                (optimizer.first, optimizer.second),
+                (best_coefs, best_intercepts),
+                validation,
+                config,
+                state,
+                on_epoch,
             )
         except KeyboardInterrupt:
             # Only reachable if the interrupt lands outside the kernel's own epoch-end
@@ -719,27 +791,31 @@ class _OxlearnMLPMixin:
             # are kept, the per-epoch bookkeeping of this call is lost.
             interrupted = True
             result = None
+        finally:
+            if tasks is not None:
+                tasks.close()
 
         if result is not None:
-            self.n_iter_ = int(result["n_iter"])
+            new_state = result.state
+            self.n_iter_ = int(result.n_iter)
             # NumPy float64 scalars, as scikit-learn's losses are.
-            curve = [np.float64(v) for v in result["loss_curve"]]
+            curve = [np.float64(v) for v in result.loss_curve]
             self.loss_curve_.extend(curve)
             if curve:
                 self.loss_ = curve[-1]
-            self.t_ = int(result["t"])
-            optimizer.t = int(result["adam_t"])
-            optimizer.learning_rate = float(result["current_learning_rate"])
-            self._no_improvement_count = int(result["no_improvement_count"])
+            self.t_ = int(new_state.t)
+            optimizer.t = int(new_state.adam_t)
+            optimizer.learning_rate = float(new_state.learning_rate)
+            self._no_improvement_count = int(new_state.no_improvement_count)
             if early_stopping:
                 assert self.validation_scores_ is not None
-                self.validation_scores_.extend(float(v) for v in result["validation_scores"])
-                self.best_validation_score_ = float(result["best_validation_score"])
+                self.validation_scores_.extend(float(v) for v in result.validation_scores)
+                self.best_validation_score_ = float(new_state.best_validation_score)
             else:
-                self.best_loss_ = np.float64(result["best_loss"])
-            if self.verbose and result["stop_message"]:
-                print(result["stop_message"])
-            stop_reason = result["stop_reason"]
+                self.best_loss_ = np.float64(new_state.best_loss)
+            if self.verbose and result.stop_message:
+                print(result.stop_message)
+            stop_reason = result.stop_reason
             if stop_reason == "interrupted":
                 interrupted = True
             elif stop_reason == "max_iter":
@@ -758,6 +834,7 @@ class _OxlearnMLPMixin:
             # restore best weights (copies: the kernel's buffers stay separate)
             self.coefs_ = [c.copy() for c in best_coefs]
             self.intercepts_ = [b.copy() for b in best_intercepts]
+        close_fit_task(self, root, X, targets)
 
 
 _NOTES = """

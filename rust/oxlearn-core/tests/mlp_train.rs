@@ -7,8 +7,8 @@ use mlp_common::{params, rng, uniform};
 use ndarray::Array2;
 use oxlearn_core::mlp::optim::{AdamConsts, adam_step, sgd_step};
 use oxlearn_core::mlp::{
-    Activation, EpochControl, Loss, NetSpec, Optimizer, OutActivation, Schedule, ScoreKind,
-    StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
+    Activation, EpochControl, EpochEnd, Loss, NetSpec, Optimizer, OutActivation, Schedule,
+    ScoreKind, StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
 };
 use oxlearn_core::{CoreError, Threads};
 
@@ -217,6 +217,7 @@ fn config(units: &[usize], max_iter: usize, shuffle: bool) -> TrainConfig {
         n_iter_no_change: 1_000_000,
         incremental: false,
         score_kind: None,
+        publish_weights: false,
     }
 }
 
@@ -276,7 +277,7 @@ impl Arrays {
         cfg: &TrainConfig,
         state: &mut TrainState,
         threads: Threads,
-        hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+        hook: &mut (dyn FnMut(&EpochEnd) -> EpochControl + Send),
     ) -> Result<TrainSummary, CoreError> {
         let mut ps: Vec<&mut [f64]> = self.flat.iter_mut().map(Vec::as_mut_slice).collect();
         let mut fs: Vec<&mut [f64]> = self.first.iter_mut().map(Vec::as_mut_slice).collect();
@@ -299,14 +300,14 @@ fn run(
     cfg: &TrainConfig,
     state: &mut TrainState,
     threads: Threads,
-    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+    hook: &mut (dyn FnMut(&EpochEnd) -> EpochControl + Send),
 ) -> Result<(Vec<f64>, TrainSummary), CoreError> {
     let mut arrays = Arrays::new(p, state);
     let summary = arrays.fit(p, cfg, state, threads, hook)?;
     Ok((arrays.flat.concat(), summary))
 }
 
-fn go(_: usize, _: f64, _: Option<f64>) -> EpochControl {
+fn go(_: &EpochEnd) -> EpochControl {
     EpochControl::Continue
 }
 
@@ -352,7 +353,7 @@ fn huge_learning_rate_runs_to_max_iter_with_non_finite_weights() {
         ..adam_state(1e10)
     };
     let mut epochs = 0;
-    let mut count = |_: usize, _: f64, _: Option<f64>| {
+    let mut count = |_: &EpochEnd| {
         epochs += 1;
         EpochControl::Continue
     };
@@ -372,9 +373,9 @@ fn hook_sees_every_epoch_and_can_interrupt() {
     let p = problem(100, &units, 3);
     let cfg = config(&units, 20, true);
     let mut seen = Vec::new();
-    let mut hook = |n: usize, loss: f64, v: Option<f64>| {
-        seen.push((n, loss, v));
-        if n == 4 {
+    let mut hook = |e: &EpochEnd| {
+        seen.push((e.n_iter, e.loss, e.validation_score));
+        if e.n_iter == 4 {
             EpochControl::Interrupt
         } else {
             EpochControl::Continue
@@ -417,6 +418,91 @@ fn stopping_rule_and_incremental() {
     assert_eq!(s.loss_curve.len(), 3);
 }
 
+/// A hook that answers `Stop` ends the call after that epoch as a normal stop
+/// (`Requested`), and `last` tells the hook, before the stopping rule runs, which epoch the
+/// call ends on anyway.
+#[test]
+fn hook_can_stop_and_knows_the_last_epoch() {
+    let units = vec![8, 16, 3];
+    let p = problem(100, &units, 4);
+    let cfg = config(&units, 20, true);
+    let mut seen = Vec::new();
+    let mut stop_at_3 = |e: &EpochEnd| {
+        seen.push(e.last);
+        if e.n_iter == 3 {
+            EpochControl::Stop
+        } else {
+            EpochControl::Continue
+        }
+    };
+    let mut state = adam_state(1e-3);
+    let (_, s) = run(&p, &cfg, &mut state, Threads::Single, &mut stop_at_3).unwrap();
+    assert_eq!(s.stop_reason, StopReason::Requested);
+    assert_eq!(s.n_iter, 3);
+    assert_eq!(seen, [false, false, false]);
+
+    // max_iter: the last epoch is flagged.
+    let cfg = config(&units, 4, true);
+    let mut lasts = Vec::new();
+    let mut record = |e: &EpochEnd| {
+        lasts.push(e.last);
+        EpochControl::Continue
+    };
+    let (_, s) = run(
+        &p,
+        &cfg,
+        &mut adam_state(1e-3),
+        Threads::Single,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(s.stop_reason, StopReason::MaxIter);
+    assert_eq!(lasts, [false, false, false, true]);
+
+    // The stopping rule (see `stopping_rule_and_incremental`): it fires at epoch 5.
+    let mut cfg = config(&units, 100, false);
+    cfg.tol = 1e9;
+    cfg.n_iter_no_change = 3;
+    let mut lasts = Vec::new();
+    let mut record = |e: &EpochEnd| {
+        lasts.push(e.last);
+        EpochControl::Continue
+    };
+    let (_, s) = run(
+        &p,
+        &cfg,
+        &mut adam_state(1e-3),
+        Threads::Single,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(s.stop_reason, StopReason::Converged);
+    assert_eq!(lasts, [false, false, false, false, true]);
+
+    // SGD with the adaptive schedule does not stop on the rule while its rate can shrink.
+    let mut state = TrainState {
+        optimizer: Optimizer::Sgd {
+            lr_init: 1e-3,
+            lr: 1e-3,
+            schedule: Schedule::Adaptive,
+            momentum: 0.9,
+            nesterov: true,
+            power_t: 0.5,
+        },
+        ..adam_state(1e-3)
+    };
+    cfg.max_iter = 12;
+    let mut lasts = Vec::new();
+    let mut record = |e: &EpochEnd| {
+        lasts.push(e.last);
+        EpochControl::Continue
+    };
+    let (_, s) = run(&p, &cfg, &mut state, Threads::Single, &mut record).unwrap();
+    assert_eq!(s.stop_reason, StopReason::MaxIter);
+    assert_eq!(lasts.iter().filter(|&&l| l).count(), 1);
+    assert_eq!(lasts.last(), Some(&true));
+}
+
 #[test]
 fn early_stopping_scores_and_keeps_best() {
     let units = vec![8, 16, 3];
@@ -445,8 +531,8 @@ fn early_stopping_scores_and_keeps_best() {
     };
     let mut state = adam_state(1e-2);
     let mut scores = Vec::new();
-    let mut hook = |_: usize, _: f64, s: Option<f64>| {
-        scores.push(s.unwrap());
+    let mut hook = |e: &EpochEnd| {
+        scores.push(e.validation_score.unwrap());
         EpochControl::Continue
     };
     let s = fit_stochastic(
@@ -573,8 +659,8 @@ fn team_sections_keep_bits_and_stop_on_interrupt() {
             assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
             assert_eq!(sa, sb);
         }
-        let mut stop_at_2 = |n: usize, _: f64, _: Option<f64>| {
-            if n == 2 {
+        let mut stop_at_2 = |e: &EpochEnd| {
+            if e.n_iter == 2 {
                 EpochControl::Interrupt
             } else {
                 EpochControl::Continue
@@ -630,8 +716,8 @@ fn weights_and_moments_come_back_to_the_caller() {
         assert!(arrays.second.concat().iter().any(|&v| v != 0.0));
 
         cfg.max_iter = 20;
-        let mut stop_at_6 = |n: usize, _: f64, _: Option<f64>| {
-            if n == 6 {
+        let mut stop_at_6 = |e: &EpochEnd| {
+            if e.n_iter == 6 {
                 EpochControl::Interrupt
             } else {
                 EpochControl::Continue

@@ -4,21 +4,18 @@
 //! the training dtype (float32 or float64, dispatched once from `X`) and is C-contiguous;
 //! anything else is a `TypeError`. Arrays are borrowed before the GIL is released.
 
-use std::sync::mpsc;
-
 use ndarray::{ArrayView1, ArrayView2};
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
 };
 use oxlearn_core::mlp::{
-    self, Activation, EpochControl, Loss, NetSpec, Optimizer, OutActivation, Schedule, ScoreKind,
-    TrainConfig, TrainData, TrainState, TrainSummary,
+    self, Activation, EpochControl, EpochEnd, Loss, NetSpec, Optimizer, OutActivation, Schedule,
+    ScoreKind, TrainConfig, TrainData, TrainState, TrainSummary,
 };
 use oxlearn_core::{Real, Threads};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use crate::errors::{run_detached, run_watched, to_pyerr};
 
@@ -349,164 +346,377 @@ fn slice_of1<'a, T: Real + Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<
         .map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
-/// Everything of `mlp_fit_stochastic` that is not an array.
-struct FitArgs {
-    cfg: TrainConfig,
-    state: TrainState,
+/// The hyper-parameters of `mlp_fit_stochastic`: the network, the optimizer's settings
+/// and the loop's rules, parsed and checked once when Python builds it (a bad name or
+/// value raises there), frozen afterwards.
+#[pyclass(frozen, module = "oxlearn._oxlearn", name = "StochasticConfig")]
+pub struct StochasticConfig {
+    train: TrainConfig,
+    /// The optimizer with its initial learning rate and step count; a call takes the
+    /// current ones from its [`TrainingState`].
+    optimizer: Optimizer,
     threads: Threads,
 }
 
-/// Runs the core loop on a helper thread while this (the calling, normally main) thread
-/// re-takes the GIL to run pending signal handlers (only the main thread can). With a
-/// Python callback it services every epoch-end hook (signals, then the callback, then go on
-/// or stop); without one `errors::run_watched` polls the signals and the loop only reads a
-/// cancel flag at each epoch end.
-fn fit_typed<'py, T: Real + Element>(
-    py: Python<'py>,
-    arrays: &FitArrays<'_, 'py>,
-    callback: Option<Py<PyAny>>,
-    mut args: FitArgs,
-) -> PyResult<Bound<'py, PyDict>> {
-    let x = ro2::<T>(arrays.x, "X")?;
-    let y = ro2::<T>(arrays.y, "Y")?;
-    let sw = arrays
-        .sample_weight
-        .map(|w| ro1::<T>(w, "sample_weight"))
-        .transpose()?;
-    let x_val = arrays.x_val.map(|a| ro2::<T>(a, "X_val")).transpose()?;
-    let y_val = arrays.y_val.map(|a| ro2::<T>(a, "Y_val")).transpose()?;
-    let sw_val = arrays
-        .sample_weight_val
-        .map(|a| ro1::<T>(a, "sample_weight_val"))
-        .transpose()?;
-    let mut params = RwParams::<T>::borrow(arrays.coefs, arrays.intercepts, "coefs", "intercepts")?;
-    let mut first = RwParams::<T>::borrow_packed(arrays.opt_first, "opt_first")?;
-    let mut second = RwParams::<T>::borrow_packed(arrays.opt_second, "opt_second")?;
-    let mut best = RwParams::<T>::borrow(
-        arrays.best_coefs,
-        arrays.best_intercepts,
-        "best_coefs",
-        "best_intercepts",
-    )?;
-    let val = match (&x_val, &y_val) {
-        (Some(xv), Some(yv)) => Some((
+#[pymethods]
+impl StochasticConfig {
+    #[new]
+    #[pyo3(signature = (
+        *, layer_units, activation, out_activation, loss, solver, alpha, batch_size,
+        learning_rate, learning_rate_init, power_t, momentum, nesterovs_momentum, beta_1,
+        beta_2, epsilon, max_iter, shuffle, seed, tol, n_iter_no_change, incremental,
+        score_kind, n_threads, publish_weights
+    ))]
+    // The keyword-only fields of a config object, four of them flags.
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
+    fn new(
+        layer_units: Vec<usize>,
+        activation: &str,
+        out_activation: &str,
+        loss: &str,
+        solver: &str,
+        alpha: f64,
+        batch_size: i64,
+        learning_rate: &str,
+        learning_rate_init: f64,
+        power_t: f64,
+        momentum: f64,
+        nesterovs_momentum: bool,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        max_iter: i64,
+        shuffle: bool,
+        seed: u64,
+        tol: f64,
+        n_iter_no_change: i64,
+        incremental: bool,
+        score_kind: Option<&str>,
+        n_threads: i64,
+        publish_weights: bool,
+    ) -> PyResult<Self> {
+        let spec = NetSpec::new(
+            layer_units,
+            Activation::parse(activation).map_err(to_pyerr)?,
+            OutActivation::parse(out_activation).map_err(to_pyerr)?,
+            Loss::parse(loss).map_err(to_pyerr)?,
+        )
+        .map_err(to_pyerr)?;
+        let schedule = Schedule::parse(learning_rate).map_err(to_pyerr)?;
+        let optimizer = match solver {
+            "sgd" => Optimizer::Sgd {
+                lr_init: learning_rate_init,
+                lr: learning_rate_init,
+                schedule,
+                momentum,
+                nesterov: nesterovs_momentum,
+                power_t,
+            },
+            "adam" => Optimizer::Adam {
+                lr_init: learning_rate_init,
+                lr: learning_rate_init,
+                beta_1,
+                beta_2,
+                epsilon,
+                t: 0,
+            },
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "solver must be 'sgd' or 'adam' for mlp_fit_stochastic, got {solver:?}"
+                )));
+            }
+        };
+        let score_kind = score_kind
+            .map(|k| ScoreKind::parse(k).map_err(to_pyerr))
+            .transpose()?;
+        Ok(Self {
+            train: TrainConfig {
+                spec,
+                alpha,
+                batch_size: non_negative("batch_size", batch_size)?,
+                max_iter: non_negative("max_iter", max_iter)?,
+                shuffle,
+                seed,
+                tol,
+                n_iter_no_change: non_negative("n_iter_no_change", n_iter_no_change)?,
+                incremental,
+                score_kind,
+                publish_weights,
+            },
+            optimizer,
+            threads: threads_of(n_threads)?,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "StochasticConfig(layer_units={:?}, max_iter={}, incremental={}, \
+             publish_weights={})",
+            self.train.spec.units,
+            self.train.max_iter,
+            self.train.incremental,
+            self.train.publish_weights
+        )
+    }
+}
+
+/// What one `mlp_fit_stochastic` call carries over to the next (scikit-learn keeps it on
+/// the estimator and its optimizer): given to a call, and returned updated in its result.
+#[pyclass(frozen, get_all, module = "oxlearn._oxlearn", name = "TrainingState")]
+pub struct TrainingState {
+    /// `t_`: samples seen.
+    t: u64,
+    /// Adam's step count (0 for SGD).
+    adam_t: u64,
+    /// The current learning rate (after schedule changes).
+    learning_rate: f64,
+    /// `best_loss_` (`inf` at the start).
+    best_loss: f64,
+    /// `best_validation_score_` (`-inf` at the start).
+    best_validation_score: f64,
+    /// `_no_improvement_count`.
+    no_improvement_count: usize,
+}
+
+#[pymethods]
+impl TrainingState {
+    #[new]
+    #[pyo3(signature = (
+        *, t, adam_t, learning_rate, best_loss, best_validation_score, no_improvement_count
+    ))]
+    fn new(
+        t: u64,
+        adam_t: u64,
+        learning_rate: f64,
+        best_loss: f64,
+        best_validation_score: f64,
+        no_improvement_count: i64,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            t,
+            adam_t,
+            learning_rate,
+            best_loss,
+            best_validation_score,
+            no_improvement_count: non_negative("no_improvement_count", no_improvement_count)?,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TrainingState(t={}, adam_t={}, learning_rate={}, best_loss={}, \
+             best_validation_score={}, no_improvement_count={})",
+            self.t,
+            self.adam_t,
+            self.learning_rate,
+            self.best_loss,
+            self.best_validation_score,
+            self.no_improvement_count
+        )
+    }
+}
+
+impl TrainingState {
+    /// The core's state: the configured optimizer at this state's rate and step.
+    fn to_core(&self, optimizer: &Optimizer) -> TrainState {
+        let mut optimizer = optimizer.clone();
+        match &mut optimizer {
+            Optimizer::Sgd { lr, .. } => *lr = self.learning_rate,
+            Optimizer::Adam { lr, t, .. } => {
+                *lr = self.learning_rate;
+                *t = self.adam_t;
+            }
+        }
+        TrainState {
+            optimizer,
+            t: self.t,
+            best_loss: self.best_loss,
+            best_validation_score: self.best_validation_score,
+            no_improvement_count: self.no_improvement_count,
+        }
+    }
+
+    fn from_core(state: &TrainState) -> Self {
+        Self {
+            t: state.t,
+            adam_t: match state.optimizer {
+                Optimizer::Adam { t, .. } => t,
+                Optimizer::Sgd { .. } => 0,
+            },
+            learning_rate: state.optimizer.learning_rate(),
+            best_loss: state.best_loss,
+            best_validation_score: state.best_validation_score,
+            no_improvement_count: state.no_improvement_count,
+        }
+    }
+}
+
+/// What one `mlp_fit_stochastic` call did.
+#[pyclass(
+    frozen,
+    get_all,
+    module = "oxlearn._oxlearn",
+    name = "StochasticResult"
+)]
+pub struct StochasticResult {
+    /// Epochs run by this call.
+    n_iter: usize,
+    /// This call's epoch losses.
+    loss_curve: Vec<f64>,
+    /// This call's validation scores (early stopping).
+    validation_scores: Vec<f64>,
+    /// "converged", "max_iter", "incremental", "requested" or "interrupted".
+    stop_reason: &'static str,
+    /// scikit-learn's stopping text with the optimizer's suffix, or "".
+    stop_message: String,
+    /// The state to carry over to the next call.
+    state: Py<TrainingState>,
+}
+
+#[pymethods]
+impl StochasticResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "StochasticResult(n_iter={}, stop_reason={:?})",
+            self.n_iter, self.stop_reason
+        )
+    }
+}
+
+/// `(X_val, Y_val, sample_weight_val)`, borrowed.
+type ValArrays<'py, T> = (
+    PyReadonlyArray2<'py, T>,
+    PyReadonlyArray2<'py, T>,
+    Option<PyReadonlyArray1<'py, T>>,
+);
+
+/// The arrays of one call, in the training dtype `T`, borrowed before the GIL is released.
+struct Borrowed<'py, T: Real + Element> {
+    x: PyReadonlyArray2<'py, T>,
+    y: PyReadonlyArray2<'py, T>,
+    sw: Option<PyReadonlyArray1<'py, T>>,
+    val: Option<ValArrays<'py, T>>,
+    params: RwParams<'py, T>,
+    first: RwParams<'py, T>,
+    second: RwParams<'py, T>,
+    best: RwParams<'py, T>,
+}
+
+impl<'py, T: Real + Element> Borrowed<'py, T> {
+    fn borrow(a: &FitArrays<'_, 'py>) -> PyResult<Self> {
+        let val = match a.validation {
+            Some((xv, yv, swv)) => Some((
+                ro2::<T>(xv, "X_val")?,
+                ro2::<T>(yv, "Y_val")?,
+                swv.map(|w| ro1::<T>(w, "sample_weight_val")).transpose()?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            x: ro2::<T>(a.x, "X")?,
+            y: ro2::<T>(a.y, "Y")?,
+            sw: a
+                .sample_weight
+                .map(|w| ro1::<T>(w, "sample_weight"))
+                .transpose()?,
+            val,
+            params: RwParams::borrow(a.params.0, a.params.1, "coefs", "intercepts")?,
+            first: RwParams::borrow_packed(a.moments.0, "opt_first")?,
+            second: RwParams::borrow_packed(a.moments.1, "opt_second")?,
+            best: RwParams::borrow(a.best.0, a.best.1, "best_coefs", "best_intercepts")?,
+        })
+    }
+}
+
+/// Runs the core loop on a helper thread (`run_watched`) while this thread runs Python's
+/// signal handlers. The epoch-end hook reads the cancel flag (Ctrl-C stops training after
+/// that epoch, and the fit returns what it trained, as scikit-learn's does) and, when
+/// `on_epoch` is given, calls it from the training thread with the GIL taken for that call
+/// only: one hand-back per epoch, and none at all without a callback.
+fn fit_typed<T: Real + Element>(
+    py: Python<'_>,
+    arrays: &FitArrays<'_, '_>,
+    config: &StochasticConfig,
+    state: &TrainingState,
+    on_epoch: Option<&Bound<'_, PyAny>>,
+) -> PyResult<StochasticResult> {
+    let mut b = Borrowed::<T>::borrow(arrays)?;
+    let val = match &b.val {
+        Some((xv, yv, swv)) => Some((
             slice_of(xv)?,
             slice_of(yv)?,
-            sw_val.as_ref().map(slice_of1).transpose()?,
+            swv.as_ref().map(slice_of1).transpose()?,
         )),
-        (None, None) => None,
-        _ => {
-            return Err(PyValueError::new_err(
-                "X_val and Y_val must both be given (early stopping) or both be None",
-            ));
-        }
+        None => None,
     };
     let data = TrainData {
-        x: slice_of(&x)?,
-        y: slice_of(&y)?,
-        sw: sw.as_ref().map(slice_of1).transpose()?,
+        x: slice_of(&b.x)?,
+        y: slice_of(&b.y)?,
+        sw: b.sw.as_ref().map(slice_of1).transpose()?,
         val,
     };
-    let mut p_sl = params.slices()?;
-    let mut f_sl = first.slices()?;
-    let mut s_sl = second.slices()?;
-    let mut b_sl = best.slices()?;
+    let mut p_sl = b.params.slices()?;
+    let mut f_sl = b.first.slices()?;
+    let mut s_sl = b.second.slices()?;
+    let mut b_sl = b.best.slices()?;
+    let cfg = &config.train;
+    let threads = config.threads;
+    let mut core_state = state.to_core(&config.optimizer);
+    let on_epoch: Option<Py<PyAny>> = on_epoch.map(|f| f.clone().unbind());
     let mut callback_error: Option<PyErr> = None;
-    let cfg = &args.cfg;
-    let state = &mut args.state;
-    let threads = args.threads;
 
-    let summary: TrainSummary = if callback.is_none() {
-        // No per-epoch callback: the loop never waits for this thread, which runs the
-        // signal handlers meanwhile (`run_watched`); the epoch hook only reads the cancel
-        // flag (a per-epoch hand-off cost two thread wake-ups per epoch, several percent of
-        // a small network's fit). A Ctrl-C stops training after the epoch in which the flag
-        // is seen, and the fit returns what it trained, as scikit-learn's does; another
-        // exception from a signal handler is raised.
-        let (outcome, raised) = run_watched(py, |cancel| {
-            let mut hook = |_: usize, _: f64, _: Option<f64>| {
-                if cancel.is_cancelled() {
-                    EpochControl::Interrupt
-                } else {
-                    EpochControl::Continue
-                }
+    let (outcome, raised) = run_watched(py, |cancel| {
+        let mut hook = |end: &EpochEnd| {
+            if cancel.is_cancelled() {
+                return EpochControl::Interrupt;
+            }
+            let Some(f) = &on_epoch else {
+                return EpochControl::Continue;
             };
-            mlp::fit_stochastic(
-                data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads, &mut hook,
-            )
-        });
-        match raised {
-            Some(e) if !e.is_instance_of::<PyKeyboardInterrupt>(py) => return Err(e),
-            _ => outcome?,
-        }
-    } else {
-        run_detached(py, || {
-            let (ev_tx, ev_rx) = mpsc::channel::<(usize, f64, Option<f64>)>();
-            let (ctl_tx, ctl_rx) = mpsc::channel::<EpochControl>();
-            std::thread::scope(|s| {
-                let worker = s.spawn(move || {
-                    let mut hook = move |n_iter: usize, loss: f64, score: Option<f64>| {
-                        if ev_tx.send((n_iter, loss, score)).is_err() {
-                            return EpochControl::Interrupt;
+            Python::attach(|py| {
+                match f
+                    .call1(py, (end.n_iter, end.loss, end.validation_score, end.last))
+                    .and_then(|stop| stop.is_truthy(py))
+                {
+                    Ok(true) => EpochControl::Stop,
+                    Ok(false) => EpochControl::Continue,
+                    Err(e) => {
+                        // Ctrl-C inside the callback is an interrupt like any other.
+                        if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                            callback_error = Some(e);
                         }
-                        ctl_rx.recv().unwrap_or(EpochControl::Interrupt)
-                    };
-                    mlp::fit_stochastic(
-                        data, &mut p_sl, &mut f_sl, &mut s_sl, &mut b_sl, cfg, state, threads,
-                        &mut hook,
-                    )
-                });
-                // Ends when the worker drops its sender, i.e. when training is over.
-                for (n_iter, loss, score) in ev_rx {
-                    let ctl = Python::attach(|py| {
-                        if let Err(e) = py.check_signals() {
-                            if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                                callback_error = Some(e);
-                            }
-                            return EpochControl::Interrupt;
-                        }
-                        if let Some(cb) = &callback
-                            && let Err(e) = cb.call1(py, (n_iter, loss, score))
-                        {
-                            // Ctrl-C inside the callback is an interrupt like any other.
-                            if !e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                                callback_error = Some(e);
-                            }
-                            return EpochControl::Interrupt;
-                        }
-                        EpochControl::Continue
-                    });
-                    // The worker may already be gone only if it failed; its result says so.
-                    let _ = ctl_tx.send(ctl);
-                }
-                match worker.join() {
-                    Ok(result) => result,
-                    Err(payload) => std::panic::resume_unwind(payload),
+                        EpochControl::Interrupt
+                    }
                 }
             })
-        })?
-    };
+        };
+        mlp::fit_stochastic(
+            data,
+            &mut p_sl,
+            &mut f_sl,
+            &mut s_sl,
+            &mut b_sl,
+            cfg,
+            &mut core_state,
+            threads,
+            &mut hook,
+        )
+    });
     if let Some(e) = callback_error {
         return Err(e);
     }
-    let st = &args.state;
-    let d = PyDict::new(py);
-    d.set_item("n_iter", summary.n_iter)?;
-    d.set_item("loss_curve", summary.loss_curve)?;
-    d.set_item("validation_scores", summary.validation_scores)?;
-    d.set_item("best_loss", st.best_loss)?;
-    d.set_item("best_validation_score", st.best_validation_score)?;
-    d.set_item("no_improvement_count", st.no_improvement_count)?;
-    d.set_item("t", st.t)?;
-    let adam_t = match st.optimizer {
-        Optimizer::Adam { t, .. } => t,
-        Optimizer::Sgd { .. } => 0,
+    let summary: TrainSummary = match raised {
+        Some(e) if !e.is_instance_of::<PyKeyboardInterrupt>(py) => return Err(e),
+        _ => outcome?,
     };
-    d.set_item("adam_t", adam_t)?;
-    d.set_item("current_learning_rate", st.optimizer.learning_rate())?;
-    d.set_item("stop_reason", summary.stop_reason.as_str())?;
-    d.set_item("stop_message", summary.stop_message)?;
-    Ok(d)
+    Ok(StochasticResult {
+        n_iter: summary.n_iter,
+        loss_curve: summary.loss_curve,
+        validation_scores: summary.validation_scores,
+        stop_reason: summary.stop_reason.as_str(),
+        stop_message: summary.stop_message,
+        state: Py::new(py, TrainingState::from_core(&core_state))?,
+    })
 }
 
 /// The array arguments of `mlp_fit_stochastic`, before dtype dispatch.
@@ -514,167 +724,72 @@ struct FitArrays<'a, 'py> {
     x: &'a Bound<'py, PyAny>,
     y: &'a Bound<'py, PyAny>,
     sample_weight: Option<&'a Bound<'py, PyAny>>,
-    coefs: &'a [Bound<'py, PyAny>],
-    intercepts: &'a [Bound<'py, PyAny>],
-    opt_first: &'a [Bound<'py, PyAny>],
-    opt_second: &'a [Bound<'py, PyAny>],
-    best_coefs: &'a [Bound<'py, PyAny>],
-    best_intercepts: &'a [Bound<'py, PyAny>],
-    x_val: Option<&'a Bound<'py, PyAny>>,
-    y_val: Option<&'a Bound<'py, PyAny>>,
-    sample_weight_val: Option<&'a Bound<'py, PyAny>>,
+    /// `(coefs, intercepts)`.
+    params: (&'a [Bound<'py, PyAny>], &'a [Bound<'py, PyAny>]),
+    /// The optimizer's state lists `(first, second)`.
+    moments: (&'a [Bound<'py, PyAny>], &'a [Bound<'py, PyAny>]),
+    /// `(best_coefs, best_intercepts)`.
+    best: (&'a [Bound<'py, PyAny>], &'a [Bound<'py, PyAny>]),
+    /// `(X_val, Y_val, sample_weight_val)` (early stopping).
+    validation: Option<ValObjects<'a, 'py>>,
 }
+
+/// `(X_val, Y_val, sample_weight_val)`, before dtype dispatch.
+type ValObjects<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    Option<&'a Bound<'py, PyAny>>,
+);
 
 fn non_negative(name: &str, v: i64) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {v}")))
 }
 
+type ArrayList<'py> = Vec<Bound<'py, PyAny>>;
+
 /// scikit-learn's _fit_stochastic loop, whole, with the GIL released.
 #[pyfunction]
 #[pyo3(signature = (
-    X, Y, sample_weight, coefs, intercepts, opt_first, opt_second, best_coefs,
-    best_intercepts, X_val, Y_val, sample_weight_val, callback, *, activation, out_activation,
-    loss, solver, alpha, batch_size, learning_rate, learning_rate_init, current_learning_rate,
-    power_t, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, max_iter, shuffle, seed,
-    tol, n_iter_no_change, incremental, t, adam_t, best_loss, best_validation_score,
-    no_improvement_count, score_kind, n_threads
+    X, Y, sample_weight, params, moments, best, validation, config, state, on_epoch=None
 ))]
 #[allow(non_snake_case)] // the contract names the arrays `X`, `Y`, as scikit-learn does
+#[allow(clippy::too_many_arguments)] // ten typed groups: data, weights, state, config, hook
+#[allow(clippy::type_complexity)]
 fn mlp_fit_stochastic<'py>(
     py: Python<'py>,
     X: &Bound<'py, PyAny>,
     Y: &Bound<'py, PyAny>,
     sample_weight: Option<Bound<'py, PyAny>>,
-    coefs: Vec<Bound<'py, PyAny>>,
-    intercepts: Vec<Bound<'py, PyAny>>,
-    opt_first: Vec<Bound<'py, PyAny>>,
-    opt_second: Vec<Bound<'py, PyAny>>,
-    best_coefs: Vec<Bound<'py, PyAny>>,
-    best_intercepts: Vec<Bound<'py, PyAny>>,
-    X_val: Option<Bound<'py, PyAny>>,
-    Y_val: Option<Bound<'py, PyAny>>,
-    sample_weight_val: Option<Bound<'py, PyAny>>,
-    callback: Option<Py<PyAny>>,
-    activation: &str,
-    out_activation: &str,
-    loss: &str,
-    solver: &str,
-    alpha: f64,
-    batch_size: i64,
-    learning_rate: &str,
-    learning_rate_init: f64,
-    current_learning_rate: f64,
-    power_t: f64,
-    momentum: f64,
-    nesterovs_momentum: bool,
-    beta_1: f64,
-    beta_2: f64,
-    epsilon: f64,
-    max_iter: i64,
-    shuffle: bool,
-    seed: u64,
-    tol: f64,
-    n_iter_no_change: i64,
-    incremental: bool,
-    t: u64,
-    adam_t: u64,
-    best_loss: f64,
-    best_validation_score: f64,
-    no_improvement_count: i64,
-    score_kind: &str,
-    n_threads: i64,
-) -> PyResult<Bound<'py, PyDict>> {
-    let mut units = Vec::with_capacity(coefs.len() + 1);
-    for (i, c) in coefs.iter().enumerate() {
-        let shape = c
-            .cast::<numpy::PyUntypedArray>()
-            .map_err(|_| PyTypeError::new_err(format!("coefs[{i}] must be a numpy array")))?
-            .shape()
-            .to_vec();
-        if shape.len() != 2 {
-            return Err(PyTypeError::new_err(format!("coefs[{i}] must be 2-D")));
-        }
-        if i == 0 {
-            units.push(shape[0]);
-        }
-        units.push(shape[1]);
+    params: (ArrayList<'py>, ArrayList<'py>),
+    moments: (ArrayList<'py>, ArrayList<'py>),
+    best: (ArrayList<'py>, ArrayList<'py>),
+    validation: Option<(
+        Bound<'py, PyAny>,
+        Bound<'py, PyAny>,
+        Option<Bound<'py, PyAny>>,
+    )>,
+    config: PyRef<'py, StochasticConfig>,
+    state: PyRef<'py, TrainingState>,
+    on_epoch: Option<Bound<'py, PyAny>>,
+) -> PyResult<StochasticResult> {
+    if validation.is_some() != config.train.score_kind.is_some() {
+        return Err(PyValueError::new_err(
+            "the validation set and config.score_kind go together (early stopping)",
+        ));
     }
-    let spec = NetSpec::new(
-        units,
-        Activation::parse(activation).map_err(to_pyerr)?,
-        OutActivation::parse(out_activation).map_err(to_pyerr)?,
-        Loss::parse(loss).map_err(to_pyerr)?,
-    )
-    .map_err(to_pyerr)?;
-    let schedule = Schedule::parse(learning_rate).map_err(to_pyerr)?;
-    let optimizer = match solver {
-        "sgd" => Optimizer::Sgd {
-            lr_init: learning_rate_init,
-            lr: current_learning_rate,
-            schedule,
-            momentum,
-            nesterov: nesterovs_momentum,
-            power_t,
-        },
-        "adam" => Optimizer::Adam {
-            lr_init: learning_rate_init,
-            lr: current_learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
-            t: adam_t,
-        },
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "solver must be 'sgd' or 'adam' for mlp_fit_stochastic, got {solver:?}"
-            )));
-        }
-    };
-    let early = X_val.is_some();
-    let score_kind = if early {
-        Some(ScoreKind::parse(score_kind).map_err(to_pyerr)?)
-    } else {
-        None
-    };
-    let args = FitArgs {
-        cfg: TrainConfig {
-            spec,
-            alpha,
-            batch_size: non_negative("batch_size", batch_size)?,
-            max_iter: non_negative("max_iter", max_iter)?,
-            shuffle,
-            seed,
-            tol,
-            n_iter_no_change: non_negative("n_iter_no_change", n_iter_no_change)?,
-            incremental,
-            score_kind,
-        },
-        state: TrainState {
-            optimizer,
-            t,
-            best_loss,
-            best_validation_score,
-            no_improvement_count: non_negative("no_improvement_count", no_improvement_count)?,
-        },
-        threads: threads_of(n_threads)?,
-    };
     let arrays = FitArrays {
         x: X,
         y: Y,
         sample_weight: sample_weight.as_ref(),
-        coefs: &coefs,
-        intercepts: &intercepts,
-        opt_first: &opt_first,
-        opt_second: &opt_second,
-        best_coefs: &best_coefs,
-        best_intercepts: &best_intercepts,
-        x_val: X_val.as_ref(),
-        y_val: Y_val.as_ref(),
-        sample_weight_val: sample_weight_val.as_ref(),
+        params: (&params.0, &params.1),
+        moments: (&moments.0, &moments.1),
+        best: (&best.0, &best.1),
+        validation: validation.as_ref().map(|(x, y, w)| (x, y, w.as_ref())),
     };
+    let on_epoch = on_epoch.as_ref().filter(|f| !f.is_none());
     match dtype_of(X, "X")? {
-        Dtype::F64 => fit_typed::<f64>(py, &arrays, callback, args),
-        Dtype::F32 => fit_typed::<f32>(py, &arrays, callback, args),
+        Dtype::F64 => fit_typed::<f64>(py, &arrays, &config, &state, on_epoch),
+        Dtype::F32 => fit_typed::<f32>(py, &arrays, &config, &state, on_epoch),
     }
 }
 
@@ -682,5 +797,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mlp_forward, m)?)?;
     m.add_function(wrap_pyfunction!(mlp_loss_grad, m)?)?;
     m.add_function(wrap_pyfunction!(mlp_fit_stochastic, m)?)?;
+    m.add_class::<StochasticConfig>()?;
+    m.add_class::<TrainingState>()?;
+    m.add_class::<StochasticResult>()?;
     Ok(())
 }

@@ -54,7 +54,8 @@ pub use loss::Loss;
 pub use optim::{Optimizer, Schedule};
 pub use score::ScoreKind;
 pub use train::{
-    EpochControl, StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
+    EpochControl, EpochEnd, StopReason, TrainConfig, TrainData, TrainState, TrainSummary,
+    fit_stochastic,
 };
 
 use ndarray::{ArrayView1, ArrayView2};

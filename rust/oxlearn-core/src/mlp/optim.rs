@@ -309,6 +309,19 @@ impl Optimizer {
         }
     }
 
+    /// Whether [`Self::trigger_stopping`] would stop now (without its side effect on the
+    /// adaptive learning rate).
+    pub fn stops_when_triggered(&self) -> bool {
+        match self {
+            Self::Sgd {
+                lr,
+                schedule: Schedule::Adaptive,
+                ..
+            } => *lr <= 1e-6,
+            _ => true,
+        }
+    }
+
     /// `trigger_stopping(msg)`: returns whether to stop and the message scikit-learn prints
     /// in verbose mode.
     pub fn trigger_stopping(&mut self, msg: &str) -> (bool, String) {

@@ -26,8 +26,26 @@ use crate::real::Real;
 pub enum EpochControl {
     /// Keep training.
     Continue,
+    /// Stop after this epoch because the caller asked to (a callback returned True): a
+    /// normal end, `StopReason::Requested`.
+    Stop,
     /// Stop after this epoch (Ctrl-C, or the callback failed): `StopReason::Interrupted`.
     Interrupt,
+}
+
+/// What the epoch-end hook is told about the epoch that just ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochEnd {
+    /// Epochs run by this call so far (1 after the first).
+    pub n_iter: usize,
+    /// The epoch's mean training loss.
+    pub loss: f64,
+    /// The validation score (early stopping only).
+    pub validation_score: Option<f64>,
+    /// This call ends after this epoch whatever the hook answers: `max_iter` epochs ran,
+    /// `partial_fit`'s one epoch ran, or the stopping rule fires with an optimizer that
+    /// stops on it. A caller that opens a task per epoch opens no next one then.
+    pub last: bool,
 }
 
 /// Why training stopped.
@@ -39,7 +57,9 @@ pub enum StopReason {
     MaxIter,
     /// One epoch of `partial_fit`.
     Incremental,
-    /// The hook asked to stop.
+    /// The hook asked to stop (`EpochControl::Stop`).
+    Requested,
+    /// The hook interrupted training (`EpochControl::Interrupt`).
     Interrupted,
 }
 
@@ -50,6 +70,7 @@ impl StopReason {
             Self::Converged => "converged",
             Self::MaxIter => "max_iter",
             Self::Incremental => "incremental",
+            Self::Requested => "requested",
             Self::Interrupted => "interrupted",
         }
     }
@@ -78,6 +99,10 @@ pub struct TrainConfig {
     pub incremental: bool,
     /// The validation score when early stopping is on.
     pub score_kind: Option<ScoreKind>,
+    /// Copy the current weights into the caller's arrays before each epoch-end hook, so
+    /// the hook can read them (a callback that evaluates the model each epoch). Off, they
+    /// are written once, when the call ends.
+    pub publish_weights: bool,
 }
 
 /// State carried between calls (scikit-learn keeps it on the estimator and the optimizer).
@@ -181,8 +206,9 @@ fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
 /// caller does). Trains `params` in place, with `first`/`second` the optimizer state lists
 /// and `best` receiving the parameters at each new best validation score.
 ///
-/// `hook(n_iter, loss, validation_score)` runs after each epoch's bookkeeping (after
-/// `_update_no_improvement_count` and `iteration_ends`, before the stopping rule).
+/// `hook` runs after each epoch's bookkeeping (after `_update_no_improvement_count` and
+/// `iteration_ends`, before the stopping rule), at most once per epoch; see [`EpochEnd`]
+/// for what it is told and [`EpochControl`] for what it may answer.
 ///
 /// A non-finite loss or non-finite weights never raise or stop the loop: scikit-learn's loop
 /// keeps going (a NaN loss never counts as "no improvement", so a diverged fit runs to
@@ -201,7 +227,7 @@ pub fn fit_stochastic<T: Real>(
     cfg: &TrainConfig,
     state: &mut TrainState,
     threads: Threads,
-    hook: &mut (dyn FnMut(usize, f64, Option<f64>) -> EpochControl + Send),
+    hook: &mut (dyn FnMut(&EpochEnd) -> EpochControl + Send),
 ) -> Result<TrainSummary> {
     let spec = &cfg.spec;
     let units = &spec.units;
@@ -416,9 +442,27 @@ pub fn fit_stochastic<T: Real>(
 
                 state.optimizer.iteration_ends(state.t);
 
-                if hook(summary.n_iter, loss, val_score) == EpochControl::Interrupt {
-                    summary.stop_reason = StopReason::Interrupted;
-                    return Ok(summary);
+                if cfg.publish_weights {
+                    write_back(out_params, params, sparse.as_ref(), width);
+                }
+                let converging = state.no_improvement_count > cfg.n_iter_no_change
+                    && state.optimizer.stops_when_triggered();
+                let end = EpochEnd {
+                    n_iter: summary.n_iter,
+                    loss,
+                    validation_score: val_score,
+                    last: summary.n_iter == cfg.max_iter || cfg.incremental || converging,
+                };
+                match hook(&end) {
+                    EpochControl::Continue => {}
+                    EpochControl::Stop => {
+                        summary.stop_reason = StopReason::Requested;
+                        return Ok(summary);
+                    }
+                    EpochControl::Interrupt => {
+                        summary.stop_reason = StopReason::Interrupted;
+                        return Ok(summary);
+                    }
                 }
                 if state.no_improvement_count > cfg.n_iter_no_change {
                     let msg = if val.is_some() {
