@@ -10,6 +10,8 @@
 //!   stochastic training loop.
 //! * [`linalg`]: the one place that calls the GEMM crate.
 //! * [`parallel`]: the explicit thread count every parallel kernel takes.
+//! * [`platform`]: the CPU's vector instruction levels, detected once, and the one macro
+//!   that compiles each kernel for them.
 //!
 //! ```
 //! use oxlearn_core::parallel::Threads;
@@ -23,6 +25,7 @@ pub mod linalg;
 pub mod mlp;
 pub mod neighbors;
 pub mod parallel;
+pub mod platform;
 pub mod real;
 
 pub use error::{

@@ -7,12 +7,12 @@
 //! functions (`exp`, `tanh`) agree with Rust's.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
-use super::simd::{SimdLevel, multiversion};
 use crate::error::{CoreError, Result};
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 multiversion! {

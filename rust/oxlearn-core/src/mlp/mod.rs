@@ -8,7 +8,8 @@
 //!   [`small`] for narrow networks).
 //! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
 //!   backward passes, gradients summed in chunk order: the same bits for any thread count).
-//! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
+//! * The element-wise passes are compiled for each CPU level and chosen at run time through
+//!   [`crate::platform`].
 //! * [`small`]: hand-written products for narrow networks, fused with their element-wise
 //!   passes and reading shuffled batches in place.
 //! * [`team`]: worker threads that spin between a training loop's parallel sections.
@@ -42,7 +43,6 @@ pub mod forward;
 pub mod loss;
 pub mod optim;
 pub mod score;
-pub mod simd;
 pub mod small;
 pub mod team;
 pub mod train;
