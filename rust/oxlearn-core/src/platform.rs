@@ -1,5 +1,5 @@
 //! The CPU: which vector instructions this process may use (detected once), and the one
-//! macro, [`multiversion!`](multiversion), that compiles a kernel for each level and runs
+//! macro, `multiversion!`, that compiles a kernel for each level and runs
 //! the build the CPU supports. Every kernel of the crate dispatches through here, and no
 //! other file calls `is_x86_feature_detected!` (the Python binding's `build_info` reports
 //! [`Cpu::feature_names`]).
@@ -31,7 +31,7 @@
 //! # What each build enables
 //!
 //! A build enables a subset of its level's features (so it is safe wherever the level was
-//! detected), and the subsets are written only in [`multiversion!`](multiversion):
+//! detected), and the subsets are written only in `multiversion!`:
 //!
 //! * `=> inner` (and `=> v4: a, v3: b, portable: c`): the float loops of the MLP enable
 //!   `avx512f,avx512vl,avx2,fma` and `avx2,fma`. Enabling the whole level there changes

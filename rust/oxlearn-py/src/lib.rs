@@ -31,7 +31,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// `pthread_atfork` child handler: the parent's pool threads do not exist in the child.
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
-    oxlearn_core::parallel::forget_pools_after_fork();
+    oxlearn_core::exec::forget_pools_after_fork();
 }
 
 /// Registers the fork handler once per process.

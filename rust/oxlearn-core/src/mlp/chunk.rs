@@ -16,8 +16,8 @@
 
 use rayon::prelude::*;
 
-use super::team::Exec;
-use crate::parallel::Threads;
+use crate::exec::Exec;
+use crate::exec::Threads;
 use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 

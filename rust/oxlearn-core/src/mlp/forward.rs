@@ -11,8 +11,8 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::small::{self, Epilogue, Left, Mat, Right};
 use super::{Activation, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result, checked_len, try_filled};
+use crate::exec::Threads;
 use crate::linalg::gemm;
-use crate::parallel::Threads;
 use crate::platform::SimdLevel;
 use crate::real::Real;
 

@@ -12,7 +12,8 @@
 //!   [`crate::platform`].
 //! * [`small`]: hand-written products for narrow networks, fused with their element-wise
 //!   passes and reading shuffled batches in place.
-//! * [`team`]: worker threads that spin between a training loop's parallel sections.
+//! * The parallel sections of a training step run on [`crate::exec::team`]'s spinning workers
+//!   (see [`crate::exec`] for which work runs where).
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
 //! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
 //!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
@@ -44,7 +45,6 @@ pub mod loss;
 pub mod optim;
 pub mod score;
 pub mod small;
-pub mod team;
 pub mod train;
 
 pub use activation::{Activation, OutActivation};

@@ -19,9 +19,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::chunk::{grad_block_at, sum_squares, zero_below};
-use super::team::Exec;
 use crate::error::{CoreError, Result};
-use crate::parallel::Threads;
+use crate::exec::Exec;
+use crate::exec::Threads;
 use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
@@ -484,7 +484,7 @@ pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Ad
 }
 
 multiversion! {
-    /// [`adam_step`] compiled for `level` (see [`super::simd`]).
+    /// [`adam_step`] compiled for `level` (see [`crate::platform`]).
     pub fn adam_step_at<T: Real>(
         p: &mut [T],
         g: &[T],
@@ -495,7 +495,7 @@ multiversion! {
 }
 
 multiversion! {
-    /// [`sgd_step`] compiled for `level` (see [`super::simd`]).
+    /// [`sgd_step`] compiled for `level` (see [`crate::platform`]).
     pub fn sgd_step_at<T: Real>(
         p: &mut [T],
         g: &[T],
@@ -509,9 +509,9 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::{AdamConsts, Grads, Optimizer, SummedGrads, adam_fused_at, adam_step_at};
+    use crate::exec::Exec;
+    use crate::exec::Threads;
     use crate::mlp::chunk::grad_block_at;
-    use crate::mlp::team::Exec;
-    use crate::parallel::Threads;
     use crate::platform::SimdLevel;
     use crate::real::Real;
 

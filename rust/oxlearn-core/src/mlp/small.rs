@@ -50,8 +50,8 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use super::Activation;
 use super::activation::{backprop_rows_at, hidden_bias_activate};
 use super::buf::Buf;
+use crate::exec::Threads;
 use crate::linalg::gemm;
-use crate::parallel::Threads;
 use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 

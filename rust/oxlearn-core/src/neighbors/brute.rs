@@ -9,8 +9,8 @@ use super::heap::{KHeap, simultaneous_sort, stable_sort};
 use super::int8::Int8Tiles;
 use super::screen::Screen;
 use crate::error::{CoreError, Result, checked_len, try_collect, try_filled, try_reserve, try_vec};
+use crate::exec::{Cancel, Threads, Wake};
 use crate::linalg::gemm;
-use crate::parallel::{Cancel, Threads, Wake};
 use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 

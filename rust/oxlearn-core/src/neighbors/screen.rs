@@ -53,8 +53,8 @@ use super::brute::{
 };
 use super::heap::KHeap;
 use crate::error::{Result, try_filled};
+use crate::exec::{Cancel, Threads, Wake};
 use crate::linalg::gemm;
-use crate::parallel::{Cancel, Threads, Wake};
 use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
@@ -505,7 +505,7 @@ mod tests {
     use super::super::brute::{Plan, Precision, finish_heap};
     use super::super::{Metric, sklearn_strategy};
     use super::{KHeap, Screen, SimdLevel, distance, sq_norms_f64_simd};
-    use crate::parallel::Threads;
+    use crate::exec::Threads;
 
     /// Every training row's float64 distance fed to scikit-learn's heaps in index order
     /// (what the screening must reproduce), one result per `k` of `ks`.
