@@ -191,6 +191,18 @@ fn detect() -> Cpu {
 ///   portable one. `e` is written out inside each `#[target_feature]` copy, so a closure
 ///   there inherits its features and may call a `#[target_feature]` helper (intrinsics).
 macro_rules! multiversion {
+    // The feature subsets of each level's builds (see the module docs), written only here.
+    (@emit float $($rest:tt)*) => {
+        $crate::platform::multiversion! {
+            @emit ["avx512f,avx512vl,avx2,fma"] ["avx2,fma"] $($rest)*
+        }
+    };
+    (@emit full $($rest:tt)*) => {
+        $crate::platform::multiversion! {
+            @emit ["avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt"]
+            ["avx2,fma,bmi1,popcnt"] $($rest)*
+        }
+    };
     (
         @emit [$f4:tt] [$f3:tt]
         $(#[$meta:meta])*
@@ -233,7 +245,7 @@ macro_rules! multiversion {
         => v4: $i4:path, v3: $i3:path, portable: $ip:path
     ) => {
         $crate::platform::multiversion! {
-            @emit ["avx512f,avx512vl,avx2,fma"] ["avx2,fma"]
+            @emit float
             $(#[$meta])*
             $vis fn $name<$t>($($arg: $ty),*) $(-> $ret)?;
             { $i4($($arg),*) } { $i3($($arg),*) } { $ip($($arg),*) }
@@ -245,8 +257,7 @@ macro_rules! multiversion {
         => full: $inner:path, simd_arg: $e:expr, portable_arg: $p:expr $(,)?
     ) => {
         $crate::platform::multiversion! {
-            @emit ["avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt"]
-            ["avx2,fma,bmi1,popcnt"]
+            @emit full
             $(#[$meta])*
             $vis fn $name<$t>($($arg: $ty),*) $(-> $ret)?;
             { $inner($($arg,)* $e) } { $inner($($arg,)* $e) } { $inner($($arg,)* $p) }
@@ -258,8 +269,7 @@ macro_rules! multiversion {
         => full: $inner:path
     ) => {
         $crate::platform::multiversion! {
-            @emit ["avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt"]
-            ["avx2,fma,bmi1,popcnt"]
+            @emit full
             $(#[$meta])*
             $vis fn $name<$t>($($arg: $ty),*) $(-> $ret)?;
             { $inner($($arg),*) } { $inner($($arg),*) } { $inner($($arg),*) }
