@@ -36,7 +36,7 @@ pub enum CoreError {
     /// The thread pool could not be created.
     #[error("could not start the thread pool: {0}")]
     ThreadPool(String),
-    /// The caller asked the computation to stop (see [`crate::parallel::Cancel`]).
+    /// The caller asked the computation to stop (see [`crate::exec::Cancel`]).
     #[error("interrupted")]
     Interrupted,
     /// An allocation whose size follows from the input failed (or its size overflows).

@@ -9,24 +9,28 @@
 //! * [`mlp`]: multi-layer perceptron forward/backward passes, losses, optimisers and the whole
 //!   stochastic training loop.
 //! * [`linalg`]: the one place that calls the GEMM crate.
-//! * [`parallel`]: the explicit thread count every parallel kernel takes.
+//! * [`exec`]: where work runs (the explicit thread count every parallel kernel takes, the
+//!   rayon pools, the MLP's spinning team, the cancellation flag) and why.
+//! * [`platform`]: the CPU's vector instruction levels, detected once, and the one macro
+//!   that compiles each kernel for them.
 //!
 //! ```
-//! use oxlearn_core::parallel::Threads;
+//! use oxlearn_core::exec::Threads;
 //! let threads = Threads::from_n_jobs(Some(1));
 //! assert_eq!(threads.count(), 1);
 //! ```
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod exec;
 pub mod linalg;
 pub mod mlp;
 pub mod neighbors;
-pub mod parallel;
+pub mod platform;
 pub mod real;
 
 pub use error::{
     CoreError, Result, checked_len, try_array2, try_collect, try_filled, try_reserve, try_vec,
 };
-pub use parallel::{Cancel, Threads};
+pub use exec::{Cancel, Threads};
 pub use real::Real;

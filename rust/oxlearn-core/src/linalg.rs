@@ -6,7 +6,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::parallel::Threads;
+use crate::exec::Threads;
 use crate::real::Real;
 
 /// `c = beta * c + alpha * a @ b` (BLAS convention); when `beta == 0` the old contents of `c`
@@ -75,7 +75,7 @@ pub fn gemm<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::gemm;
-    use crate::parallel::Threads;
+    use crate::exec::Threads;
     use ndarray::{Array2, array};
 
     #[test]

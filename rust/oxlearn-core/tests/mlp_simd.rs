@@ -7,8 +7,8 @@ use oxlearn_core::mlp::activation::{
 };
 use oxlearn_core::mlp::chunk::{reduce, sum_squares};
 use oxlearn_core::mlp::optim::{AdamConsts, adam_step_at, sgd_step_at};
-use oxlearn_core::mlp::simd::SimdLevel;
 use oxlearn_core::mlp::{Activation, forward_predict};
+use oxlearn_core::platform::SimdLevel;
 use oxlearn_core::{Real, Threads};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;

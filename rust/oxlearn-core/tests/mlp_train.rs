@@ -97,7 +97,7 @@ fn adam_first_steps_match_hand_computation() {
 #[test]
 fn subnormal_squares_are_flushed_and_the_step_is_unchanged() {
     use oxlearn_core::mlp::chunk::sum_squares;
-    use oxlearn_core::mlp::simd::SimdLevel;
+    use oxlearn_core::platform::SimdLevel;
     let c = adam_consts_f32(-1e-3);
     // 0.001 * (1e-19)^2 = 1e-41 is subnormal in float32; 0.001 * (1e-16)^2 = 1e-35 is not.
     for (g, flushed) in [

@@ -1,6 +1,12 @@
 //! Error mapping, and the helpers that run core work with the GIL released: every call
 //! through [`run_detached`], and long ones through [`run_interruptible`], which also
 //! watches for Ctrl-C.
+//!
+//! This is the binding's signal watcher: [`run_watched`] polls Python's signal handlers
+//! and sets the core's [`Cancel`] flag. The core's `exec` module (`oxlearn_core::exec`)
+//! states the threading policy this is part of: the core runs its own work on rayon pools
+//! or a spinning team, never looks at signals, and leaves this watcher's helper thread to
+//! the binding because only the binding can reach Python.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

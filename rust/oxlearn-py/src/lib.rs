@@ -19,7 +19,8 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("version", env!("CARGO_PKG_VERSION"))?;
     d.set_item("debug_assertions", cfg!(debug_assertions))?;
     d.set_item("target_arch", std::env::consts::ARCH)?;
-    d.set_item("simd", detected_simd())?;
+    // The SIMD instruction sets detected at run time (the GEMM crate dispatches on the same).
+    d.set_item("simd", oxlearn_core::platform::Cpu::get().feature_names())?;
     d.set_item(
         "available_parallelism",
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
@@ -27,38 +28,10 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-/// The SIMD instruction sets detected at run time (the GEMM crate dispatches on the same).
-fn detected_simd() -> Vec<&'static str> {
-    #[allow(unused_mut)]
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("sse4.2") {
-            found.push("sse4.2");
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            found.push("avx2");
-        }
-        if std::arch::is_x86_feature_detected!("fma") {
-            found.push("fma");
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            found.push("avx512f");
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        if std::arch::is_aarch64_feature_detected!("neon") {
-            found.push("neon");
-        }
-    }
-    found
-}
-
 /// `pthread_atfork` child handler: the parent's pool threads do not exist in the child.
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
-    oxlearn_core::parallel::forget_pools_after_fork();
+    oxlearn_core::exec::forget_pools_after_fork();
 }
 
 /// Registers the fork handler once per process.

@@ -7,16 +7,16 @@
 //! functions (`exp`, `tanh`) agree with Rust's.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
-use super::simd::{SimdLevel, multiversion};
 use crate::error::{CoreError, Result};
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 multiversion! {
-    /// [`Activation::bias_activate`] compiled for `level` (see [`super::simd`]).
+    /// [`Activation::bias_activate`] compiled for `level` (see [`crate::platform`]).
     pub fn hidden_bias_activate<T: Real>(act: Activation, z: &mut [T], bias: &[T])
         => hidden_bias_activate_body
 }
@@ -27,7 +27,7 @@ fn hidden_bias_activate_body<T: Real>(act: Activation, z: &mut [T], bias: &[T]) 
 }
 
 multiversion! {
-    /// [`Activation::backprop_rows`] compiled for `level` (see [`super::simd`]).
+    /// [`Activation::backprop_rows`] compiled for `level` (see [`crate::platform`]).
     pub fn backprop_rows_at<T: Real>(act: Activation, a: &[T], delta: &mut [T], colsum: &mut [T])
         => backprop_rows_body
 }

@@ -13,13 +13,13 @@ use super::chunk::{
 use super::forward::{bias_slice, forward_chunk, forward_small, panel_room, product_rows};
 use super::loss::log_loss_and_delta;
 use super::optim::{Grads, Optimizer, SummedGrads};
-use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, NC, Right};
-use super::team::Exec;
 use super::{Loss, NetSpec, OutActivation, check_params};
 use crate::error::{CoreError, Result, checked_len as mul, try_collect, try_filled, try_vec};
+use crate::exec::Exec;
+use crate::exec::Threads;
 use crate::linalg::gemm;
-use crate::parallel::Threads;
+use crate::platform::SimdLevel;
 use crate::real::Real;
 
 /// The buffers of one row chunk (see [`super::chunk`]).

@@ -10,15 +10,15 @@
 //! training step.)
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
 use rayon::prelude::*;
 
-use super::simd::{SimdLevel, multiversion};
-use super::team::Exec;
-use crate::parallel::Threads;
+use crate::exec::Exec;
+use crate::exec::Threads;
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 /// The most rows one chunk holds in a network of at least [`MIN_CHUNK_MACS`] / 128

@@ -8,12 +8,12 @@ use rayon::prelude::*;
 use super::activation::hidden_bias_activate;
 use super::buf::Buf;
 use super::chunk::{chunk_len, max_chunk_rows};
-use super::simd::SimdLevel;
 use super::small::{self, Epilogue, Left, Mat, Right};
 use super::{Activation, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result, checked_len, try_filled};
+use crate::exec::Threads;
 use crate::linalg::gemm;
-use crate::parallel::Threads;
+use crate::platform::SimdLevel;
 use crate::real::Real;
 
 /// What [`forward_predict`] allocates, for its out-of-memory errors.

@@ -5,11 +5,11 @@
 //! per-element terms are computed in the training dtype with scikit-learn's eps clipping.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!`.
+// `#[target_feature]` copy made by `platform::multiversion!`.
 #![allow(clippy::inline_always)]
 
-use super::simd::multiversion;
 use crate::error::{CoreError, Result};
+use crate::platform::multiversion;
 use crate::real::Real;
 
 /// The loss minimised (`loss` attribute, after scikit-learn's logistic switch).

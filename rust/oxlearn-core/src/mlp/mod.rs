@@ -8,10 +8,12 @@
 //!   [`small`] for narrow networks).
 //! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
 //!   backward passes, gradients summed in chunk order: the same bits for any thread count).
-//! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
+//! * The element-wise passes are compiled for each CPU level and chosen at run time through
+//!   [`crate::platform`].
 //! * [`small`]: hand-written products for narrow networks, fused with their element-wise
 //!   passes and reading shuffled batches in place.
-//! * [`team`]: worker threads that spin between a training loop's parallel sections.
+//! * The parallel sections of a training step run on [`crate::exec::team`]'s spinning workers
+//!   (see [`crate::exec`] for which work runs where).
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
 //! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
 //!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
@@ -42,9 +44,7 @@ pub mod forward;
 pub mod loss;
 pub mod optim;
 pub mod score;
-pub mod simd;
 pub mod small;
-pub mod team;
 pub mod train;
 
 pub use activation::{Activation, OutActivation};

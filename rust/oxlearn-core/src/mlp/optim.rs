@@ -12,17 +12,17 @@
 //! the parameter it is added to.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::chunk::{grad_block_at, sum_squares, zero_below};
-use super::simd::{SimdLevel, multiversion};
-use super::team::Exec;
 use crate::error::{CoreError, Result};
-use crate::parallel::Threads;
+use crate::exec::Exec;
+use crate::exec::Threads;
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 /// Parameters per task of an update (element-wise, so the split changes nothing).
@@ -497,7 +497,7 @@ pub fn adam_step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Ad
 }
 
 multiversion! {
-    /// [`adam_step`] compiled for `level` (see [`super::simd`]).
+    /// [`adam_step`] compiled for `level` (see [`crate::platform`]).
     pub fn adam_step_at<T: Real>(
         p: &mut [T],
         g: &[T],
@@ -508,7 +508,7 @@ multiversion! {
 }
 
 multiversion! {
-    /// [`sgd_step`] compiled for `level` (see [`super::simd`]).
+    /// [`sgd_step`] compiled for `level` (see [`crate::platform`]).
     pub fn sgd_step_at<T: Real>(
         p: &mut [T],
         g: &[T],
@@ -522,10 +522,10 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::{AdamConsts, Grads, Optimizer, SummedGrads, adam_fused_at, adam_step_at};
+    use crate::exec::Exec;
+    use crate::exec::Threads;
     use crate::mlp::chunk::grad_block_at;
-    use crate::mlp::simd::SimdLevel;
-    use crate::mlp::team::Exec;
-    use crate::parallel::Threads;
+    use crate::platform::SimdLevel;
     use crate::real::Real;
 
     /// Deterministic values of mixed sign and magnitude.

@@ -41,7 +41,7 @@
 //! `(16,)` (see [`skips_zeros`]) stayed within noise.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
-// `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the
+// `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
 // portable build).
 #![allow(clippy::inline_always)]
 
@@ -50,9 +50,9 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use super::Activation;
 use super::activation::{backprop_rows_at, hidden_bias_activate};
 use super::buf::Buf;
-use super::simd::{SimdLevel, multiversion};
+use crate::exec::Threads;
 use crate::linalg::gemm;
-use crate::parallel::Threads;
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 /// Columns of one register tile (two AVX-512 vectors of `f64`, one of `f32`).

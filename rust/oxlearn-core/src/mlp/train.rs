@@ -15,10 +15,10 @@ use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
 use super::small::{self, try_nonzero_masks};
-use super::team::{Exec, with_team};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result, try_collect, try_filled, try_vec};
-use crate::parallel::Threads;
+use crate::exec::Threads;
+use crate::exec::{Exec, with_team};
 use crate::real::Real;
 
 /// What the epoch-end hook asks for.
@@ -216,7 +216,7 @@ fn check_rows<T>(name: &str, data: &[T], width: usize) -> Result<usize> {
 /// parameter weights" error afterwards when early stopping did not restore finite weights.
 ///
 /// The whole loop runs inside one [`Threads::install`], its parallel sections on one
-/// [`super::team::Team`] whose workers live for this call only; results are bit-identical
+/// [`crate::exec::Team`] whose workers live for this call only; results are bit-identical
 /// for any thread count.
 pub fn fit_stochastic<T: Real>(
     data: TrainData<'_, T>,

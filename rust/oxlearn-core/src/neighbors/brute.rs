@@ -9,8 +9,9 @@ use super::heap::{KHeap, simultaneous_sort, stable_sort};
 use super::int8::Int8Tiles;
 use super::screen::Screen;
 use crate::error::{CoreError, Result, checked_len, try_collect, try_filled, try_reserve, try_vec};
+use crate::exec::{Cancel, Threads, Wake};
 use crate::linalg::gemm;
-use crate::parallel::{Cancel, Threads, Wake};
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 /// The working sets (a `Vec<Scratch<T>>`) of the last small search (see
@@ -82,7 +83,7 @@ fn row<'b, T: Real>(a: &'b ArrayView2<'_, T>, i: usize) -> &'b [T] {
     a.as_slice().map_or(&[], |all| &all[i * d..(i + 1) * d])
 }
 
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn sq_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
     // A plain loop: `map(..).collect()` goes through `Iterator::fold`, which the compiler
@@ -95,7 +96,7 @@ fn sq_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
     out
 }
 
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn inv_norms<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> {
     sq_norms(a)
@@ -129,9 +130,10 @@ impl<'a, T: Real> Prepared<'a, T> {
             return Err(CoreError::shape(what, expected_cols, query.ncols()));
         }
         let (qn, tn) = match metric {
-            Metric::Euclidean | Metric::SqEuclidean => {
-                (sq_norms_simd(&query), sq_norms_simd(&train))
-            }
+            Metric::Euclidean | Metric::SqEuclidean => (
+                sq_norms_simd(SimdLevel::detected(), &query),
+                sq_norms_simd(SimdLevel::detected(), &train),
+            ),
             Metric::Cosine => (inv_norms(&query), inv_norms(&train)),
             _ => (Vec::new(), Vec::new()),
         };
@@ -236,6 +238,7 @@ impl<'a, T: Real> Prepared<'a, T> {
         let mut tr = vec![T::zero(); d * (te - ts)];
         let mut acc = vec![0.0_f64; te - ts];
         direct_sum_tile_simd(
+            SimdLevel::detected(),
             &q[qs * d..qe * d],
             &t[ts * d..te * d],
             d,
@@ -282,7 +285,7 @@ impl<'a, T: Real> Prepared<'a, T> {
 }
 
 /// Sums `f(a_j, b_j)` with 8 independent accumulators (so the loop vectorises).
-#[inline(always)] // also inlined into `multiversioned!` wrappers (see `sq_norms`)
+#[inline(always)] // also inlined into `multiversion!` builds (see `sq_norms`)
 #[allow(clippy::inline_always)]
 pub(super) fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let mut acc = [T::zero(); 8];
@@ -304,7 +307,7 @@ pub(super) fn sum8<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
 /// The dot product of `a` and `b` in float64, summed in [`sum8`]'s order (for float64 rows
 /// the same bits as `sum8(a, b, |x, y| x * y)`): float32 rows are upcast first, as
 /// scikit-learn's float32 Euclidean search upcasts them.
-#[inline(always)] // also inlined into `multiversioned!` wrappers (see `sq_norms`)
+#[inline(always)] // also inlined into `multiversion!` builds (see `sq_norms`)
 #[allow(clippy::inline_always)]
 pub(super) fn sum8_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
     let mut acc = [0.0_f64; 8];
@@ -324,7 +327,7 @@ pub(super) fn sum8_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
 }
 
 /// Squared row norms in float64 (see [`sum8_f64`]; for float64 rows, [`sq_norms`]' bits).
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn sq_norms_f64<T: Real>(a: &ArrayView2<'_, T>) -> Vec<f64> {
     let mut out = Vec::with_capacity(a.nrows());
@@ -357,7 +360,7 @@ enum DirectSum<'w> {
 /// feature after another) and vectorising across features would change it: here the
 /// training tile is transposed into `tr` (`d x tt`), so each query accumulates all `tt`
 /// sums at once, feature by feature, and the loop over training rows vectorises.
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn direct_sum_tile<T: Real>(
     q: &[T],
@@ -480,7 +483,7 @@ fn upcast<T: Real>(a: ArrayView2<'_, T>) -> Result<Array2<f64>> {
 /// summation order, is an integer below `2^24`, so float32 computes exactly the float64
 /// results (which are exact too) at twice the GEMM throughput. Returns `None` otherwise
 /// (and always for float32 inputs or other metrics).
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn exact_in_f32<T: Real>(
     query: ArrayView2<'_, T>,
@@ -503,7 +506,7 @@ fn exact_in_f32<T: Real>(
 }
 
 /// `a` in float32 when every value is an integer of magnitude below `limit`, else None.
-#[inline(always)] // inlined into `multiversioned!` wrappers, so compiled for the CPU
+#[inline(always)] // inlined into `multiversion!` builds, so compiled for the CPU
 #[allow(clippy::inline_always)]
 fn to_f32_exact<T: Real>(a: ArrayView2<'_, T>, limit: f64) -> Option<Array2<f32>> {
     let dim = a.dim();
@@ -851,165 +854,54 @@ pub(super) fn admit_mask_avx<T: Real>(v: &[T; LANES], root: T) -> u64 {
     admit_mask_portable(v, root)
 }
 
-/// The compilations of [`reduce_tile_body`].
-#[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Simd {
-    /// AVX-512 (F, VL, BW, DQ) with AVX2, FMA and BMI1.
-    V4,
-    /// AVX2 with FMA and BMI1.
-    V3,
-    /// The baseline target.
-    Baseline,
-}
-
-/// Which compilation of [`reduce_tile_body`] this CPU runs (detected once).
-#[cfg(target_arch = "x86_64")]
-pub(super) fn simd_level() -> Simd {
-    use std::sync::OnceLock;
-    static LEVEL: OnceLock<Simd> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let v3 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("bmi1")
-            && std::arch::is_x86_feature_detected!("popcnt");
-        let v4 = v3
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq");
-        if v4 {
-            Simd::V4
-        } else if v3 {
-            Simd::V3
-        } else {
-            Simd::Baseline
-        }
-    })
-}
-
-// Why compile the reduction more than once: the wheel targets baseline x86-64 (SSE2), where
-// the per-chunk compare-to-mask needs a dozen shuffles; with AVX-512 it is one `vcmpps` into
-// a mask register (with AVX2 one `vmovmskps` per 8 lanes). The source is the same generic
-// Rust as the fallback (no intrinsics), so the answers cannot differ; the test
-// `dispatched_reduction_equals_portable` checks that they do not.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-fn reduce_tile_v4<T: Real>(
-    heaps: &mut [Vec<KHeap<T>>],
-    buf: &mut [T],
-    tt: usize,
-    ts: usize,
-    norms: Option<(&[T], &[T])>,
-) {
-    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| admit_mask_avx(v, r));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
-fn reduce_tile_v3<T: Real>(
-    heaps: &mut [Vec<KHeap<T>>],
-    buf: &mut [T],
-    tt: usize,
-    ts: usize,
-    norms: Option<(&[T], &[T])>,
-) {
-    reduce_tile_body(heaps, buf, tt, ts, norms, |v, r| admit_mask_avx(v, r));
-}
-
-/// Defines `$name`, which calls the `#[inline(always)]` function `$body` compiled for this
-/// CPU's vector extensions (AVX-512, AVX2 or the baseline, detected once).
-///
-/// For the serial passes over the inputs (norms, the exact-float32 test and conversion):
-/// plain loops that vectorise 4-8 times wider than at the baseline target. Same source, so
-/// same results (the compiler does not reassociate float sums).
-macro_rules! multiversioned {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) = $body:ident;) => {
-        multiversioned! {
-            $(#[$doc])* $vis fn $name<$T>($($arg: $ty),*) -> () = $body;
-        }
-    };
-    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
-        $(#[$doc])*
-        $vis fn $name<$T: Real>($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(
-                    enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt"
-                )]
-                fn v4<$T: Real>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma,bmi1,popcnt")]
-                fn v3<$T: Real>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                match simd_level() {
-                    // SAFETY: the CPU supports every feature these functions enable.
-                    Simd::V4 => return unsafe { v4($($arg),*) },
-                    // SAFETY: as above.
-                    Simd::V3 => return unsafe { v3($($arg),*) },
-                    Simd::Baseline => {}
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-multiversioned! {
-    /// [`exact_in_f32`] compiled for this CPU.
-    fn exact_in_f32_simd<T>(
+multiversion! {
+    /// [`exact_in_f32`] compiled for `level`.
+    fn exact_in_f32_simd<T: Real>(
         query: ArrayView2<'_, T>,
         train: ArrayView2<'_, T>,
-        metric: &Metric
-    ) -> Option<(Array2<f32>, Array2<f32>)> = exact_in_f32;
+        metric: &Metric,
+    ) -> Option<(Array2<f32>, Array2<f32>)> => full: exact_in_f32
 }
 
-multiversioned! {
-    /// [`sq_norms`] compiled for this CPU.
-    pub(super) fn sq_norms_simd<T>(a: &ArrayView2<'_, T>) -> Vec<T> = sq_norms;
+multiversion! {
+    /// [`sq_norms`] compiled for `level`.
+    pub(super) fn sq_norms_simd<T: Real>(a: &ArrayView2<'_, T>) -> Vec<T> => full: sq_norms
 }
 
-multiversioned! {
-    /// [`sq_norms_f64`] compiled for this CPU.
-    pub(super) fn sq_norms_f64_simd<T>(a: &ArrayView2<'_, T>) -> Vec<f64> = sq_norms_f64;
+multiversion! {
+    /// [`sq_norms_f64`] compiled for `level`.
+    pub(super) fn sq_norms_f64_simd<T: Real>(a: &ArrayView2<'_, T>) -> Vec<f64> => full: sq_norms_f64
 }
 
-multiversioned! {
-    /// [`direct_sum_tile`] compiled for this CPU.
-    fn direct_sum_tile_simd<T>(
+multiversion! {
+    /// [`direct_sum_tile`] compiled for `level`.
+    fn direct_sum_tile_simd<T: Real>(
         q: &[T],
         t: &[T],
         d: usize,
         kind: DirectSum<'_>,
         tr: &mut [T],
         acc: &mut [f64],
-        out: &mut [T]
-    ) = direct_sum_tile;
+        out: &mut [T],
+    ) => full: direct_sum_tile
 }
 
-/// [`reduce_tile_body`] in the best compilation for this CPU (`portable` forces the baseline).
-fn reduce_tile<T: Real>(
-    heaps: &mut [Vec<KHeap<T>>],
-    buf: &mut [T],
-    tt: usize,
-    ts: usize,
-    norms: Option<(&[T], &[T])>,
-    portable: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if !portable {
-        match simd_level() {
-            // SAFETY: the CPU supports every feature these functions enable (checked above).
-            Simd::V4 => return unsafe { reduce_tile_v4(heaps, buf, tt, ts, norms) },
-            // SAFETY: as above.
-            Simd::V3 => return unsafe { reduce_tile_v3(heaps, buf, tt, ts, norms) },
-            Simd::Baseline => {}
-        }
-    }
-    let _ = portable;
-    reduce_tile_body(heaps, buf, tt, ts, norms, admit_mask_portable);
+// Why compile the reduction more than once: the wheel targets baseline x86-64 (SSE2), where
+// the per-chunk compare-to-mask needs a dozen shuffles; with AVX-512 it is one `vcmpps` into
+// a mask register (with AVX2 one `vmovmskps` per 8 lanes). The source is the same generic
+// Rust as the fallback (no intrinsics but the compare), so the answers cannot differ; the
+// test `dispatched_reduction_equals_portable` checks that they do not.
+multiversion! {
+    /// [`reduce_tile_body`] compiled for `level` (`SimdLevel::Portable` forces the baseline).
+    fn reduce_tile<T: Real>(
+        heaps: &mut [Vec<KHeap<T>>],
+        buf: &mut [T],
+        tt: usize,
+        ts: usize,
+        norms: Option<(&[T], &[T])>,
+    ) => full: reduce_tile_body,
+        simd_arg: |v, r| admit_mask_avx(v, r),
+        portable_arg: admit_mask_portable
 }
 
 fn validate_ks(ks: &[usize], n_train: usize) -> Result<()> {
@@ -1163,7 +1055,7 @@ fn search_multi<T: Real>(
         let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
         return search_tiles(&plan, wake, fill);
     }
-    if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
+    if let Some((q32, t32)) = exact_in_f32_simd(SimdLevel::detected(), query, train, metric) {
         // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`). The
         // call wakes the (already awake) pool threads again for its own serial part.
         drop(wake);
@@ -1340,7 +1232,7 @@ fn search_tiles<'p, T: Real>(
                 }
                 let te = (ts + TRAIN_TILE).min(n_t);
                 let norms = fill(qs, qe, ts, te, buf);
-                reduce_tile(heaps, buf, te - ts, ts, norms, false);
+                reduce_tile(SimdLevel::detected(), heaps, buf, te - ts, ts, norms);
             }
             finish_tile(plan, heaps, fresh, out_d, out_i);
         },
@@ -1686,7 +1578,7 @@ impl RadiusSearch<'_> {
         // Row-major views (a copy only of an input that is not).
         let (query, train) = (query.as_standard_layout(), train.as_standard_layout());
         let (query, train) = (query.view(), train.view());
-        if let Some((q32, t32)) = exact_in_f32_simd(query, train, metric) {
+        if let Some((q32, t32)) = exact_in_f32_simd(SimdLevel::detected(), query, train, metric) {
             return self.run(q32.view(), t32.view());
         }
         if needs_float64(query, train, metric) {
@@ -1777,6 +1669,7 @@ impl RadiusSearch<'_> {
 #[cfg(test)]
 mod tests {
     use super::{KHeap, LANES, reduce_tile, small_integers};
+    use crate::platform::SimdLevel;
     use crate::real::Real;
 
     /// Distances with many exact ties (few distinct values), some NaN-free tiny negatives
@@ -1798,11 +1691,16 @@ mod tests {
             .map(|_| [1, 4, 9].iter().map(|&k| KHeap::new(k)).collect())
             .collect();
         let n = norms.then_some((&qn[..], &tn[..]));
+        let level = if portable {
+            SimdLevel::Portable
+        } else {
+            SimdLevel::detected()
+        };
         // Two tiles, as a search feeds them: training rows 0.. and then 100..
-        reduce_tile(&mut heaps, &mut buf, cols, 0, n, portable);
+        reduce_tile(level, &mut heaps, &mut buf, cols, 0, n);
         let mut buf2 = tile::<T>(rows, cols);
         buf2.reverse();
-        reduce_tile(&mut heaps, &mut buf2, cols, 100, n, portable);
+        reduce_tile(level, &mut heaps, &mut buf2, cols, 100, n);
         heaps
     }
 

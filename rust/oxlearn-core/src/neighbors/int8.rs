@@ -24,6 +24,7 @@
 use ndarray::ArrayView2;
 
 use super::Metric;
+use crate::platform::{Cpu, SimdLevel, multiversion};
 use crate::real::Real;
 
 /// Query rows per micro-tile.
@@ -62,33 +63,16 @@ pub(super) enum Kernel {
     Avx2,
 }
 
-/// The kernels this CPU can run, the fastest first (detected once); empty off x86-64.
+/// The kernels this CPU can run, the fastest first; empty off x86-64.
+///
+/// VNNI on top of the `Avx512` level ([`Cpu::avx512_vnni`]), so that the packing may run
+/// its `Avx512` build; the AVX2 kernel needs the `Avx2` level.
 pub(super) fn kernels() -> &'static [Kernel] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static KERNELS: OnceLock<Vec<Kernel>> = OnceLock::new();
-        KERNELS.get_or_init(|| {
-            let mut k = Vec::new();
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vnni")
-            {
-                k.push(Kernel::Vnni);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("bmi1")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
-                k.push(Kernel::Avx2);
-            }
-            k
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        &[]
+    let cpu = Cpu::get();
+    match cpu.level() {
+        SimdLevel::Avx512 if cpu.avx512_vnni() => &[Kernel::Vnni, Kernel::Avx2],
+        SimdLevel::Avx512 | SimdLevel::Avx2 => &[Kernel::Avx2],
+        SimdLevel::Portable => &[],
     }
 }
 
@@ -112,7 +96,7 @@ fn i16_run(bound: &[i32]) -> usize {
 
 /// Per-feature minimum over both arrays when every value is an integer, every feature spans
 /// at most 127 and the largest possible squared distance is below `2^24`; else `None`.
-#[inline(always)] // compiled into `pack_v4`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<(Vec<f64>, Vec<i32>)> {
     // `(x + 1.5 * 2^52) - 1.5 * 2^52 == x` exactly when `x` (of magnitude below 2^30, checked
@@ -151,7 +135,7 @@ fn feature_minima<T: Real>(query: &[T], train: &[T], d: usize) -> Option<(Vec<f6
 
 /// Row `r` shifted by `lo` into `out` (values in `0..=127`, checked by [`feature_minima`]),
 /// returning its squared norm.
-#[inline(always)] // compiled into `pack_v4`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn shift_row<T: Real>(r: &[T], lo: &[f64], out: &mut [u8]) -> i32 {
     let mut s = 0i32;
@@ -168,7 +152,7 @@ fn shift_row<T: Real>(r: &[T], lo: &[f64], out: &mut [u8]) -> i32 {
 /// Row `r` as bytes in `out` when every value is an integer in `0..=127` (then no shift is
 /// needed): returns its squared norm and whether the row qualified, and raises `hi` to the
 /// row's values. One pass with no early exit inside the row, so that it vectorises.
-#[inline(always)] // compiled into `pack_v4`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn direct_row<T: Real>(r: &[T], out: &mut [u8], hi: &mut [i32]) -> (i32, bool) {
     let mut ok = true;
@@ -190,7 +174,7 @@ fn direct_row<T: Real>(r: &[T], out: &mut [u8], hi: &mut [i32]) -> (i32, bool) {
 /// Packs `q` and `t` (rows of `d` values) for [`Int8Tiles::tile`], each row converted by
 /// `convert(row, bytes)` into its `d` bytes and its squared norm, or `None` (then so is the
 /// result) when the row cannot be.
-#[inline(always)] // compiled into `pack_v4`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn pack_rows<T: Real>(
     q: &[T],
@@ -241,7 +225,7 @@ fn pack_rows<T: Real>(
 /// the float64 inputs). The distances are the same integers as with the shift (a shift
 /// changes no difference), so the results are too. `None` when a value does not qualify
 /// (checked row by row, so other data leaves after its first row).
-#[inline(always)] // compiled into `pack_v4`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     // A row's squared norm, summed before the distance bound is checked, must fit an `i32`
@@ -270,9 +254,9 @@ fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
 
 /// [`Int8Tiles::new`]'s conversion and packing: [`pack_direct`] when the values are bytes
 /// already, else shifted by each feature's minimum. Compiled for the CPUs that can run the
-/// kernels (`pack_v4`, `pack_v3`: their passes over the inputs vectorise 4 to 8 times wider
+/// kernels (`pack_simd`: its passes over the inputs vectorise 4 to 8 times wider
 /// than at the baseline).
-#[inline(always)] // compiled into `pack_v4` and `pack_v3`
+#[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
 fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     if let Some(direct) = pack_direct(q, t, d) {
@@ -284,24 +268,10 @@ fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     Some(packed)
 }
 
-/// [`pack`] for AVX-512 CPUs.
-///
-/// # Safety
-/// The CPU must support the enabled features (implied by AVX-512 VNNI, see [`kernels`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-unsafe fn pack_v4<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
-    pack(q, t, d)
-}
-
-/// [`pack`] for AVX2 CPUs.
-///
-/// # Safety
-/// The CPU must support the enabled features (checked for [`Kernel::Avx2`], see [`kernels`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
-unsafe fn pack_v3<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
-    pack(q, t, d)
+multiversion! {
+    /// [`pack`] compiled for `level`: `Avx512` for [`Kernel::Vnni`], `Avx2` for
+    /// [`Kernel::Avx2`].
+    fn pack_simd<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> => full: pack
 }
 
 impl Int8Tiles {
@@ -333,14 +303,11 @@ impl Int8Tiles {
         let (q, t) = (query.as_slice()?, train.as_slice()?);
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: the CPU runs `kernel` (checked above), so it has every feature the
-            // matching packer enables (see `kernels`).
-            let packed = unsafe {
-                match kernel {
-                    Kernel::Vnni => pack_v4(q, t, d),
-                    Kernel::Avx2 => pack_v3(q, t, d),
-                }
+            let level = match kernel {
+                Kernel::Vnni => SimdLevel::Avx512,
+                Kernel::Avx2 => SimdLevel::Avx2,
             };
+            let packed = pack_simd(level, q, t, d);
             packed.map(|p| Self { kernel, ..p })
         }
         #[cfg(not(target_arch = "x86_64"))]

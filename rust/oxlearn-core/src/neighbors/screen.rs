@@ -45,16 +45,17 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::Metric;
+#[cfg(target_arch = "x86_64")]
+use super::brute::admit_mask_avx;
 use super::brute::{
     GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, admit_mask_portable, finish_tile,
     over_tiles, push_all, sq_dist, sq_norms_f64_simd, sum8, sum8_f64,
 };
-#[cfg(target_arch = "x86_64")]
-use super::brute::{Simd, admit_mask_avx, simd_level};
 use super::heap::KHeap;
 use crate::error::{Result, try_filled};
+use crate::exec::{Cancel, Threads, Wake};
 use crate::linalg::gemm;
-use crate::parallel::{Cancel, Threads, Wake};
+use crate::platform::{SimdLevel, multiversion};
 use crate::real::Real;
 
 /// Widest rows screened: the bounds' constants assume `d * 2^-24` is small.
@@ -120,8 +121,8 @@ impl<'a, T: Real> Screen<'a, T> {
         }
         let (qs, ts) = (query.to_slice()?, train.to_slice()?);
         let mean = column_means(ts, d);
-        let qn = sq_norms_f64_simd(&query);
-        let tn = sq_norms_f64_simd(&train);
+        let qn = sq_norms_f64_simd(SimdLevel::detected(), &query);
+        let tn = sq_norms_f64_simd(SimdLevel::detected(), &train);
         let direct = direct_rows(qs, ts, &mean, &qn, &tn);
         if direct.is_none() && (!centred_in_range(qs, &mean) || !centred_in_range(ts, &mean)) {
             return None;
@@ -183,7 +184,7 @@ impl<'a, T: Real> Screen<'a, T> {
                 Work::new(rows, QUERY_TILE.min(rows), tt, w, &plan.sorted_ks)
             },
             |work: &mut Work, qs, qe, out_d, out_i| {
-                tile(self, work, qs, qe, plan.cancel);
+                tile(SimdLevel::detected(), self, work, qs, qe, plan.cancel);
                 finish_tile(
                     plan,
                     &mut work.heaps[..qe - qs],
@@ -480,31 +481,19 @@ fn tile_body<T: Real>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,popcnt")]
-fn tile_v4<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
-    tile_body(this, work, qs, qe, cancel, |v, r| admit_mask_avx(v, r));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,popcnt")]
-fn tile_v3<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
-    tile_body(this, work, qs, qe, cancel, |v, r| admit_mask_avx(v, r));
-}
-
-/// [`tile_body`] in the best compilation for this CPU: the conversions, the screening and
-/// the float64 distances all vectorise several times wider than at the baseline target
-/// (the same source, so the same results).
-fn tile<T: Real>(this: &Screen<'_, T>, work: &mut Work, qs: usize, qe: usize, cancel: &Cancel) {
-    #[cfg(target_arch = "x86_64")]
-    match simd_level() {
-        // SAFETY: the CPU supports every feature these functions enable.
-        Simd::V4 => return unsafe { tile_v4(this, work, qs, qe, cancel) },
-        // SAFETY: as above.
-        Simd::V3 => return unsafe { tile_v3(this, work, qs, qe, cancel) },
-        Simd::Baseline => {}
-    }
-    tile_body(this, work, qs, qe, cancel, admit_mask_portable);
+multiversion! {
+    /// [`tile_body`] compiled for `level`: the conversions, the screening and the float64
+    /// distances all vectorise several times wider than at the baseline target (the same
+    /// source, so the same results).
+    fn tile<T: Real>(
+        this: &Screen<'_, T>,
+        work: &mut Work,
+        qs: usize,
+        qe: usize,
+        cancel: &Cancel,
+    ) => full: tile_body,
+        simd_arg: |v, r| admit_mask_avx(v, r),
+        portable_arg: admit_mask_portable
 }
 
 #[cfg(test)]
@@ -515,8 +504,8 @@ mod tests {
 
     use super::super::brute::{Plan, Precision, finish_heap};
     use super::super::{Metric, sklearn_strategy};
-    use super::{KHeap, Screen, distance, sq_norms_f64_simd};
-    use crate::parallel::Threads;
+    use super::{KHeap, Screen, SimdLevel, distance, sq_norms_f64_simd};
+    use crate::exec::Threads;
 
     /// Every training row's float64 distance fed to scikit-learn's heaps in index order
     /// (what the screening must reproduce), one result per `k` of `ks`.
@@ -526,7 +515,10 @@ mod tests {
         ks: &[usize],
         metric: &Metric,
     ) -> Vec<(Array2<f64>, Array2<usize>)> {
-        let (qn, tn) = (sq_norms_f64_simd(&q.view()), sq_norms_f64_simd(&t.view()));
+        let (qn, tn) = (
+            sq_norms_f64_simd(SimdLevel::detected(), &q.view()),
+            sq_norms_f64_simd(SimdLevel::detected(), &t.view()),
+        );
         let strategy = sklearn_strategy(q.nrows(), t.nrows());
         ks.iter()
             .map(|&k| {

@@ -12,9 +12,12 @@
 //! thread count. With one thread no team is built: nothing spins and no thread starts.
 //!
 //! This is hand-written synchronisation because it is our edge here (see the module docs of
-//! [`super::chunk`] for why the per-batch work is this small); the one `unsafe` block erases
-//! the lifetime of the section's closure, which [`Team::run`] outlives by waiting for every
-//! worker before it returns or unwinds.
+//! [`crate::mlp::chunk`] for why the per-batch work is this small, and [`super`] for what
+//! runs on a team and what on rayon). It has two `unsafe` blocks, each with its own SAFETY
+//! comment, both about one pointer: [`Team::run`] erases the lifetime of the section's
+//! closure to publish it, and a worker dereferences it; `run` outlives every use by waiting
+//! for each worker that joined the section before it returns or unwinds. (`JobRef`'s
+//! `unsafe impl Send` lets the pointer cross to the workers.)
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::parallel::Threads;
+use super::Threads;
 
 /// How long a waiting worker spins before it starts yielding.
 const SPIN: Duration = Duration::from_micros(200);
@@ -364,8 +367,8 @@ impl Exec<'_> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use super::Threads;
     use super::{Exec, with_team};
-    use crate::parallel::Threads;
 
     #[test]
     fn every_task_runs_once() {

@@ -1,7 +1,5 @@
-//! Explicit thread counts.
-//!
-//! Every parallel kernel takes a [`Threads`] value instead of using rayon's global pool, so a
-//! library user controls parallelism per call (scikit-learn's `n_jobs`).
+//! Explicit thread counts and the rayon pools behind them (see [`super`] for which work
+//! runs here).
 //!
 //! Pools are built on first use for each thread count and kept: starting threads costs
 //! tens of microseconds per thread, as much as a whole small search. A forked child never
@@ -60,44 +58,6 @@ fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     let p = Arc::new(build_pool(n)?);
     pools.push((generation, n, Arc::clone(&p)));
     Ok(p)
-}
-
-/// A request to stop a long computation early (the user pressed Ctrl-C), shared by the
-/// caller that watches for it and the kernels that poll it.
-///
-/// Kernels check it between units of work of at most a few milliseconds (a tile of
-/// distances, say) and return [`CoreError::Interrupted`] once it is set; they never block
-/// on it. The binding sets it from the thread that runs Python's signal handlers.
-#[derive(Debug, Default)]
-pub struct Cancel(AtomicBool);
-
-impl Cancel {
-    /// A token nobody cancels (for calls that cannot be interrupted).
-    pub fn never() -> &'static Self {
-        static NEVER: Cancel = Cancel(AtomicBool::new(false));
-        &NEVER
-    }
-
-    /// Asks the computation to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a stop was asked for.
-    #[inline]
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// `Err(CoreError::Interrupted)` once a stop was asked for.
-    #[inline]
-    pub fn check(&self) -> Result<()> {
-        if self.is_cancelled() {
-            Err(CoreError::Interrupted)
-        } else {
-            Ok(())
-        }
-    }
 }
 
 /// Bumped whenever new work is given to the pools: releases threads spinning in
