@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sklearn._config import _get_threadlocal_config
+from sklearn.metrics import DistanceMetric
+from sklearn.metrics._pairwise_distances_reduction import ArgKmin
 from sklearn.neighbors._base import NeighborsBase, _check_precomputed
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
@@ -31,11 +33,23 @@ __all__ = [
     "_check_optimize_result",
     "_check_precomputed",
     "_get_threadlocal_config",
+    "argkmin_usable",
     "available_if",
     "get_chunk_n_rows",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def argkmin_usable(metric: Any) -> bool:
+    """Whether scikit-learn's brute force searches ``metric`` with its compiled ``ArgKmin``.
+
+    (For dense float rows of one dtype; otherwise it searches over a distance matrix.)
+    """
+    return isinstance(metric, DistanceMetric) or (
+        isinstance(metric, str) and metric in ArgKmin.valid_metrics()
+    )
+
 
 #: The private methods of scikit-learn's MLP classes that ours override or call, with
 #: their parameters after ``self``: scikit-learn's ``fit`` and ``partial_fit`` run its
