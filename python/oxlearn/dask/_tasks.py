@@ -163,7 +163,20 @@ def _sorted_shard(
     with_targets: bool,
 ) -> tuple[npt.NDArray[Any], IntArray, npt.NDArray[Any] | None]:
     """Return the shard's top ``min(k, n)`` rows by scikit-learn's search ("sorted" mode)."""
-    dist, ind = _searcher(shard, params).kneighbors(query, min(k, shard["n"]))
+    searcher, n = _searcher(shard, params), shard["n"]
+    k = min(k, n)
+    # Which rows tied at the k-th distance the search keeps depends on the whole set it
+    # searches: widen it until every row at that distance is in (its last distance is
+    # larger), then keep the k smallest by (distance, index).
+    kk = k
+    while True:
+        dist, ind = searcher.kneighbors(query, kk)
+        if kk == n or not np.any(dist[:, kk - 1] == dist[:, k - 1]):
+            break
+        kk = min(n, 2 * kk)
+    order = np.lexsort((ind, dist), axis=1)[:, :k]
+    dist = np.take_along_axis(dist, order, axis=1)
+    ind = np.take_along_axis(ind, order, axis=1)
     labels = shard["y"][ind] if with_targets else None
     return dist, (ind + offset).astype(np.intp), labels
 
@@ -345,9 +358,6 @@ def _merge_radius(
     # The shards come in index order: a stable sort by query keeps it within each query.
     order = np.argsort(rows, kind="stable")
     rows, inds, vals = rows[order], inds[order], vals[order]
-    if self_offset is not None:
-        keep = inds != rows + self_offset
-        rows, inds, vals = rows[keep], inds[keep], vals[keep]
     counts = np.bincount(rows, minlength=n_q)
     starts = np.concatenate(([0], np.cumsum(counts)))
     if sort is not None and vals.size:
@@ -363,6 +373,12 @@ def _merge_radius(
                 _exact.simultaneous_sort(v, ix)
                 order[a:b] = ix
         inds, vals = inds[order], vals[order]
+    if self_offset is not None:
+        # (After the sort, as the single process drops it.)
+        keep = inds != rows + self_offset
+        rows, inds, vals = rows[keep], inds[keep], vals[keep]
+        counts = np.bincount(rows, minlength=n_q)
+        starts = np.concatenate(([0], np.cumsum(counts)))
     dist = vals if spec is None else _exact.to_distances(vals.astype(np.float64), spec)
     return (
         _to_object_array(np.split(dist, starts[1:-1])),
