@@ -8,14 +8,20 @@ parameters of their `oxlearn.neighbors` counterparts, plus ``client`` (a
 * ``fit`` keeps each training partition on the worker that computed it (validated by
   the single-process estimator, so bad input raises the same errors); rows are never
   gathered to the client.
-* A search runs, per query block: a scan of the first training partition (the Rust engine
-  finds every row a scikit-learn heap could accept, `oxlearn.dask._exact`); for each other
-  partition, a search of its top ``2k`` rows (phase 1), which gives the root the
-  single-process scan reaches it with, then its rows below that root (phase 2, mostly no
-  further search); and a merge task that replays all of them into scikit-learn's heap. The
-  neighbours, their distances and their order, ties included, are those of
-  `oxlearn.neighbors` on the concatenated training rows; the vote runs after the merge with
-  the single-process kernels.
+* Each search runs, per query block and training partition, the code the single-process
+  estimator runs on these parameters (oxlearn's engine, or scikit-learn's brute force or
+  tree: `oxlearn.dask._tasks`), and a merge task joins the partitions' results. With
+  oxlearn's engine or scikit-learn's compiled brute force (metrics computed pair by pair) the
+  partitions return every row a scikit-learn heap could accept (`oxlearn.dask._exact`) and
+  the merge replays them into that heap: the neighbours, their distances and their order,
+  ties included, are those of `oxlearn.neighbors` on the concatenated rows (scikit-learn run
+  with one OpenMP thread). With scikit-learn's trees or its search over a distance matrix
+  (hamming, callables...), the distances are the single-process ones and the neighbours the
+  k smallest by (distance, training index), which differ from the single process's only
+  among rows tied at the k-th distance; cosine distances can differ by a few ulps (a matrix
+  product's rounding depends on its shape). The README ("On a cluster") states the rules.
+  The vote runs after the merge with the single-process kernels. ``kneighbors(None)`` and
+  ``radius_neighbors(None)`` search the training rows on the workers that hold them.
 * Results are Dask arrays with the query partitioning. A task holds at most
   ``block_size`` query rows (partitions larger than that are split, and the results
   joined back), so its memory is bounded by ``block_size`` and the size of one training
@@ -470,18 +476,21 @@ class NearestNeighbors(_DaskNeighborsBase):
     """Unsupervised exact nearest-neighbour search over training rows kept on a cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.NearestNeighbors`: the
-    same parameters and results (neighbours, distances and the order of ties), with the
-    training rows left in their partitions on the Dask workers.
+    same parameters and results (neighbours, distances and the order of ties wherever the
+    single process runs oxlearn's engine or scikit-learn's compiled brute force; for its
+    trees and other searches see the module docstring), with the training rows left in
+    their partitions on the Dask workers.
 
     Parameters
     ----------
     n_neighbors : int, default=5
         Number of neighbours to use by default for :meth:`kneighbors` queries.
     radius : float, default=1.0
-        Accepted for compatibility (radius searches are not distributed).
+        Default radius of :meth:`radius_neighbors`.
     algorithm, leaf_size, metric, p, metric_params :
         As :class:`oxlearn.neighbors.NearestNeighbors` (``metric='precomputed'`` is not
-        supported).
+        supported). The algorithm the single process picks on the whole training set
+        (``'auto'``: scikit-learn's rule) is the one each partition is searched with.
     n_jobs : int, default=None
         Native threads per task; None uses the worker's thread count.
     client : distributed.Client, str or None, default=None
@@ -683,8 +692,8 @@ class KNeighborsClassifier(ClassifierMixin, _DaskKNeighborsVote):
     """k-nearest-neighbours vote over training rows kept on a Dask cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.KNeighborsClassifier`
-    (single-output targets): the neighbours are those of the single-process search, ties
-    included, and the vote is the single-process vote.
+    (see the module docstring for how exactly its neighbours are the single-process ones);
+    the vote is the single-process vote, single- or multi-output.
 
     Parameters
     ----------
@@ -836,8 +845,8 @@ class KNeighborsRegressor(RegressorMixin, _DaskKNeighborsVote):
     """k-nearest-neighbours regression over training rows kept on a Dask cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.KNeighborsRegressor`
-    (1-D targets): the neighbours are those of the single-process search, ties included,
-    and the average is the single-process average.
+    (see the module docstring for how exactly its neighbours are the single-process ones);
+    the average is the single-process average, single- or multi-output.
 
     Parameters
     ----------
