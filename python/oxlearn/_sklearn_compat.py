@@ -26,6 +26,8 @@ from sklearn.utils.optimize import _check_optimize_result
 
 __all__ = [
     "MLP_HOOKS",
+    "ArgKmin",
+    "DistanceMetric",
     "NeighborsBase",
     "SklearnMLPClassifier",
     "SklearnMLPRegressor",
