@@ -34,6 +34,13 @@ def test_helpers_take_the_arguments_we_pass(name: str, parameters: list[str]) ->
     assert _parameters(getattr(compat, name)) == parameters
 
 
+def test_argkmin_usable_follows_scikit_learns_dispatch() -> None:
+    # Its compiled brute force runs these metrics; cosine and hamming go through a matrix.
+    assert compat.argkmin_usable("manhattan") and compat.argkmin_usable("braycurtis")
+    assert not compat.argkmin_usable("cosine") and not compat.argkmin_usable("hamming")
+    assert not compat.argkmin_usable(lambda a, b: 0.0)
+
+
 def test_neighbors_base_is_scikit_learns_estimator_base() -> None:
     assert issubclass(compat.NeighborsBase, BaseEstimator)
     assert callable(compat.NeighborsBase._fit)

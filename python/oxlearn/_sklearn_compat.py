@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from sklearn._config import _get_threadlocal_config
 from sklearn.callback import CallbackContext, CallbackSupportMixin
+from sklearn.metrics import DistanceMetric
+from sklearn.metrics._pairwise_distances_reduction import ArgKmin
 from sklearn.neighbors._base import NeighborsBase, _check_precomputed
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
@@ -25,8 +27,10 @@ from sklearn.utils.optimize import _check_optimize_result
 
 __all__ = [
     "MLP_HOOKS",
+    "ArgKmin",
     "CallbackContext",
     "CallbackSupportMixin",
+    "DistanceMetric",
     "NeighborsBase",
     "SklearnMLPClassifier",
     "SklearnMLPRegressor",
@@ -34,6 +38,7 @@ __all__ = [
     "_check_optimize_result",
     "_check_precomputed",
     "_get_threadlocal_config",
+    "argkmin_usable",
     "available_if",
     "callbacks_of",
     "get_chunk_n_rows",
@@ -41,6 +46,17 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def argkmin_usable(metric: Any) -> bool:
+    """Whether scikit-learn's brute force searches ``metric`` with its compiled ``ArgKmin``.
+
+    (For dense float rows of one dtype; otherwise it searches over a distance matrix.)
+    """
+    return isinstance(metric, DistanceMetric) or (
+        isinstance(metric, str) and metric in ArgKmin.valid_metrics()
+    )
+
 
 #: The private methods of scikit-learn's MLP classes that ours override or call, with
 #: their parameters after ``self``: scikit-learn's ``fit`` and ``partial_fit`` run its

@@ -14,8 +14,8 @@ dd = pytest.importorskip("dask.dataframe")
 
 
 class BRUTE:
-    """The single-process estimators searching by brute force, as the cluster does (with
-    ``algorithm='auto'`` they run scikit-learn's trees on data of few features)."""
+    """The single-process estimators searching by brute force (with ``algorithm='auto'``
+    they run scikit-learn's trees on data of few features; see test_sklearn_paths.py)."""
 
     @staticmethod
     def NearestNeighbors(**kw):
@@ -55,7 +55,7 @@ def test_kneighbors_equals_single_process(client, data, k, metric):
     X, Q, _ = data
     Xd = da.from_array(X, chunks=(TRAIN_CHUNKS, 3))
     Qd = da.from_array(Q, chunks=((100, 0, 200, 33), 3))
-    nn = NearestNeighbors(n_neighbors=k, metric=metric, block_size=64).fit(Xd)
+    nn = NearestNeighbors(n_neighbors=k, metric=metric, block_size=64, algorithm="brute").fit(Xd)
     dist, ind = nn.kneighbors(Qd)
     assert isinstance(ind, da.Array)
     assert ind.chunks[0] == Qd.chunks[0]
@@ -83,7 +83,9 @@ def test_classifier_equals_single_process(client, data, weights):
     X, Q, y = data
     Xd = da.from_array(X, chunks=(TRAIN_CHUNKS, 3))
     yd = da.from_array(y, chunks=(TRAIN_CHUNKS,))
-    clf = KNeighborsClassifier(n_neighbors=6, weights=weights, block_size=100).fit(Xd, yd)
+    clf = KNeighborsClassifier(
+        n_neighbors=6, weights=weights, block_size=100, algorithm="brute"
+    ).fit(Xd, yd)
     ref = BRUTE.KNeighborsClassifier(n_neighbors=6, weights=weights).fit(X, y)
     np.testing.assert_array_equal(clf.classes_, ref.classes_)
     Qd = da.from_array(Q, chunks=(150, 3))
@@ -100,7 +102,7 @@ def test_classifier_from_dataframe_with_string_labels(client, data):
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     Xdf = dd.from_pandas(frame, npartitions=3)
     ydf = dd.from_pandas(pd.Series(labels), npartitions=3)
-    clf = KNeighborsClassifier(n_neighbors=5).fit(Xdf, ydf)
+    clf = KNeighborsClassifier(n_neighbors=5, algorithm="brute").fit(Xdf, ydf)
     ref = BRUTE.KNeighborsClassifier(n_neighbors=5).fit(X, labels)
     np.testing.assert_array_equal(clf.predict(da.from_array(Q)).compute(), ref.predict(Q))
 
@@ -111,7 +113,7 @@ def test_regressor_equals_single_process(client, data, weights):
     target = y * 1.5 + X[:, 0]
     Xd = da.from_array(X, chunks=(TRAIN_CHUNKS, 3))
     yd = da.from_array(target, chunks=(TRAIN_CHUNKS,))
-    reg = KNeighborsRegressor(n_neighbors=4, weights=weights).fit(Xd, yd)
+    reg = KNeighborsRegressor(n_neighbors=4, weights=weights, algorithm="brute").fit(Xd, yd)
     ref = BRUTE.KNeighborsRegressor(n_neighbors=4, weights=weights).fit(X, target)
     np.testing.assert_array_equal(
         reg.predict(da.from_array(Q, chunks=80)).compute(), ref.predict(Q)
@@ -121,7 +123,7 @@ def test_regressor_equals_single_process(client, data, weights):
 
 def test_numpy_inputs(client, data):
     X, Q, _ = data
-    nn = NearestNeighbors(n_neighbors=3, block_size=128).fit(X)
+    nn = NearestNeighbors(n_neighbors=3, block_size=128, algorithm="brute").fit(X)
     ind = nn.kneighbors(Q, return_distance=False)
     ref = BRUTE.NearestNeighbors(n_neighbors=3).fit(X).kneighbors(Q, return_distance=False)
     np.testing.assert_array_equal(ind.compute(), ref)
@@ -159,13 +161,6 @@ def test_bad_input_gets_the_single_process_errors(client, data, params, fit_X, q
         dask_result = nn.kneighbors(da.from_array(Q, chunks=100))
         dask_result[1].compute()
     assert _message(got) == _message(expected)
-
-
-@pytest.mark.parametrize("params", [{"metric": "cosine"}, {"metric": "braycurtis"}])
-def test_metrics_the_engine_does_not_run_are_refused_clearly(client, data, params):
-    X, _, _ = data
-    with pytest.raises(ValueError, match=r"on a cluster: oxlearn\.dask searches with"):
-        NearestNeighbors(**params).fit(da.from_array(X, chunks=(TRAIN_CHUNKS, 3)))
 
 
 def test_unreachable_scheduler_names_the_address(monkeypatch):

@@ -40,6 +40,7 @@ the same distance are treated as a tie (see the README).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,10 @@ class SearchSpec:
         Whether the search runs in float32 (query and training rows both float32).
     float32_out : bool
         Whether the distances are returned as float32 (cosine on float32 data).
+    sklearn : dict or None
+        When set, the shards search with scikit-learn's brute force instead (the
+        parameters of a ``sklearn.neighbors.NearestNeighbors``), as the single-process
+        estimator does for these parameters; its distances are the searched values.
     """
 
     metric: str
@@ -87,6 +92,7 @@ class SearchSpec:
     euclidean: bool
     float32: bool
     float32_out: bool
+    sklearn: dict[str, Any] | None = None
 
 
 def make_spec(effective_metric: str, params: dict[str, Any], float32: bool) -> SearchSpec:
@@ -105,8 +111,50 @@ def make_spec(effective_metric: str, params: dict[str, Any], float32: bool) -> S
     )
 
 
+def sklearn_spec(params: dict[str, Any]) -> SearchSpec:
+    """Return a `SearchSpec` searching with scikit-learn's brute force (its ``params``)."""
+    return SearchSpec(
+        metric="",
+        p=2.0,
+        w=None,
+        euclidean=False,
+        float32=False,
+        float32_out=False,
+        sklearn=dict(params),
+    )
+
+
+def sklearn_searcher(rows: npt.NDArray[Any], params: dict[str, Any]) -> Any:
+    """scikit-learn's ``NearestNeighbors`` with ``params``, fitted on ``rows``.
+
+    Its fit warnings (``p < 1``) were raised once by the fit on the client.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return NearestNeighbors(**params).fit(rows)
+
+
+def search_radius(radius: float, spec: SearchSpec) -> float:
+    """Return the radius the engine compares searched values with, for ``spec.metric``.
+
+    The Euclidean search runs on ``sqeuclidean`` values (to sort them as the engine sorts
+    its reduced distances), so its radius is squared as the engine squares it: in float64,
+    or, for float32 rows, from and to float32.
+    """
+    if not spec.euclidean:
+        return radius
+    if spec.float32:
+        r32 = float(np.float32(radius))
+        return float(np.float32(r32 * r32))
+    return radius * radius
+
+
 def to_distances(values: FloatArray, spec: SearchSpec) -> npt.NDArray[Any]:
     """Turn searched values into the distances the single-process search returns."""
+    if spec.sklearn is not None:
+        return values
     if spec.euclidean:
         clipped = np.maximum(values, 0.0)
         if spec.float32:
@@ -125,6 +173,9 @@ def to_distances(values: FloatArray, spec: SearchSpec) -> npt.NDArray[Any]:
 def _search(
     query: npt.NDArray[Any], rows: npt.NDArray[Any], k: int, spec: SearchSpec, n_jobs: int
 ) -> tuple[FloatArray, IntArray]:
+    if spec.sklearn is not None:
+        dist, ind = sklearn_searcher(rows, spec.sklearn).kneighbors(query, k)
+        return np.asarray(dist, dtype=np.float64), np.asarray(ind, dtype=np.intp)
     result = _oxlearn.kneighbors(query, rows, [k], spec.metric, spec.p, spec.w, n_jobs)
     dist, ind = result[0]
     return dist, ind

@@ -8,14 +8,20 @@ parameters of their `oxlearn.neighbors` counterparts, plus ``client`` (a
 * ``fit`` keeps each training partition on the worker that computed it (validated by
   the single-process estimator, so bad input raises the same errors); rows are never
   gathered to the client.
-* A search runs, per query block: a scan of the first training partition (the Rust engine
-  finds every row a scikit-learn heap could accept, `oxlearn.dask._exact`); for each other
-  partition, a search of its top ``2k`` rows (phase 1), which gives the root the
-  single-process scan reaches it with, then its rows below that root (phase 2, mostly no
-  further search); and a merge task that replays all of them into scikit-learn's heap. The
-  neighbours, their distances and their order, ties included, are those of
-  `oxlearn.neighbors` on the concatenated training rows; the vote runs after the merge with
-  the single-process kernels.
+* Each search runs, per query block and training partition, the code the single-process
+  estimator runs on these parameters (oxlearn's engine, or scikit-learn's brute force or
+  tree: `oxlearn.dask._tasks`), and a merge task joins the partitions' results. With
+  oxlearn's engine or scikit-learn's compiled brute force (metrics computed pair by pair) the
+  partitions return every row a scikit-learn heap could accept (`oxlearn.dask._exact`) and
+  the merge replays them into that heap: the neighbours, their distances and their order,
+  ties included, are those of `oxlearn.neighbors` on the concatenated rows (scikit-learn run
+  with one OpenMP thread). With scikit-learn's trees or its search over a distance matrix
+  (hamming, callables...), the distances are the single-process ones and the neighbours the
+  k smallest by (distance, training index), which differ from the single process's only
+  among rows tied at the k-th distance; cosine distances can differ by a few ulps (a matrix
+  product's rounding depends on its shape). The README ("On a cluster") states the rules.
+  The vote runs after the merge with the single-process kernels. ``kneighbors(None)`` and
+  ``radius_neighbors(None)`` search the training rows on the workers that hold them.
 * Results are Dask arrays with the query partitioning. A task holds at most
   ``block_size`` query rows (partitions larger than that are split, and the results
   joined back), so its memory is bounded by ``block_size`` and the size of one training
@@ -28,177 +34,19 @@ import numbers
 from typing import Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils import check_array
+from sklearn.neighbors import VALID_METRICS
 from sklearn.utils.validation import check_is_fitted
 
-from oxlearn import _oxlearn
 from oxlearn import neighbors as _local
-from oxlearn.dask import _exact
-from oxlearn.dask._cluster import resolve_client, worker_threads
-from oxlearn.neighbors._base import _get_weights
+from oxlearn._sklearn_compat import argkmin_usable
+from oxlearn.dask import _exact, _tasks
+from oxlearn.dask._cluster import resolve_client
 
 #: Default number of query rows per task.
 DEFAULT_BLOCK_SIZE = 4096
-_FLOAT_DTYPES = [np.float64, np.float32]
-
-
-# --- tasks (run on the workers) ------------------------------------------------------------
-
-
-def _prepare_shard(X: Any, y: Any, template: BaseEstimator, requires_y: bool) -> dict[str, Any]:
-    """Validate a training partition as the single-process ``fit`` does; keep its rows."""
-    X = np.asarray(X)
-    if X.ndim == 2 and X.shape[0] == 0:
-        return {"X": X.astype(np.float64), "y": None, "n": 0, "classes": None}
-    local = template.__class__(**template.get_params())
-    if requires_y:
-        local.fit(X, y)
-    else:
-        local.fit(X)
-    # The rows as the single-process fit stores them: C-ordered float32 or float64.
-    rows = check_array(X, dtype=_FLOAT_DTYPES, order="C")
-    classes = None
-    targets = None
-    if requires_y:
-        targets = np.asarray(y)
-        if isinstance(local, ClassifierMixin):
-            classes = np.unique(targets)
-    return {"X": rows, "y": targets, "n": rows.shape[0], "classes": classes}
-
-
-def _shard_meta(shard: dict[str, Any]) -> tuple[int, Any, Any, Any]:
-    y = shard["y"]
-    return shard["n"], shard["X"].dtype, shard["classes"], None if y is None else y.dtype
-
-
-def _validate_query(
-    block: Any, lo: int, hi: int, template: BaseEstimator, dtype: Any
-) -> npt.NDArray[Any]:
-    """Validate query rows with the single-process estimator's checks."""
-    from sklearn.utils.validation import validate_data
-
-    rows = np.asarray(block)[lo:hi]
-    rows = validate_data(
-        template, rows, accept_sparse=False, reset=False, order="C", dtype=_FLOAT_DTYPES
-    )
-    return np.ascontiguousarray(rows, dtype=dtype)
-
-
-def _shard_rows(shard: dict[str, Any], dtype: Any) -> npt.NDArray[Any]:
-    return np.ascontiguousarray(shard["X"], dtype=dtype)
-
-
-def _first_search(
-    query: npt.NDArray[Any], shard: dict[str, Any], k: int, spec: _exact.SearchSpec, n_jobs: Any
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
-    """Phase 1: the shard's top ``SEARCH_WIDTH * k`` rows for a query block."""
-    threads = worker_threads() if n_jobs is None else n_jobs
-    return _exact.shard_topk(query, _shard_rows(shard, query.dtype), k, spec, threads)
-
-
-def _candidates_top(
-    cands: _exact.Candidates, k: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
-    return _exact.candidates_top(cands, k)
-
-
-def _prefix_tops(
-    firsts: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]], n_q: int, k: int
-) -> list[npt.NDArray[np.float64]]:
-    return _exact.prefix_tops(firsts, n_q, k)
-
-
-def _search_shard(
-    query: npt.NDArray[Any],
-    shard: dict[str, Any],
-    offset: int,
-    k: int,
-    spec: _exact.SearchSpec,
-    n_jobs: int | None,
-    with_targets: bool,
-    first: tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]] | None,
-    prefix_top: npt.NDArray[np.float64] | None,
-) -> _exact.Candidates:
-    """Phase 2: the shard's candidates, given its phase 1 and the earlier shards' top k."""
-    threads = worker_threads() if n_jobs is None else n_jobs
-    return _exact.shard_candidates(
-        query,
-        _shard_rows(shard, query.dtype),
-        offset,
-        k,
-        spec,
-        threads,
-        targets=shard["y"] if with_targets else None,
-        first=first,
-        prefix_top=prefix_top,
-    )
-
-
-def _neighbour_labels(
-    cands: _exact.Candidates, inds: npt.NDArray[np.intp], n_train: int
-) -> npt.NDArray[Any]:
-    """Return the targets of the merged neighbours, found among each query's candidates."""
-    n_q, k = inds.shape
-    q_of = np.repeat(np.arange(n_q), cands.counts)
-    keys = q_of.astype(np.int64) * n_train + cands.indices
-    wanted = np.arange(n_q, dtype=np.int64)[:, None] * n_train + inds
-    pos = np.searchsorted(keys, wanted.ravel())
-    assert cands.labels is not None
-    return cands.labels[pos].reshape((n_q, k, *cands.labels.shape[1:]))
-
-
-def _check_weights_not_all_zero(weights: npt.NDArray[np.float64]) -> None:
-    if np.any(np.all(weights == 0, axis=1)):
-        raise ValueError(
-            "All neighbors of some sample is getting zero weights. "
-            "Please modify 'weights' to avoid this case if you are "
-            "using a user-defined function."
-        )
-
-
-def _merge_block(
-    parts: list[_exact.Candidates],
-    n_q: int,
-    k: int,
-    n_queries: int,
-    n_train: int,
-    spec: _exact.SearchSpec,
-    mode: str,
-    extra: dict[str, Any],
-) -> Any:
-    """Merge one query block's candidates; return neighbours, or the vote (``mode``)."""
-    vals, inds, cands = _exact.merge(parts, n_q, k, n_queries, n_train)
-    dist = _exact.to_distances(vals, spec)
-    if mode == "kneighbors":
-        return dist, inds
-    labels = _neighbour_labels(cands, inds, n_train)
-    weights_param = extra["weights"]
-    weights = _get_weights(dist, weights_param)
-    flat_ind = np.arange(n_q * k, dtype=np.int64).reshape((n_q, k))
-    if mode in ("predict_classes", "predict_proba"):
-        if weights is not None:
-            _check_weights_not_all_zero(weights)
-        classes = extra["classes"]
-        codes = np.searchsorted(classes, labels.ravel()).astype(np.int64).reshape((-1, 1))
-        if mode == "predict_proba":
-            proba: list[npt.NDArray[np.float64]] = _oxlearn.knn_classify_proba(
-                flat_ind, codes, [len(classes)], weights
-            )
-            return proba[0]
-        pred = _oxlearn.knn_classify(flat_ind, codes, [len(classes)], weights)
-        return classes.take(pred[:, 0])
-    # Regression: as `oxlearn.neighbors.KNeighborsRegressor.predict`.
-    y = labels.reshape((n_q * k, -1))
-    dtype = np.float32 if (weights is None and y.dtype == np.float32) else np.float64
-    y_pred: npt.NDArray[Any] = _oxlearn.knn_regress(
-        flat_ind, np.ascontiguousarray(y, dtype=dtype), weights
-    )
-    if labels.ndim == 2:
-        y_pred = y_pred.ravel()
-    return y_pred
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -246,6 +94,9 @@ class _DaskNeighborsBase(BaseEstimator):
     _client: Any
     _template: Any
     _fit_dtype: np.dtype[Any]
+    _fit_method: str
+    _rust_fit: bool
+    _y_shape: tuple[int, ...]
     n_samples_fit_: int
     n_features_in_: int
     effective_metric_: str
@@ -254,6 +105,17 @@ class _DaskNeighborsBase(BaseEstimator):
     def _local_params(self) -> dict[str, Any]:
         names = self._local_class._get_param_names()
         return {name: getattr(self, name) for name in names}
+
+    def _searcher_params(self) -> dict[str, Any]:
+        """Parameters of the scikit-learn estimator each shard searches with."""
+        return {
+            "algorithm": self._fit_method,
+            "leaf_size": self._local_params().get("leaf_size", 30),
+            "metric": self.metric,
+            "p": self._local_params().get("p", 2),
+            "metric_params": self._local_params().get("metric_params"),
+            "n_jobs": self.n_jobs,
+        }
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -273,6 +135,7 @@ class _DaskNeighborsBase(BaseEstimator):
             # The single-process estimator raises scikit-learn's error for this shape.
             template.fit(np.zeros((0,) * X.ndim) if X.ndim != 1 else np.zeros(0), y)
         X = X.rechunk({1: -1})
+        outputs_2d = False
         if self._requires_y:
             if y is None:
                 template.fit(np.zeros((1, X.shape[1])), None)  # scikit-learn's message
@@ -283,40 +146,35 @@ class _DaskNeighborsBase(BaseEstimator):
                     f"[{X.shape[0]}, {y.shape[0]}]"
                 )
             y = y.rechunk((X.chunks[0], *((-1,) * (y.ndim - 1))))
-            if y.ndim == 2 and y.shape[1] != 1:
-                raise NotImplementedError(
-                    "Multi-output targets are not supported on a cluster yet."
-                )
+            outputs_2d = y.ndim == 2 and y.shape[1] != 1
         # Parameters: the single-process estimator on one row raises the same errors and
         # gives the effective metric.
         head = X[:1].compute()
         if head.shape[0] == 0:
             template.fit(head, np.zeros(0) if self._requires_y else None)
-        head_y = None
         if self._requires_y:
-            head_y = np.asarray(y[:1].compute()).ravel()
-            template.fit(head, head_y)
+            head_y = np.asarray(y[:1].compute())
+            template.fit(head, head_y if outputs_2d else head_y.ravel())
         else:
             template.fit(head)
-        reason = template._params_fallback_reason()
-        if reason is not None:
-            # The single-process estimator runs scikit-learn's code for these parameters;
-            # the shards are searched with the Rust engine only.
-            raise ValueError(
-                f"{reason} on a cluster: oxlearn.dask searches with oxlearn's Rust engine, "
-                "which runs the metrics listed in oxlearn.neighbors.SUPPORTED_METRICS "
-                "(without cosine and precomputed) with p >= 1."
-            )
+        n_samples, n_features = int(X.shape[0]), int(X.shape[1])
+        # Which code the single process runs on all the rows: its fit method (scikit-learn's
+        # rule, on the whole training set), and whether that is oxlearn's engine.
+        self._fit_method = _single_process_fit_method(template, n_samples, n_features)
+        self._rust_fit = (
+            template.__dict__.get("_oxlearn_fit_reason") is None and self._fit_method == "brute"
+        )
+        searcher_params = None if self._rust_fit else self._searcher_params()
         x_parts = X.to_delayed().ravel().tolist()
         y_parts = y.to_delayed().ravel().tolist() if self._requires_y else [None] * len(x_parts)
-        prepare = dask.delayed(_prepare_shard, pure=False)
+        prepare = dask.delayed(_tasks._prepare_shard, pure=False)
         shards = client.compute(
             [
-                prepare(xp, yp, template, self._requires_y)
+                prepare(xp, yp, template, self._requires_y, searcher_params)
                 for xp, yp in zip(x_parts, y_parts, strict=True)
             ]
         )
-        meta = client.gather(client.map(_shard_meta, shards, pure=False))
+        meta = client.gather(client.map(_tasks._shard_meta, shards, pure=False))
         offsets = np.concatenate(([0], np.cumsum([m[0] for m in meta])[:-1]))
         self._shards = [
             (fut, int(off), int(m[0]))
@@ -325,18 +183,17 @@ class _DaskNeighborsBase(BaseEstimator):
         ]
         self._client = client
         self._template = template
-        self._fit_dtype = np.dtype(
-            np.float32 if all(m[1] == np.float32 for m in meta if m[0] > 0) else np.float64
-        )
-        self.n_samples_fit_ = int(sum(m[0] for m in meta))
-        self.n_features_in_ = int(X.shape[1])
+        self._fit_dtype = np.dtype(template._fit_X.dtype)
+        self.n_samples_fit_ = n_samples
+        self.n_features_in_ = n_features
         self.effective_metric_ = template.effective_metric_
         self.effective_metric_params_ = template.effective_metric_params_
         if self._requires_y:
-            self._fit_targets([m[2] for m in meta if m[0] > 0], meta)
+            self._y_shape = tuple(int(n) for n in y.shape)
+            self._fit_targets([m[2] for m in meta if m[0] > 0], meta, outputs_2d)
         return self
 
-    def _fit_targets(self, classes: list[Any], meta: list[Any]) -> None:
+    def _fit_targets(self, classes: list[Any], meta: list[Any], outputs_2d: bool) -> None:
         """Remember what the vote needs (the classifier's classes)."""
 
     # --- searching ---------------------------------------------------------------------------
@@ -352,10 +209,21 @@ class _DaskNeighborsBase(BaseEstimator):
             )
         return int(n_neighbors)
 
-    def _run(self, X: Any, n_neighbors: int, mode: str, extra: dict[str, Any]) -> Any:
-        """Build the search graph; return Dask arrays with the query partitioning."""
+    def _search_mode(self, query_dtype: np.dtype[Any]) -> str:
+        """Return what the single process runs for queries of this dtype (see `_tasks`)."""
+        same_float = query_dtype == self._fit_dtype and query_dtype in _FLOAT_DTYPES
+        if self._rust_fit and same_float:
+            return "rust"
+        if self._fit_method == "brute" and same_float and argkmin_usable(self.effective_metric_):
+            return "heap"
+        return "sorted"
+
+    def _queries(self, X: Any, mode: str) -> tuple[list[tuple[Any, int | None, int]], Any, Any]:
+        """Return the query blocks ``(delayed rows, self offset or None, n_rows)``, chunks, dtype.
+
+        ``X`` None: the training rows, block by block on the workers that hold them.
+        """
         import dask
-        import dask.array as da
 
         check_is_fitted(self, "n_samples_fit_")
         if not hasattr(self, "_shards"):
@@ -363,11 +231,15 @@ class _DaskNeighborsBase(BaseEstimator):
                 "This estimator was unpickled: its training rows stayed on the cluster it "
                 "was fitted on. Fit it again."
             )
+        blocks: list[tuple[Any, int | None, int]] = []
         if X is None:
-            raise NotImplementedError(
-                "kneighbors(None) (the training rows as queries) is not supported on a "
-                "cluster: pass the query rows."
-            )
+            take = dask.delayed(_tasks._shard_query, pure=True)
+            for fut, off, n in self._shards:
+                for lo in range(0, n, self.block_size):
+                    hi = min(n, lo + self.block_size)
+                    blocks.append((take(fut, lo, hi), off + lo, hi - lo))
+            chunks = tuple(n for _, _, n in self._shards)
+            return blocks, chunks, self._fit_dtype
         X = _as_dask_array(X, self.block_size)
         if X.ndim == 2 and X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -377,31 +249,68 @@ class _DaskNeighborsBase(BaseEstimator):
         if X.ndim != 2:
             self._template.kneighbors(np.zeros(0) if X.ndim == 1 else np.zeros((0,) * X.ndim))
         X = X.rechunk({1: -1})
-        n_queries = int(X.shape[0])
-        k = n_neighbors
-        if k > self.n_samples_fit_:
-            raise ValueError(
-                "Expected n_neighbors <= n_samples_fit, but "
-                f"n_neighbors = {k}, n_samples_fit = {self.n_samples_fit_}, "
-                f"n_samples = {n_queries}"
-            )
-        float32 = X.dtype == np.float32 and self._fit_dtype == np.float32
-        qdtype = np.float32 if float32 else np.float64
-        spec = _exact.make_spec(self.effective_metric_, self.effective_metric_params_, float32)
-        validate = dask.delayed(_validate_query, pure=True)
-        first_search = dask.delayed(_first_search, pure=True)
-        prefix = dask.delayed(_prefix_tops, pure=True, nout=len(self._shards))
-        search = dask.delayed(_search_shard, pure=True)
-        candidates_top = dask.delayed(_candidates_top, pure=True)
-        merge_kn = dask.delayed(_merge_block, pure=True, nout=2)
-        merge_one = dask.delayed(_merge_block, pure=True)
-        with_targets = mode != "kneighbors"
-        outs: list[Any] = []
+        # The dtype the single-process validation gives the rows.
+        qdtype = np.dtype(np.float64) if X.dtype == object else np.dtype(X.dtype)
+        validate = dask.delayed(_tasks._validate_query, pure=True)
+        cast = qdtype if self._search_mode(qdtype) == "rust" else None
         for block, n_rows in zip(X.to_delayed().ravel(), X.chunks[0], strict=True):
             for lo in range(0, max(n_rows, 1), self.block_size):
                 hi = min(n_rows, lo + self.block_size)
-                n_b = hi - lo
-                q = validate(block, lo, hi, self._template, qdtype)
+                blocks.append((validate(block, lo, hi, self._template, cast), None, hi - lo))
+        return blocks, X.chunks[0], qdtype
+
+    def _run(self, X: Any, n_neighbors: int, mode: str, extra: dict[str, Any]) -> Any:
+        """Build the search graph; return Dask arrays with the query partitioning."""
+        import dask
+        import dask.array as da
+
+        blocks, chunks, qdtype = self._queries(X, mode)
+        search_mode = self._search_mode(qdtype)
+        n_train = self.n_samples_fit_
+        k = n_neighbors
+        if X is None:
+            # One extra neighbour: the row itself, dropped after the merge.
+            k += 1
+            if k > n_train:
+                raise ValueError(
+                    "Expected n_neighbors < n_samples_fit, but "
+                    f"n_neighbors = {n_neighbors}, n_samples_fit = {n_train}, "
+                    f"n_samples = {n_train}"
+                )
+        n_queries = int(sum(chunks))
+        if k > n_train:
+            raise ValueError(
+                "Expected n_neighbors <= n_samples_fit, but "
+                f"n_neighbors = {k}, n_samples_fit = {n_train}, "
+                f"n_samples = {n_queries}"
+            )
+        float32 = qdtype == np.float32 and self._fit_dtype == np.float32
+        spec: _exact.SearchSpec | None = None
+        if search_mode == "rust":
+            spec = _exact.make_spec(self.effective_metric_, self.effective_metric_params_, float32)
+        elif search_mode == "heap":
+            spec = _exact.sklearn_spec({**self._searcher_params(), "algorithm": "brute"})
+        params = self._searcher_params()
+        first_search = dask.delayed(_tasks._first_search, pure=True)
+        prefix = dask.delayed(_tasks._prefix_tops, pure=True, nout=len(self._shards))
+        search = dask.delayed(_tasks._search_shard, pure=True)
+        sorted_search = dask.delayed(_tasks._sorted_shard, pure=True)
+        candidates_top = dask.delayed(_tasks._candidates_top, pure=True)
+        n_out = 2 if mode == "kneighbors" else extra.get("n_out", 1)
+        merge = dask.delayed(_tasks._merge_block, pure=True, nout=n_out if n_out > 1 else None)
+        with_targets = mode != "kneighbors"
+        k_out = k - 1 if X is None else k
+        task_extra = {
+            key: extra[key] for key in ("weights", "classes", "outputs_2d") if key in extra
+        }
+        outs: list[Any] = []
+        for q, self_offset, n_b in blocks:
+            if spec is None:
+                parts = [
+                    sorted_search(q, fut, off, k, params, with_targets)
+                    for fut, off, _ in self._shards
+                ]
+            else:
                 # The first shard is scanned from an empty heap (its candidates give its
                 # top k); each other shard searches its top 2k (phase 1), which gives the
                 # root a heap scanning the whole training set reaches it with, then its
@@ -418,27 +327,31 @@ class _DaskNeighborsBase(BaseEstimator):
                         rest, firsts[1:], prefixes[1:], strict=True
                     )
                 ]
-                if mode == "kneighbors":
-                    d, i = merge_kn(parts, n_b, k, n_queries, self.n_samples_fit_, spec, mode, {})
-                    d_dtype = np.float32 if spec.float32_out else np.float64
-                    outs.append(
-                        (
-                            da.from_delayed(d, shape=(n_b, k), dtype=d_dtype),
-                            da.from_delayed(i, shape=(n_b, k), dtype=np.intp),
+            out = merge(parts, n_b, k, n_queries, n_train, spec, mode, task_extra, self_offset)
+            if mode == "kneighbors":
+                d, i = out
+                d_dtype = _distance_dtype(search_mode, spec, qdtype, self._fit_dtype)
+                outs.append(
+                    (
+                        da.from_delayed(d, shape=(n_b, k_out), dtype=d_dtype),
+                        da.from_delayed(i, shape=(n_b, k_out), dtype=np.intp),
+                    )
+                )
+            else:
+                pieces = out if n_out > 1 else [out]
+                outs.append(
+                    tuple(
+                        da.from_delayed(
+                            p, shape=extra["out_shape"](n_b, j), dtype=extra["out_dtype"]
                         )
+                        for j, p in enumerate(pieces)
                     )
-                else:
-                    shape, dtype = extra["out_shape"](n_b), extra["out_dtype"]
-                    task_extra = {"weights": extra["weights"], "classes": extra.get("classes")}
-                    out = merge_one(
-                        parts, n_b, k, n_queries, self.n_samples_fit_, spec, mode, task_extra
-                    )
-                    outs.append((da.from_delayed(out, shape=shape, dtype=dtype),))
+                )
         arrays = []
         for j in range(len(outs[0])):
             arr = da.concatenate([o[j] for o in outs], axis=0)
-            if arr.chunks[0] != X.chunks[0]:
-                arr = arr.rechunk({0: X.chunks[0]})
+            if arr.chunks[0] != tuple(chunks):
+                arr = arr.rechunk({0: tuple(chunks)})
             arrays.append(arr)
         return arrays
 
@@ -449,8 +362,10 @@ class _DaskNeighborsBase(BaseEstimator):
 
         Parameters
         ----------
-        X : dask array of shape (n_queries, n_features)
-            The query rows (NumPy arrays are accepted too).
+        X : dask array of shape (n_queries, n_features), default=None
+            The query rows (NumPy arrays are accepted too). None: the training rows, each
+            not its own neighbour (searched on the workers that hold them); the results
+            then have the partitioning of the non-empty training partitions.
         n_neighbors : int, default=None
             Number of neighbours (the constructor's ``n_neighbors`` when None).
         return_distance : bool, default=True
@@ -468,6 +383,47 @@ class _DaskNeighborsBase(BaseEstimator):
         dist, ind = self._run(X, k, "kneighbors", {})
         return (dist, ind) if return_distance else ind
 
+    def kneighbors_graph(
+        self, X: Any = None, n_neighbors: int | None = None, mode: str = "connectivity"
+    ) -> Any:
+        """Compute the k-neighbours graph of the query rows, as the single-process estimator's.
+
+        Computed on the cluster; the graph (not the training rows) comes back as a SciPy
+        CSR matrix of shape (n_queries, n_samples_fit).
+
+        Parameters
+        ----------
+        X : dask array of shape (n_queries, n_features), default=None
+            Query rows; None: the training rows, each not its own neighbour.
+        n_neighbors : int, default=None
+            Number of neighbours (the constructor's when None).
+        mode : {'connectivity', 'distance'}, default='connectivity'
+            Ones, or the distances, as the matrix's values.
+
+        Returns
+        -------
+        A : scipy.sparse.csr_matrix of shape (n_queries, n_samples_fit)
+        """
+        import dask
+        import scipy.sparse as sp
+
+        check_is_fitted(self, "n_samples_fit_")
+        k = self._check_k(n_neighbors)
+        if mode == "connectivity":
+            ind = self.kneighbors(X, k, return_distance=False).compute()
+            data = np.ones(ind.size)
+        elif mode == "distance":
+            dist, ind = dask.compute(*self.kneighbors(X, k, return_distance=True))
+            data = np.ravel(dist)
+        else:
+            raise ValueError(
+                'Unsupported mode, must be one of "connectivity", '
+                f'or "distance" but got "{mode}" instead'
+            )
+        n_queries = ind.shape[0]
+        indptr = np.arange(0, n_queries * k + 1, k)
+        return sp.csr_matrix((data, ind.ravel(), indptr), shape=(n_queries, self.n_samples_fit_))
+
     def __getstate__(self) -> dict[str, Any]:
         # Futures and clients do not travel: a pickled estimator is unfitted.
         state = dict(self.__dict__)
@@ -478,22 +434,63 @@ class _DaskNeighborsBase(BaseEstimator):
         return state
 
 
+def _distance_dtype(
+    search_mode: str, spec: _exact.SearchSpec | None, qdtype: Any, fit_dtype: Any
+) -> Any:
+    """Return the dtype of the single-process distances.
+
+    (scikit-learn's search over a distance matrix keeps float32 for float32 rows.)
+    """
+    if search_mode == "rust":
+        assert spec is not None
+        return np.float32 if spec.float32_out else np.float64
+    if search_mode == "heap":
+        return np.float64
+    return np.result_type(qdtype, fit_dtype, np.float32)
+
+
+def _single_process_fit_method(template: Any, n_samples: int, n_features: int) -> str:
+    """scikit-learn's ``_fit_method`` for the whole training set (its ``_fit`` rule).
+
+    ``template`` is the single-process estimator fitted on one row (its effective metric).
+    """
+    algorithm: str = template.algorithm
+    if algorithm != "auto":
+        return algorithm
+    n_neighbors = getattr(template, "n_neighbors", None)
+    if n_features > 15 or (n_neighbors is not None and n_neighbors >= n_samples // 2):
+        return "brute"
+    metric, params = template.effective_metric_, template.effective_metric_params_
+    if metric == "minkowski" and params["p"] < 1:
+        return "brute"
+    if metric == "minkowski" and params.get("w") is not None:
+        return "ball_tree"
+    if metric in VALID_METRICS["kd_tree"]:
+        return "kd_tree"
+    if callable(metric) or metric in VALID_METRICS["ball_tree"]:
+        return "ball_tree"
+    return "brute"
+
+
 class NearestNeighbors(_DaskNeighborsBase):
     """Unsupervised exact nearest-neighbour search over training rows kept on a cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.NearestNeighbors`: the
-    same parameters and results (neighbours, distances and the order of ties), with the
-    training rows left in their partitions on the Dask workers.
+    same parameters and results (neighbours, distances and the order of ties wherever the
+    single process runs oxlearn's engine or scikit-learn's compiled brute force; for its
+    trees and other searches see the module docstring), with the training rows left in
+    their partitions on the Dask workers.
 
     Parameters
     ----------
     n_neighbors : int, default=5
         Number of neighbours to use by default for :meth:`kneighbors` queries.
     radius : float, default=1.0
-        Accepted for compatibility (radius searches are not distributed).
+        Default radius of :meth:`radius_neighbors`.
     algorithm, leaf_size, metric, p, metric_params :
         As :class:`oxlearn.neighbors.NearestNeighbors` (``metric='precomputed'`` is not
-        supported).
+        supported). The algorithm the single process picks on the whole training set
+        (``'auto'``: scikit-learn's rule) is the one each partition is searched with.
     n_jobs : int, default=None
         Native threads per task; None uses the worker's thread count.
     client : distributed.Client, str or None, default=None
@@ -553,6 +550,138 @@ class NearestNeighbors(_DaskNeighborsBase):
         """
         return self._fit(X)
 
+    def radius_neighbors(
+        self,
+        X: Any = None,
+        radius: float | None = None,
+        return_distance: bool = True,
+        sort_results: bool = False,
+    ) -> Any:
+        """Find the training rows within ``radius`` of each query row, on the cluster.
+
+        Each shard lists its rows within the radius (with the single process's code); the
+        merge joins them in training index order, the single process's order (and sorts
+        them as it does when ``sort_results``).
+
+        Parameters
+        ----------
+        X : dask array of shape (n_queries, n_features), default=None
+            Query rows; None: the training rows, each not its own neighbour.
+        radius : float, default=None
+            Limiting distance (the constructor's ``radius`` when None); inclusive.
+        return_distance : bool, default=True
+            Whether to return the distances.
+        sort_results : bool, default=False
+            Whether to sort each query's neighbours by increasing distance.
+
+        Returns
+        -------
+        neigh_dist : dask array of shape (n_queries,) of arrays
+            Distances, only present if ``return_distance=True``.
+        neigh_ind : dask array of shape (n_queries,) of arrays
+            Global indices of the rows within the radius.
+        """
+        import dask
+        import dask.array as da
+
+        check_is_fitted(self, "n_samples_fit_")
+        if sort_results and not return_distance:
+            raise ValueError("return_distance must be True if sort_results is True.")
+        if radius is None:
+            radius = self.radius
+        if (
+            isinstance(radius, bool)
+            or not isinstance(radius, numbers.Real)
+            or not float(radius) >= 0
+        ):
+            # The single-process estimator raises its error for this radius (if any).
+            self._template.radius_neighbors(self._template._fit_X, radius)
+        blocks, chunks, qdtype = self._queries(X, "radius")
+        search_mode = self._search_mode(qdtype)
+        spec = None
+        if search_mode == "rust":
+            float32 = qdtype == np.float32 and self._fit_dtype == np.float32
+            spec = _exact.make_spec(self.effective_metric_, self.effective_metric_params_, float32)
+        sort = None
+        if sort_results:
+            # scikit-learn's compiled search and oxlearn's sort with scikit-learn's
+            # introsort; its search over a distance matrix with a stable sort.
+            sort = "introsort" if search_mode != "sorted" else "stable"
+        params = self._searcher_params()
+        search = dask.delayed(_tasks._radius_shard, pure=True)
+        merge = dask.delayed(_tasks._merge_radius, pure=True, nout=2)
+        outs = []
+        for q, self_offset, n_b in blocks:
+            parts = [
+                search(q, fut, off, float(radius), spec, params, self.n_jobs)
+                for fut, off, _ in self._shards
+            ]
+            d, i = merge(parts, n_b, spec, sort, self_offset)
+            outs.append(
+                (
+                    da.from_delayed(d, shape=(n_b,), dtype=object),
+                    da.from_delayed(i, shape=(n_b,), dtype=object),
+                )
+            )
+        arrays = []
+        for j in range(2):
+            arr = da.concatenate([o[j] for o in outs], axis=0)
+            if arr.chunks[0] != tuple(chunks):
+                arr = arr.rechunk({0: tuple(chunks)})
+            arrays.append(arr)
+        return (arrays[0], arrays[1]) if return_distance else arrays[1]
+
+    def radius_neighbors_graph(
+        self,
+        X: Any = None,
+        radius: float | None = None,
+        mode: str = "connectivity",
+        sort_results: bool = False,
+    ) -> Any:
+        """Compute the graph of the rows within ``radius``, as the single-process estimator's.
+
+        Computed on the cluster; the graph comes back as a SciPy CSR matrix of shape
+        (n_queries, n_samples_fit).
+
+        Parameters
+        ----------
+        X : dask array of shape (n_queries, n_features), default=None
+            Query rows; None: the training rows, each not its own neighbour.
+        radius : float, default=None
+            Limiting distance (the constructor's when None).
+        mode : {'connectivity', 'distance'}, default='connectivity'
+            Ones, or the distances, as the matrix's values.
+        sort_results : bool, default=False
+            Whether each row's entries are sorted by distance (``mode='distance'``).
+
+        Returns
+        -------
+        A : scipy.sparse.csr_matrix of shape (n_queries, n_samples_fit)
+        """
+        import dask
+        import scipy.sparse as sp
+
+        check_is_fitted(self, "n_samples_fit_")
+        if mode == "connectivity":
+            ind = self.radius_neighbors(X, radius, return_distance=False).compute()
+            data = None
+        elif mode == "distance":
+            dist, ind = dask.compute(
+                *self.radius_neighbors(X, radius, return_distance=True, sort_results=sort_results)
+            )
+            data = np.concatenate(list(dist)) if len(dist) else np.empty(0)
+        else:
+            raise ValueError(
+                'Unsupported mode, must be one of "connectivity", '
+                f'or "distance" but got "{mode}" instead'
+            )
+        counts = np.array([len(a) for a in ind])
+        flat = np.concatenate(list(ind)) if len(ind) else np.empty(0, dtype=np.intp)
+        if data is None:
+            data = np.ones(len(flat))
+        indptr = np.concatenate((np.zeros(1, dtype=int), np.cumsum(counts)))
+        return sp.csr_matrix((data, flat, indptr), shape=(len(ind), self.n_samples_fit_))
+
 
 class _DaskKNeighborsVote(_DaskNeighborsBase):
     weights: Any
@@ -563,8 +692,8 @@ class KNeighborsClassifier(ClassifierMixin, _DaskKNeighborsVote):
     """k-nearest-neighbours vote over training rows kept on a Dask cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.KNeighborsClassifier`
-    (single-output targets): the neighbours are those of the single-process search, ties
-    included, and the vote is the single-process vote.
+    (see the module docstring for how exactly its neighbours are the single-process ones);
+    the vote is the single-process vote, single- or multi-output.
 
     Parameters
     ----------
@@ -632,29 +761,35 @@ class KNeighborsClassifier(ClassifierMixin, _DaskKNeighborsVote):
         """
         return self._fit(X, y)
 
-    def _fit_targets(self, classes: list[Any], meta: list[Any]) -> None:
-        self.classes_ = np.unique(np.concatenate(classes))
-        self.outputs_2d_ = False
+    def _fit_targets(self, classes: list[Any], meta: list[Any], outputs_2d: bool) -> None:
+        per_output = [np.unique(np.concatenate(c)) for c in zip(*classes, strict=True)]
+        self.outputs_2d_ = outputs_2d
+        self.classes_ = per_output if outputs_2d else per_output[0]
+
+    def _vote_extra(self) -> dict[str, Any]:
+        return {"weights": self.weights, "classes": self.classes_, "outputs_2d": self.outputs_2d_}
 
     def predict(self, X: Any) -> Any:
         """Predict the class of each query row (a Dask array).
 
         Parameters
         ----------
-        X : dask array of shape (n_queries, n_features)
-            Query rows.
+        X : dask array of shape (n_queries, n_features), or None
+            Query rows; None: the training rows, each not its own neighbour.
 
         Returns
         -------
-        y : dask array of shape (n_queries,)
+        y : dask array of shape (n_queries,) or (n_queries, n_outputs)
             Class labels.
         """
         check_is_fitted(self, "classes_")
+        all_classes = self.classes_ if self.outputs_2d_ else [self.classes_]
+        n_outputs = len(all_classes)
+        outputs_2d = self.outputs_2d_
         extra = {
-            "weights": self.weights,
-            "classes": self.classes_,
-            "out_shape": lambda n: (n,),
-            "out_dtype": self.classes_.dtype,
+            **self._vote_extra(),
+            "out_shape": lambda n, j: (n, n_outputs) if outputs_2d else (n,),
+            "out_dtype": np.asarray(all_classes[0]).dtype,
         }
         return self._run(X, self._check_k(None), "predict_classes", extra)[0]
 
@@ -663,23 +798,25 @@ class KNeighborsClassifier(ClassifierMixin, _DaskKNeighborsVote):
 
         Parameters
         ----------
-        X : dask array of shape (n_queries, n_features)
-            Query rows.
+        X : dask array of shape (n_queries, n_features), or None
+            Query rows; None: the training rows, each not its own neighbour.
 
         Returns
         -------
-        p : dask array of shape (n_queries, n_classes)
+        p : dask array of shape (n_queries, n_classes), or a list of n_outputs of them
             Probabilities, classes in the order of ``classes_``.
         """
         check_is_fitted(self, "classes_")
-        n_classes = len(self.classes_)
+        all_classes = self.classes_ if self.outputs_2d_ else [self.classes_]
+        sizes = [len(c) for c in all_classes]
         extra = {
-            "weights": self.weights,
-            "classes": self.classes_,
-            "out_shape": lambda n: (n, n_classes),
+            **self._vote_extra(),
+            "n_out": len(sizes),
+            "out_shape": lambda n, j: (n, sizes[j]),
             "out_dtype": np.float64,
         }
-        return self._run(X, self._check_k(None), "predict_proba", extra)[0]
+        proba = self._run(X, self._check_k(None), "predict_proba", extra)
+        return proba if self.outputs_2d_ else proba[0]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of ``predict(X)`` against ``y`` (computed on the cluster).
@@ -708,8 +845,8 @@ class KNeighborsRegressor(RegressorMixin, _DaskKNeighborsVote):
     """k-nearest-neighbours regression over training rows kept on a Dask cluster.
 
     The distributed counterpart of :class:`oxlearn.neighbors.KNeighborsRegressor`
-    (1-D targets): the neighbours are those of the single-process search, ties included,
-    and the average is the single-process average.
+    (see the module docstring for how exactly its neighbours are the single-process ones);
+    the average is the single-process average, single- or multi-output.
 
     Parameters
     ----------
@@ -775,7 +912,7 @@ class KNeighborsRegressor(RegressorMixin, _DaskKNeighborsVote):
         """
         return self._fit(X, y)
 
-    def _fit_targets(self, classes: list[Any], meta: list[Any]) -> None:
+    def _fit_targets(self, classes: list[Any], meta: list[Any], outputs_2d: bool) -> None:
         dtypes = [m[3] for m in meta if m[0] > 0]
         self._y_dtype = np.result_type(*dtypes)
 
@@ -784,19 +921,20 @@ class KNeighborsRegressor(RegressorMixin, _DaskKNeighborsVote):
 
         Parameters
         ----------
-        X : dask array of shape (n_queries, n_features)
-            Query rows.
+        X : dask array of shape (n_queries, n_features), or None
+            Query rows; None: the training rows, each not its own neighbour.
 
         Returns
         -------
-        y : dask array of shape (n_queries,)
+        y : dask array of shape (n_queries,) or (n_queries, n_outputs)
             Predicted targets.
         """
         check_is_fitted(self, "n_samples_fit_")
         uniform_f32 = self.weights in (None, "uniform") and self._y_dtype == np.float32
+        target_shape = self._y_shape[1:]
         extra = {
             "weights": self.weights,
-            "out_shape": lambda n: (n,),
+            "out_shape": lambda n, j: (n, *target_shape),
             "out_dtype": np.float32 if uniform_f32 else np.float64,
         }
         return self._run(X, self._check_k(None), "predict_values", extra)[0]
