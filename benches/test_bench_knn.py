@@ -1,13 +1,14 @@
 """Nearest-neighbour benchmarks: oxlearn and scikit-learn (brute force) in the same groups.
 
-Groups (issue 2, section 4): (a) one fit+predict on a digits fold, (b) the k = 1..9
-four-fold sweep on digits, (c) 20,000 x 64 training rows and 10,000 queries (float32 and
-float64), (d) 60,000 x 784 float32 training rows and 10,000 queries. Threads are pinned for
+Groups: ``knn-digits-fold-fit-predict`` (one fit+predict on a digits fold),
+``knn-digits-k1-9-sweep-4fold`` (the k = 1..9 four-fold sweep on digits),
+``knn-random-20000x64-10000q`` (20,000 x 64 training rows and 10,000 queries, float32 and
+float64) and ``knn-random-60000x784-float32-10000q``. Threads are pinned for
 both libraries (conftest: threadpoolctl for scikit-learn's OpenMP/BLAS, ``n_jobs`` for ours).
 Under ``--benchmark-disable`` (the test command) the data shrink and each runs once.
 
 Peak memory is not visible to tracemalloc (the Rust heap), so ``python
-benches/test_bench_knn.py --memory`` runs each (c)/(d) search in a fresh subprocess and
+benches/test_bench_knn.py --memory`` runs each random-data search in a fresh subprocess and
 reports the peak resident set size (VmHWM, reset just before the search) minus the resident
 size just before it: the extra memory the fit+kneighbors call needed.
 """
@@ -45,9 +46,9 @@ def run(benchmark, smoke, fn, rounds):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-@pytest.mark.benchmark(group="knn-a-digits-fold-fit-predict")
+@pytest.mark.benchmark(group="knn-digits-fold-fit-predict")
 @pytest.mark.parametrize("lib", LIBS)
-def test_a_digits_fold(benchmark, lib, threads, smoke):
+def test_knn_digits_fold(benchmark, lib, threads, smoke):
     X, y = load_digits(return_X_y=True)
     train, test = next(iter(KFold(n_splits=4).split(X)))
     assert (len(train), len(test)) == (1347, 450)
@@ -59,9 +60,9 @@ def test_a_digits_fold(benchmark, lib, threads, smoke):
     assert np.mean(pred == y[test]) > 0.9
 
 
-@pytest.mark.benchmark(group="knn-b-digits-sweep-k1-9-4fold")
+@pytest.mark.benchmark(group="knn-digits-k1-9-sweep-4fold")
 @pytest.mark.parametrize("lib", LIBS)
-def test_b_digits_sweep(benchmark, lib, threads, smoke):
+def test_knn_digits_k_sweep(benchmark, lib, threads, smoke):
     X, y = load_digits(return_X_y=True)
     folds = list(KFold(n_splits=4).split(X))
     ks = range(1, 10)
@@ -93,19 +94,19 @@ def _search(lib, threads, X, Q):
     return est.kneighbors(Q)
 
 
-@pytest.mark.benchmark(group="knn-c-20000x64-10000q")
+@pytest.mark.benchmark(group="knn-random-20000x64-10000q")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("lib", LIBS)
-def test_c_medium(benchmark, lib, dtype, threads, smoke):
+def test_knn_random_20000x64(benchmark, lib, dtype, threads, smoke):
     shape = (2000, 500) if smoke else (20000, 10000)
     X, Q = random_data(*shape, 64, dtype)
     _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=5)
     assert ind.shape == (shape[1], 5)
 
 
-@pytest.mark.benchmark(group="knn-d-60000x784-float32-10000q")
+@pytest.mark.benchmark(group="knn-random-60000x784-float32-10000q")
 @pytest.mark.parametrize("lib", LIBS)
-def test_d_large(benchmark, lib, threads, smoke):
+def test_knn_random_60000x784_float32(benchmark, lib, threads, smoke):
     shape = (3000, 200) if smoke else (60000, 10000)
     X, Q = random_data(*shape, 784, np.float32)
     _dist, ind = run(benchmark, smoke, lambda: _search(lib, threads, X, Q), rounds=3)

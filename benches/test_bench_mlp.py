@@ -1,10 +1,13 @@
-"""MLP benchmarks (issue 3, section 4): oxlearn beside scikit-learn, threads pinned for both.
+"""MLP benchmarks: oxlearn beside scikit-learn, threads pinned for both.
 
 Groups:
-  (a) mlp-fit-256-{float64,float32}: fit (256,) on a digits training fold, 200 epochs (tol=0)
-  (b) mlp-fit-128x3-{float64,float32}: the same for (128, 128, 128)
-  (c) mlp-fit-16-float64: the same for a small net, (16,)
-  (d) mlp-predict-proba-10k: predict_proba of a fitted (256,) net on 10,000 rows
+  mlp-fit-256-{float64,float32}: fit (256,) on a digits training fold, 200 epochs (tol=0)
+  mlp-fit-128x3-{float64,float32}: the same for (128, 128, 128)
+  mlp-fit-16-float64: the same for a small net, (16,)
+  mlp-predict-proba-10k: predict_proba of a fitted (256,) net on 10,000 rows
+  mlp-fit-256-float64-callbacks: oxlearn's (256,) fit alone, with scikit-learn's
+    ``ProgressBar`` and with a callback whose hooks do nothing (the cost of handing each
+    epoch back to Python), to read the per-epoch overhead of the callback API
 
 scikit-learn's BLAS is pinned by benches/conftest.py (threadpoolctl); oxlearn's kernels
 take their thread count from OXLEARN_NUM_THREADS, set here to the same value. Under
@@ -111,3 +114,49 @@ def test_predict_proba_10k(benchmark: Any, lib: str, digits_fold: Any, smoke: bo
     proba = _run(benchmark, lambda: est.predict_proba(X_pred), smoke, rounds=30)
     assert proba.shape == (n_rows, 10)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-10)
+
+
+class _NoopCallback:
+    """A callback whose hooks do nothing: what handing each epoch back costs by itself."""
+
+    def setup(self, estimator: Any, context: Any) -> None:
+        pass
+
+    def teardown(self, estimator: Any, context: Any) -> None:
+        pass
+
+    def on_fit_task_begin(self, estimator: Any, context: Any) -> None:
+        pass
+
+    def on_fit_task_end(self, estimator: Any, context: Any) -> None:
+        pass
+
+
+def _progress_bar() -> Any:
+    from sklearn.callback import ProgressBar
+
+    return ProgressBar()
+
+
+CALLBACKS: dict[str, Callable[[], list[Any]]] = {
+    "none": list,
+    "noop": lambda: [_NoopCallback()],
+    "ProgressBar": lambda: [_progress_bar()],
+}
+
+
+@pytest.mark.parametrize("callbacks", list(CALLBACKS))
+def test_fit_256_callbacks(benchmark: Any, callbacks: str, digits_fold: Any, smoke: bool) -> None:
+    pytest.importorskip("rich")
+    benchmark.group = "mlp-fit-256-float64-callbacks"
+    X, y = digits_fold
+    epochs = 2 if smoke else EPOCHS
+    est = oxn.MLPClassifier(hidden_layer_sizes=(256,), max_iter=epochs, tol=0.0, random_state=0)
+
+    def fit() -> Any:
+        # A fresh callback per fit, as a user sets one up.
+        return est.set_callbacks(*CALLBACKS[callbacks]()).fit(X, y)
+
+    benchmark.extra_info.update(epochs=epochs, callbacks=callbacks)
+    fitted = _run(benchmark, fit, smoke, rounds=15)
+    assert fitted.n_iter_ == epochs

@@ -361,7 +361,7 @@ def test_binarize_equals_label_binarizer(fit_y: Any, y: Any) -> None:
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.uint64])
 @pytest.mark.parametrize("labels", [[3, 1, 2, 3, 1, 0], [5, 2, 5, 5], [7, 7, 7]])
 def test_label_binarizer_shortcut_equals_fit(dtype: Any, labels: Any) -> None:
-    from oxlearn._validation import fitted_label_binarizer, plain_int_labels
+    from oxlearn._plain_inputs import fitted_label_binarizer, plain_int_labels
     from sklearn.preprocessing import LabelBinarizer
 
     y = np.asarray(labels, dtype=dtype)

@@ -31,8 +31,8 @@ from oxlearn import _oxlearn
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import _check_precomputed, _get_threadlocal_config, get_chunk_n_rows
 from oxlearn._threads import resolve_n_jobs
-from oxlearn._validation import plain_float_matrix as _plain_float_matrix
-from oxlearn._validation import plain_int_labels
+from oxlearn._plain_inputs import plain_float_matrix as _plain_float_matrix
+from oxlearn._plain_inputs import plain_int_labels
 
 #: The logger that says, for each fit and query, which path ran (scikit-learn-intelex's
 #: convention): INFO records "<Class>.<method>: accelerated (Rust)" or
@@ -311,7 +311,7 @@ class _AcceleratedNeighborsMixin:
     def _fit_fast(self, X: Any, y: Any) -> bool:
         """Fit without the general validation when its outcome is known in advance.
 
-        Applies to a plain float matrix (see `oxlearn._validation.plain_float_matrix`) with
+        Applies to a plain float matrix (see `oxlearn._plain_inputs.plain_float_matrix`) with
         a non-empty 1-D integer ``y`` of the same length (or no ``y`` when none is needed), and
         no precomputed distances: scikit-learn's ``validate_data`` would return both
         unchanged (integer labels are always valid classification targets). Sets exactly

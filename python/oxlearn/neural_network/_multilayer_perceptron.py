@@ -45,7 +45,7 @@ from oxlearn._sklearn_compat import (
     available_if,
 )
 from oxlearn._threads import default_threads
-from oxlearn._validation import fitted_label_binarizer, plain_float_matrix, plain_int_labels
+from oxlearn._plain_inputs import fitted_label_binarizer, plain_float_matrix, plain_int_labels
 from oxlearn.neural_network._callbacks import (
     EpochTasks,
     IterationTasks,
@@ -247,7 +247,7 @@ def _verbose_epoch(
 
 
 def _plain_inputs(X: Any, y: Any) -> tuple[FloatArray, npt.NDArray[Any]] | None:
-    """``(X, y)`` when both are plain (see :mod:`oxlearn._validation`), else None.
+    """``(X, y)`` when both are plain (see :mod:`oxlearn._plain_inputs`), else None.
 
     A C-contiguous float matrix (``validate_data`` leaves it as it is, not even reordered)
     and a 1-D integer target of as many rows: the classifier's validation of them costs

@@ -8,6 +8,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+mod arrays;
 mod errors;
 mod mlp;
 mod neighbors;

@@ -5,10 +5,7 @@
 //! anything else is a `TypeError`. Arrays are borrowed before the GIL is released.
 
 use ndarray::{ArrayView1, ArrayView2};
-use numpy::{
-    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
-};
+use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use oxlearn_core::mlp::{
     self, Activation, EpochControl, EpochEnd, Loss, NetSpec, Optimizer, OutActivation, Schedule,
     ScoreKind, TrainConfig, TrainData, TrainState, TrainSummary,
@@ -17,100 +14,11 @@ use oxlearn_core::{Real, Threads};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::arrays::{
+    Dtype, WritableParams, dtype_of, matrix_slice, read_matrices, read_matrix, read_vector,
+    read_vectors, vector_slice,
+};
 use crate::errors::{run_detached, run_watched, to_pyerr};
-
-/// The training dtype of a call.
-#[derive(Clone, Copy)]
-enum Dtype {
-    F32,
-    F64,
-}
-
-fn dtype_of(x: &Bound<'_, PyAny>, name: &str) -> PyResult<Dtype> {
-    if x.cast::<PyArray2<f64>>().is_ok() {
-        Ok(Dtype::F64)
-    } else if x.cast::<PyArray2<f32>>().is_ok() {
-        Ok(Dtype::F32)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "{name} must be a 2-D float32 or float64 numpy array"
-        )))
-    }
-}
-
-fn type_name<T: Real>() -> &'static str {
-    if std::mem::size_of::<T>() == 4 {
-        "float32"
-    } else {
-        "float64"
-    }
-}
-
-/// The error for an array this call cannot borrow: one it also writes (the same array, or
-/// memory shared with it, passed twice) or a read-only one it must write. rust-numpy's
-/// `extract` would panic there (a `PanicException` that `except Exception` misses).
-fn borrow_error(name: &str, e: &numpy::BorrowError) -> PyErr {
-    PyValueError::new_err(format!(
-        "{name} cannot be borrowed ({e}): pass arrays that share no memory with the arrays \
-         this call writes, and writeable ones where it writes"
-    ))
-}
-
-/// Borrows a 2-D array of the training dtype, C-contiguous.
-fn ro2<'py, T: Real + Element>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<PyReadonlyArray2<'py, T>> {
-    let arr = obj.cast::<PyArray2<T>>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be a 2-D {} numpy array (the training dtype)",
-            type_name::<T>()
-        ))
-    })?;
-    let arr = arr.try_readonly().map_err(|e| borrow_error(name, &e))?;
-    if !arr.is_c_contiguous() {
-        return Err(PyTypeError::new_err(format!("{name} must be C-contiguous")));
-    }
-    Ok(arr)
-}
-
-/// Borrows a 1-D array of the training dtype, C-contiguous.
-fn ro1<'py, T: Real + Element>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<PyReadonlyArray1<'py, T>> {
-    let arr = obj.cast::<PyArray1<T>>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be a 1-D {} numpy array (the training dtype)",
-            type_name::<T>()
-        ))
-    })?;
-    let arr = arr.try_readonly().map_err(|e| borrow_error(name, &e))?;
-    if !arr.is_c_contiguous() {
-        return Err(PyTypeError::new_err(format!("{name} must be C-contiguous")));
-    }
-    Ok(arr)
-}
-
-fn ro2_list<'py, T: Real + Element>(
-    objs: &[Bound<'py, PyAny>],
-    name: &str,
-) -> PyResult<Vec<PyReadonlyArray2<'py, T>>> {
-    objs.iter()
-        .enumerate()
-        .map(|(i, o)| ro2::<T>(o, &format!("{name}[{i}]")))
-        .collect()
-}
-
-fn ro1_list<'py, T: Real + Element>(
-    objs: &[Bound<'py, PyAny>],
-    name: &str,
-) -> PyResult<Vec<PyReadonlyArray1<'py, T>>> {
-    objs.iter()
-        .enumerate()
-        .map(|(i, o)| ro1::<T>(o, &format!("{name}[{i}]")))
-        .collect()
-}
 
 fn threads_of(n_threads: i64) -> PyResult<Threads> {
     if n_threads < 1 {
@@ -130,9 +38,9 @@ fn forward_typed<'py, T: Real + Element>(
     out_activation: OutActivation,
     threads: Threads,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let x = ro2::<T>(x, "X")?;
-    let coefs = ro2_list::<T>(coefs, "coefs")?;
-    let intercepts = ro1_list::<T>(intercepts, "intercepts")?;
+    let x = read_matrix::<T>(x, "X")?;
+    let coefs = read_matrices::<T>(coefs, "coefs")?;
+    let intercepts = read_vectors::<T>(intercepts, "intercepts")?;
     let xv = x.as_array();
     let cv: Vec<ArrayView2<'_, T>> = coefs.iter().map(PyReadonlyArray2::as_array).collect();
     let iv: Vec<ArrayView1<'_, T>> = intercepts.iter().map(PyReadonlyArray1::as_array).collect();
@@ -190,11 +98,11 @@ fn loss_grad_typed<'py, T: Real + Element>(
     alpha: f64,
     threads: Threads,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    let packed = ro1::<T>(packed, "packed")?;
-    let x = ro2::<T>(x, "X")?;
-    let y = ro2::<T>(y, "Y")?;
+    let packed = read_vector::<T>(packed, "packed")?;
+    let x = read_matrix::<T>(x, "X")?;
+    let y = read_matrix::<T>(y, "Y")?;
     let sw = sample_weight
-        .map(|w| ro1::<T>(w, "sample_weight"))
+        .map(|w| read_vector::<T>(w, "sample_weight"))
         .transpose()?;
     let pv = packed
         .as_slice()
@@ -239,111 +147,6 @@ fn mlp_loss_grad<'py>(
         Dtype::F64 => loss_grad_typed::<f64>(py, packed, X, Y, sw, &spec, alpha, threads),
         Dtype::F32 => loss_grad_typed::<f32>(py, packed, X, Y, sw, &spec, alpha, threads),
     }
-}
-
-/// Borrows a list of arrays of the training dtype for writing, C-contiguous, and returns
-/// them with their flat slices.
-fn rw_list<'py, T: Real + Element, A>(
-    objs: &[Bound<'py, PyAny>],
-    name: &str,
-    extract: impl Fn(&Bound<'py, PyAny>) -> PyResult<A>,
-) -> PyResult<Vec<A>> {
-    objs.iter()
-        .enumerate()
-        .map(|(i, o)| {
-            extract(o).map_err(|e| {
-                PyTypeError::new_err(format!(
-                    "{name}[{i}] must be a writeable C-contiguous {} array of the right \
-                     dimension, not shared with another argument ({e})",
-                    type_name::<T>()
-                ))
-            })
-        })
-        .collect()
-}
-
-fn rw2<'py, T: Real + Element>(o: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArray2<'py, T>> {
-    let a = o
-        .cast::<PyArray2<T>>()?
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    if a.is_c_contiguous() {
-        Ok(a)
-    } else {
-        Err(PyTypeError::new_err("not C-contiguous"))
-    }
-}
-
-fn rw1<'py, T: Real + Element>(o: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArray1<'py, T>> {
-    let a = o
-        .cast::<PyArray1<T>>()?
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    if a.is_c_contiguous() {
-        Ok(a)
-    } else {
-        Err(PyTypeError::new_err("not C-contiguous"))
-    }
-}
-
-/// Borrows `coefs` (2-D) and `intercepts` (1-D) style lists: the first `n2` arrays are 2-D,
-/// the rest 1-D (scikit-learn's `_pack` order), and returns their flat slices.
-struct RwParams<'py, T: Real + Element> {
-    two: Vec<PyReadwriteArray2<'py, T>>,
-    one: Vec<PyReadwriteArray1<'py, T>>,
-}
-
-impl<'py, T: Real + Element> RwParams<'py, T> {
-    fn borrow(
-        two: &[Bound<'py, PyAny>],
-        one: &[Bound<'py, PyAny>],
-        name2: &str,
-        name1: &str,
-    ) -> PyResult<Self> {
-        Ok(Self {
-            two: rw_list::<T, _>(two, name2, rw2::<T>)?,
-            one: rw_list::<T, _>(one, name1, rw1::<T>)?,
-        })
-    }
-
-    /// Mixed lists (`opt_first`/`opt_second`): 2-D arrays first, then 1-D, split by ndim.
-    fn borrow_packed(objs: &[Bound<'py, PyAny>], name: &str) -> PyResult<Self> {
-        let split = objs
-            .iter()
-            .position(|o| o.cast::<PyArray1<T>>().is_ok())
-            .unwrap_or(objs.len());
-        Ok(Self {
-            two: rw_list::<T, _>(&objs[..split], name, rw2::<T>)?,
-            one: rw_list::<T, _>(&objs[split..], name, rw1::<T>)?,
-        })
-    }
-
-    fn slices(&mut self) -> PyResult<Vec<&mut [T]>> {
-        let mut out = Vec::with_capacity(self.two.len() + self.one.len());
-        for a in &mut self.two {
-            out.push(
-                a.as_slice_mut()
-                    .map_err(|e| PyTypeError::new_err(e.to_string()))?,
-            );
-        }
-        for a in &mut self.one {
-            out.push(
-                a.as_slice_mut()
-                    .map_err(|e| PyTypeError::new_err(e.to_string()))?,
-            );
-        }
-        Ok(out)
-    }
-}
-
-fn slice_of<'a, T: Real + Element>(a: &'a PyReadonlyArray2<'_, T>) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|e| PyTypeError::new_err(e.to_string()))
-}
-
-fn slice_of1<'a, T: Real + Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
 /// The hyper-parameters of `mlp_fit_stochastic`: the network, the optimizer's settings
@@ -596,34 +399,35 @@ struct Borrowed<'py, T: Real + Element> {
     y: PyReadonlyArray2<'py, T>,
     sw: Option<PyReadonlyArray1<'py, T>>,
     val: Option<ValArrays<'py, T>>,
-    params: RwParams<'py, T>,
-    first: RwParams<'py, T>,
-    second: RwParams<'py, T>,
-    best: RwParams<'py, T>,
+    params: WritableParams<'py, T>,
+    first: WritableParams<'py, T>,
+    second: WritableParams<'py, T>,
+    best: WritableParams<'py, T>,
 }
 
 impl<'py, T: Real + Element> Borrowed<'py, T> {
     fn borrow(a: &FitArrays<'_, 'py>) -> PyResult<Self> {
         let val = match a.validation {
             Some((xv, yv, swv)) => Some((
-                ro2::<T>(xv, "X_val")?,
-                ro2::<T>(yv, "Y_val")?,
-                swv.map(|w| ro1::<T>(w, "sample_weight_val")).transpose()?,
+                read_matrix::<T>(xv, "X_val")?,
+                read_matrix::<T>(yv, "Y_val")?,
+                swv.map(|w| read_vector::<T>(w, "sample_weight_val"))
+                    .transpose()?,
             )),
             None => None,
         };
         Ok(Self {
-            x: ro2::<T>(a.x, "X")?,
-            y: ro2::<T>(a.y, "Y")?,
+            x: read_matrix::<T>(a.x, "X")?,
+            y: read_matrix::<T>(a.y, "Y")?,
             sw: a
                 .sample_weight
-                .map(|w| ro1::<T>(w, "sample_weight"))
+                .map(|w| read_vector::<T>(w, "sample_weight"))
                 .transpose()?,
             val,
-            params: RwParams::borrow(a.params.0, a.params.1, "coefs", "intercepts")?,
-            first: RwParams::borrow_packed(a.moments.0, "opt_first")?,
-            second: RwParams::borrow_packed(a.moments.1, "opt_second")?,
-            best: RwParams::borrow(a.best.0, a.best.1, "best_coefs", "best_intercepts")?,
+            params: WritableParams::borrow(a.params.0, a.params.1, "coefs", "intercepts")?,
+            first: WritableParams::borrow_packed(a.moments.0, "opt_first")?,
+            second: WritableParams::borrow_packed(a.moments.1, "opt_second")?,
+            best: WritableParams::borrow(a.best.0, a.best.1, "best_coefs", "best_intercepts")?,
         })
     }
 }
@@ -643,16 +447,16 @@ fn fit_typed<T: Real + Element>(
     let mut b = Borrowed::<T>::borrow(arrays)?;
     let val = match &b.val {
         Some((xv, yv, swv)) => Some((
-            slice_of(xv)?,
-            slice_of(yv)?,
-            swv.as_ref().map(slice_of1).transpose()?,
+            matrix_slice(xv)?,
+            matrix_slice(yv)?,
+            swv.as_ref().map(vector_slice).transpose()?,
         )),
         None => None,
     };
     let data = TrainData {
-        x: slice_of(&b.x)?,
-        y: slice_of(&b.y)?,
-        sw: b.sw.as_ref().map(slice_of1).transpose()?,
+        x: matrix_slice(&b.x)?,
+        y: matrix_slice(&b.y)?,
+        sw: b.sw.as_ref().map(vector_slice).transpose()?,
         val,
     };
     let mut p_sl = b.params.slices()?;

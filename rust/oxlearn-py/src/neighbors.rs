@@ -4,14 +4,15 @@
 //! C-contiguous arrays of one float dtype (float32 or float64) per call; a different dtype
 //! raises `TypeError`. Every kernel runs with the GIL released.
 
-use ndarray::{Array2, ArrayView2, Dimension, Ix1, Ix2};
-use numpy::{Element, IntoPyArray, PyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray};
+use ndarray::{Array2, ArrayView2, Ix1, Ix2};
+use numpy::{IntoPyArray, PyArray1, PyArray2};
 use oxlearn_core::neighbors::{self, Metric, vote};
 use oxlearn_core::{Real, Threads, try_collect};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::arrays::{ReadOnly, matrix_if};
 use crate::errors::{run_detached, run_interruptible, to_pyerr};
 
 type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
@@ -40,42 +41,7 @@ fn to_isize(a: Array2<usize>) -> PyResult<Array2<isize>> {
         .map_err(|e| PyRuntimeError::new_err(format!("internal error in oxlearn: {e}")))
 }
 
-/// A read-only array argument. rust-numpy's own extraction panics (a `PanicException`
-/// that `except Exception` misses) when the array is borrowed for writing elsewhere, as
-/// the weights an MLP fit trains on another thread with the GIL released; this one raises
-/// `ValueError` then.
-struct Ro<'py, T: Element, D: Dimension>(PyReadonlyArray<'py, T, D>);
-
-impl<'a, 'py, T: Element + 'a, D: Dimension + 'a> FromPyObject<'a, 'py> for Ro<'py, T, D> {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let array = obj.cast::<PyArray<T, D>>()?;
-        array.try_readonly().map(Ro).map_err(|e| {
-            PyValueError::new_err(format!(
-                "an input array is being written by another call ({e}); pass a copy"
-            ))
-        })
-    }
-}
-
-impl<'py, T: Element, D: Dimension> std::ops::Deref for Ro<'py, T, D> {
-    type Target = PyReadonlyArray<'py, T, D>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-/// `obj` borrowed as a read-only 2-D array of `T`: `None` when it is not one, an error when
-/// it cannot be borrowed (see [`Ro`]).
-fn ro2<'py, T: Element>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Ro<'py, T, Ix2>>> {
-    if obj.cast::<PyArray2<T>>().is_err() {
-        return Ok(None);
-    }
-    obj.extract().map(Some)
-}
-
-fn metric_from(name: &str, p: f64, w: Option<Ro<'_, f64, Ix1>>) -> PyResult<Metric> {
+fn metric_from(name: &str, p: f64, w: Option<ReadOnly<'_, f64, Ix1>>) -> PyResult<Metric> {
     let w = w.map(|w| w.as_array().to_vec());
     Metric::from_name(name, p, w).map_err(crate::errors::to_pyerr)
 }
@@ -96,14 +62,14 @@ fn kneighbors<'py>(
     ks: Vec<usize>,
     metric: &str,
     p: f64,
-    w: Option<Ro<'py, f64, Ix1>>,
+    w: Option<ReadOnly<'py, f64, Ix1>>,
     n_jobs: Option<i64>,
 ) -> PyResult<Vec<DistInd<'py>>> {
     let metric = metric_from(metric, p, w)?;
     let threads = Threads::from_n_jobs(n_jobs);
-    let out = if let (Some(q), Some(t)) = (ro2::<f64>(query)?, ro2::<f64>(train)?) {
+    let out = if let (Some(q), Some(t)) = (matrix_if::<f64>(query)?, matrix_if::<f64>(train)?) {
         search(py, q.as_array(), t.as_array(), &ks, &metric, threads)?
-    } else if let (Some(q), Some(t)) = (ro2::<f32>(query)?, ro2::<f32>(train)?) {
+    } else if let (Some(q), Some(t)) = (matrix_if::<f32>(query)?, matrix_if::<f32>(train)?) {
         search(py, q.as_array(), t.as_array(), &ks, &metric, threads)?
     } else {
         return Err(dtype_error());
@@ -149,18 +115,18 @@ fn radius_neighbors<'py>(
     radius: f64,
     metric: &str,
     p: f64,
-    w: Option<Ro<'py, f64, Ix1>>,
+    w: Option<ReadOnly<'py, f64, Ix1>>,
     sort_results: bool,
     n_jobs: Option<i64>,
 ) -> PyResult<Csr<'py>> {
     let metric = metric_from(metric, p, w)?;
     let threads = Threads::from_n_jobs(n_jobs);
-    let res = if let (Some(q), Some(t)) = (ro2::<f64>(query)?, ro2::<f64>(train)?) {
+    let res = if let (Some(q), Some(t)) = (matrix_if::<f64>(query)?, matrix_if::<f64>(train)?) {
         let (q, t) = (q.as_array(), t.as_array());
         run_interruptible(py, work(&q, &t), |cancel| {
             neighbors::radius_neighbors_with(q, t, radius, &metric, sort_results, threads, cancel)
         })?
-    } else if let (Some(q), Some(t)) = (ro2::<f32>(query)?, ro2::<f32>(train)?) {
+    } else if let (Some(q), Some(t)) = (matrix_if::<f32>(query)?, matrix_if::<f32>(train)?) {
         let (q, t) = (q.as_array(), t.as_array());
         run_interruptible(py, work(&q, &t), |cancel| {
             neighbors::radius_neighbors_with(q, t, radius, &metric, sort_results, threads, cancel)
@@ -181,10 +147,10 @@ fn radius_neighbors<'py>(
 #[pyo3(signature = (neigh_ind, y, n_classes, weights))]
 fn knn_classify<'py>(
     py: Python<'py>,
-    neigh_ind: Ro<'py, i64, Ix2>,
-    y: Ro<'py, i64, Ix2>,
+    neigh_ind: ReadOnly<'py, i64, Ix2>,
+    y: ReadOnly<'py, i64, Ix2>,
     n_classes: Vec<usize>,
-    weights: Option<Ro<'py, f64, Ix2>>,
+    weights: Option<ReadOnly<'py, f64, Ix2>>,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
     let (nb, yv) = (neigh_ind.as_array(), y.as_array());
     let w = weights.as_ref().map(|w| w.as_array());
@@ -197,10 +163,10 @@ fn knn_classify<'py>(
 #[pyo3(signature = (neigh_ind, y, n_classes, weights))]
 fn knn_classify_proba<'py>(
     py: Python<'py>,
-    neigh_ind: Ro<'py, i64, Ix2>,
-    y: Ro<'py, i64, Ix2>,
+    neigh_ind: ReadOnly<'py, i64, Ix2>,
+    y: ReadOnly<'py, i64, Ix2>,
     n_classes: Vec<usize>,
-    weights: Option<Ro<'py, f64, Ix2>>,
+    weights: Option<ReadOnly<'py, f64, Ix2>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let (nb, yv) = (neigh_ind.as_array(), y.as_array());
     let w = weights.as_ref().map(|w| w.as_array());
@@ -213,17 +179,17 @@ fn knn_classify_proba<'py>(
 #[pyo3(signature = (neigh_ind, y, weights))]
 fn knn_regress<'py>(
     py: Python<'py>,
-    neigh_ind: Ro<'py, i64, Ix2>,
+    neigh_ind: ReadOnly<'py, i64, Ix2>,
     y: &Bound<'py, PyAny>,
-    weights: Option<Ro<'py, f64, Ix2>>,
+    weights: Option<ReadOnly<'py, f64, Ix2>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let nb = neigh_ind.as_array();
     let w = weights.as_ref().map(|w| w.as_array());
-    if let Some(y) = ro2::<f64>(y)? {
+    if let Some(y) = matrix_if::<f64>(y)? {
         let yv = y.as_array();
         let out = run_detached(py, || vote::regress(nb, yv, w))?;
         Ok(out.into_pyarray(py).into_any())
-    } else if let Some(y) = ro2::<f32>(y)? {
+    } else if let Some(y) = matrix_if::<f32>(y)? {
         let yv = y.as_array();
         let out = run_detached(py, || vote::regress(nb, yv, w))?;
         Ok(out.into_pyarray(py).into_any())
