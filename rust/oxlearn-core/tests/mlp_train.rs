@@ -651,7 +651,7 @@ fn weights_and_moments_come_back_to_the_caller() {
 /// reordered, and the two fits differ only in the order of the first layer's sums.
 #[test]
 fn sparse_inputs_train_as_their_reordered_copy() {
-    use oxlearn_core::mlp::small::{applies, skips_zeros};
+    use oxlearn_core::mlp::tiled::{applies, skips_zeros};
     let units = vec![20, 64, 5];
     let (n, d, width) = (240, units[0], units[1]);
     let mut p = problem(n, &units, 11);

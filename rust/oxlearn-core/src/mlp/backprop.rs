@@ -10,12 +10,12 @@ use super::buf::Buf;
 use super::chunk::{
     MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows, reduce, sum_squares,
 };
-use super::forward::{bias_slice, forward_chunk, forward_small, panel_room, product_rows};
+use super::forward::{bias_slice, forward_chunk, forward_tiled, panel_room, product_rows};
 use super::loss::log_loss_and_delta;
 use super::optim::{Grads, Optimizer, SummedGrads};
 use super::simd::SimdLevel;
-use super::small::{self, Epilogue, Left, Mat, NC, Right};
 use super::team::Exec;
+use super::tiled::{self, Epilogue, LeftOperand, Mat, NC, RightOperand};
 use super::{Loss, NetSpec, OutActivation, check_params};
 use crate::error::{CoreError, Result, checked_len as mul, try_collect, try_filled, try_vec};
 use crate::linalg::gemm;
@@ -41,7 +41,7 @@ struct Chunk<T> {
     xb: Buf<T>,
     yb: Buf<T>,
     swb: Vec<T>,
-    /// Scratch space of the small kernels: packed column tiles, a transposed gradient.
+    /// Scratch space of the tiled kernels: packed column tiles, a transposed gradient.
     panel: Buf<T>,
     tr: Buf<T>,
     /// The log-loss's logarithms (see [`log_loss_and_delta`]).
@@ -52,7 +52,7 @@ struct Chunk<T> {
 
 impl<T: Real> Chunk<T> {
     /// The loss of the output layer (`acts[last]`, `rows` rows) and its delta with column
-    /// sums. With `fused` (the small-net path), a softmax log-loss takes the fused,
+    /// sums. With `fused` (the tiled path), a softmax log-loss takes the fused,
     /// vectorised pass of `log_loss_and_delta` compiled for that level.
     fn output_loss_delta(
         &mut self,
@@ -93,7 +93,7 @@ impl<T: Real> Chunk<T> {
     /// here, up front, so that an allocation failure is an error of the constructor (and
     /// never an abort inside the training loop): the activations (and with `grads` the
     /// deltas and gradients) written in full, and the room of the buffers the passes grow
-    /// on demand, reserved but not written: the small kernels' packed panels (unless
+    /// on demand, reserved but not written: the tiled kernels' packed panels (unless
     /// `whole`), and for a training chunk (`grads` and not `whole`) the gathered rows, the
     /// transposed gradients and the log-loss's logarithms.
     fn new(units: &[usize], len: usize, grads: bool, whole: bool) -> Result<Self> {
@@ -116,7 +116,7 @@ impl<T: Real> Chunk<T> {
             .max()
             .unwrap_or(0);
         let room = |n: usize| if train { n } else { 0 };
-        // Forward-only chunks (validation scores) run the small kernels too.
+        // Forward-only chunks (validation scores) run the tiled kernels too.
         let panel_room = if whole { 0 } else { panel_room(units, len) };
         Ok(Self {
             acts: per_layer(true)?,
@@ -202,10 +202,10 @@ impl<T: Real> Chunk<T> {
         }
     }
 
-    /// [`Chunk::backprop`] of a narrow network (see [`small::applies`]) through the fused
-    /// small kernels: `x` is the chunk's `rows` input rows, read in place (through the
+    /// [`Chunk::backprop`] of a narrow network (see [`tiled::applies`]) through the fused
+    /// tiled kernels: `x` is the chunk's `rows` input rows, read in place (through the
     /// shuffled index for a training batch), `coefs` the row-major weight matrices.
-    fn backprop_small(
+    fn backprop_tiled(
         &mut self,
         x: Mat<'_, T>,
         rows: usize,
@@ -219,7 +219,7 @@ impl<T: Real> Chunk<T> {
         let units = &spec.units;
         let layers = coefs.len();
         let last = layers - 1;
-        forward_small(
+        forward_tiled(
             x,
             rows,
             coefs,
@@ -232,19 +232,19 @@ impl<T: Real> Chunk<T> {
             &mut self.panel,
         );
         self.output_loss_delta(spec, y, sw, rows, Some(level));
-        self.coef_grad_small(last, x, rows, units, level);
+        self.coef_grad_tiled(last, x, rows, units, level);
         for i in (1..=last).rev() {
             let (lo, hi) = self.deltas.split_at_mut(i);
             let w_in = units[i];
             let w_out = units[i + 1];
             // delta[i - 1] = (delta[i] @ coefs[i].T) * f'(activations[i]), with its sums.
-            small::product(
+            tiled::product(
                 level,
                 rows,
                 w_in,
                 w_out,
-                Left::Rows(Mat::rows(&hi[0][..rows * w_out], w_out)),
-                Right::Cols(Mat::rows(coefs[i], w_out)),
+                LeftOperand::Rows(Mat::rows(&hi[0][..rows * w_out], w_out)),
+                RightOperand::Cols(Mat::rows(coefs[i], w_out)),
                 &mut lo[i - 1][..rows * w_in],
                 w_in,
                 Epilogue::Deriv {
@@ -254,14 +254,14 @@ impl<T: Real> Chunk<T> {
                 },
                 &mut self.panel,
             );
-            self.coef_grad_small(i - 1, x, rows, units, level);
+            self.coef_grad_tiled(i - 1, x, rows, units, level);
         }
     }
 
-    /// `coef_grads[l] = activations[l].T @ deltas[l]` for this chunk through the small
+    /// `coef_grads[l] = activations[l].T @ deltas[l]` for this chunk through the tiled
     /// kernels, computed as its transpose `deltas[l].T @ activations[l]` when that pads
     /// fewer columns to the register tile (the sums, hence the bits, are the same).
-    fn coef_grad_small(
+    fn coef_grad_tiled(
         &mut self,
         l: usize,
         x: Mat<'_, T>,
@@ -285,13 +285,13 @@ impl<T: Real> Chunk<T> {
         let delta = Mat::rows(&self.deltas[l][..rows * n], n);
         let dst = &mut self.coef_grads[l][..m * n];
         if m * n.div_ceil(NC) * NC <= n * m.div_ceil(NC) * NC {
-            small::product(
+            tiled::product(
                 level,
                 m,
                 n,
                 rows,
-                Left::Cols(input),
-                Right::Rows(delta),
+                LeftOperand::Cols(input),
+                RightOperand::Rows(delta),
                 dst,
                 n,
                 Epilogue::Store,
@@ -300,13 +300,13 @@ impl<T: Real> Chunk<T> {
         } else {
             let mut tr = std::mem::take(&mut self.tr);
             tr.resize(m * n, T::zero());
-            small::product(
+            tiled::product(
                 level,
                 n,
                 m,
                 rows,
-                Left::Cols(delta),
-                Right::Rows(input),
+                LeftOperand::Cols(delta),
+                RightOperand::Rows(input),
                 &mut tr,
                 m,
                 Epilogue::Store,
@@ -390,7 +390,7 @@ enum Src<'a, T> {
         y: &'a [T],
         sw: Option<&'a [T]>,
         idx: &'a [usize],
-        /// [`small::nonzero_masks`] of `x`, when the small kernels may skip its zeros.
+        /// [`tiled::nonzero_masks`] of `x`, when the tiled kernels may skip its zeros.
         nonzero: Option<&'a [u64]>,
     },
 }
@@ -625,7 +625,7 @@ impl<T: Real> Workspace<T> {
 
     /// [`Workspace::backprop_deferred`] on `exec` (the training loop's team), with
     /// `penalty` the coefficients' sum of squares when the last update computed it (see
-    /// [`Workspace::update_params_on`]) and `nonzero` the [`small::nonzero_masks`] of `x`,
+    /// [`Workspace::update_params_on`]) and `nonzero` the [`tiled::nonzero_masks`] of `x`,
     /// whose zeros the first layer's products skip when `penalty` is finite. (A product
     /// `0 * w` adds zero to a sum, which leaves its bits alone when `w` is finite; a finite
     /// sum of squares means every coefficient is finite. A non-finite weight takes the full
@@ -769,7 +769,7 @@ impl<T: Real> Workspace<T> {
         };
         let n_chunks = rows.div_ceil(len);
         let defer = defer && n_chunks <= self.chunks.len();
-        let small = !self.whole && small::applies(&self.units);
+        let small = !self.whole && tiled::applies(&self.units);
         let cs: Vec<&[T]> = coef_slices.iter().map(|c| &c[..]).collect();
         self.pending = None;
         let mut total = 0.0_f64;
@@ -790,7 +790,7 @@ impl<T: Real> Workspace<T> {
                 match src {
                     Src::Rows { x, y, sw } if small && x.is_standard_layout() => {
                         let xs = x.slice(ndarray::s![start..end, ..]);
-                        chunk.backprop_small(
+                        chunk.backprop_tiled(
                             Mat::rows(xs.to_slice().expect("standard layout rows"), d),
                             r,
                             &y[start * n_out..end * n_out],
@@ -821,7 +821,7 @@ impl<T: Real> Workspace<T> {
                         let mut xb = std::mem::take(&mut chunk.xb);
                         let mut yb = std::mem::take(&mut chunk.yb);
                         let mut swb = std::mem::take(&mut chunk.swb);
-                        // The small kernels read the input rows in place.
+                        // The tiled kernels read the input rows in place.
                         xb.resize(if small { 0 } else { r * d }, T::zero());
                         yb.resize(r * n_out, T::zero());
                         for (j, &row) in idx[start..end].iter().enumerate() {
@@ -837,7 +837,7 @@ impl<T: Real> Workspace<T> {
                         }
                         if small {
                             let xm = Mat::picked(x, d, &idx[start..end]);
-                            chunk.backprop_small(
+                            chunk.backprop_tiled(
                                 match nonzero {
                                     Some(masks) => xm.with_nonzero(masks),
                                     None => xm,

@@ -27,7 +27,7 @@ pub const CHUNK_ROWS: usize = 128;
 
 /// A chunk holds at least this many forward multiply-adds (`rows * sum(units[i] *
 /// units[i + 1])`): below that, a chunk's work is too short to pay for a second thread and
-/// its extra kernel calls. With the fused small kernels ([`super::small`]) a 100-row chunk
+/// its extra kernel calls. With the fused tiled kernels ([`super::tiled`]) a 100-row chunk
 /// of a digits `(16,)` net (~118k multiply-adds, ~15 µs) does pay: the 200-row batches of
 /// that net split in two. When this threshold was set (before the AVX-512 tiles), that took
 /// a 2-thread fit from ~61 to ~47 ms, and one thread from ~61 to ~69 ms (the cost of the

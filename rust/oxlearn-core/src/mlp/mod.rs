@@ -5,11 +5,11 @@
 //! * [`loss`]: scikit-learn's `LOSS_FUNCTIONS` with their eps clipping.
 //! * [`forward`] and [`backprop`]: the forward pass and the loss gradient on preallocated
 //!   buffers ([`Workspace`]), with every matrix product through [`crate::linalg::gemm`] (or
-//!   [`small`] for narrow networks).
+//!   [`tiled`] for narrow networks).
 //! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
 //!   backward passes, gradients summed in chunk order: the same bits for any thread count).
 //! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
-//! * [`small`]: hand-written products for narrow networks, fused with their element-wise
+//! * [`tiled`]: hand-written products for narrow networks, fused with their element-wise
 //!   passes and reading shuffled batches in place.
 //! * [`team`]: worker threads that spin between a training loop's parallel sections.
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
@@ -43,8 +43,8 @@ pub mod loss;
 pub mod optim;
 pub mod score;
 pub mod simd;
-pub mod small;
 pub mod team;
+pub mod tiled;
 pub mod train;
 
 pub use activation::{Activation, OutActivation};

@@ -14,8 +14,8 @@ use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
 use super::score::ScoreKind;
-use super::small::{self, try_nonzero_masks};
 use super::team::{Exec, with_team};
+use super::tiled::{self as small, try_nonzero_masks};
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result, try_collect, try_filled, try_vec};
 use crate::parallel::Threads;
@@ -475,7 +475,7 @@ fn write_back<T: Real, S: std::ops::Deref<Target = [T]>>(
 }
 
 /// Training inputs with many zeros, prepared so that the first layer's register tiles skip
-/// them (see [`super::small::Mat::nonzero`]).
+/// them (see [`super::tiled::Mat::nonzero`]).
 ///
 /// The features are reordered by how often they are zero, most often first, so that the
 /// rows of a tile of the weight gradient `X.T @ delta` (a few consecutive features) tend to
