@@ -5,7 +5,7 @@
 use oxlearn_core::mlp::activation::{
     backprop_rows_at, exp_f64, hidden_bias_activate, softmax_block, softmax_row,
 };
-use oxlearn_core::mlp::chunk::{reduce, sum_squares};
+use oxlearn_core::mlp::elementwise::{reduce, sum_squares};
 use oxlearn_core::mlp::optim::{AdamConsts, adam_step_at, sgd_step_at};
 use oxlearn_core::mlp::simd::SimdLevel;
 use oxlearn_core::mlp::{Activation, forward_predict};

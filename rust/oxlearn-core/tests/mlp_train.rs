@@ -96,7 +96,7 @@ fn adam_first_steps_match_hand_computation() {
 /// squares behind the L2 penalty.
 #[test]
 fn subnormal_squares_are_flushed_and_the_step_is_unchanged() {
-    use oxlearn_core::mlp::chunk::sum_squares;
+    use oxlearn_core::mlp::elementwise::sum_squares;
     use oxlearn_core::mlp::simd::SimdLevel;
     let c = adam_consts_f32(-1e-3);
     // 0.001 * (1e-19)^2 = 1e-41 is subnormal in float32; 0.001 * (1e-16)^2 = 1e-35 is not.

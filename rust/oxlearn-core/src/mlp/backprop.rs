@@ -7,12 +7,11 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 use super::activation::backprop_rows_at;
 use super::buf::Buf;
-use super::chunk::{
-    MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows, reduce, sum_squares,
-};
+use super::elementwise::{reduce, sum_squares};
 use super::forward::{bias_slice, forward_chunk, forward_tiled, panel_room, product_rows};
 use super::loss::log_loss_and_delta;
 use super::optim::{Grads, Optimizer, SummedGrads};
+use super::partition::{MAX_LIVE_CHUNKS, chunk_len, for_each_chunk, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::team::Exec;
 use super::tiled::{self, Epilogue, LeftOperand, Mat, NC, RightOperand};
@@ -22,7 +21,7 @@ use crate::linalg::gemm;
 use crate::parallel::Threads;
 use crate::real::Real;
 
-/// The buffers of one row chunk (see [`super::chunk`]).
+/// The buffers of one row chunk (see [`super::partition`]).
 #[derive(Debug, Clone)]
 struct Chunk<T> {
     /// `acts[l]` holds layer `l + 1`'s activations, `(len, units[l + 1])` row-major.
@@ -398,7 +397,7 @@ enum Src<'a, T> {
 /// Every buffer one loss-and-gradient evaluation needs, for batches of up to `cap` rows.
 ///
 /// Allocated once per fit; batches use the leading rows. A batch is cut into the fixed row
-/// chunks of [`super::chunk`], which run in parallel with their own buffers; the gradients
+/// chunks of [`super::partition`], which run in parallel with their own buffers; the gradients
 /// are then summed chunk after chunk, so results never depend on the thread count.
 #[derive(Debug, Clone)]
 pub struct Workspace<T> {

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::activation::hidden_bias_activate;
 use super::buf::Buf;
-use super::chunk::{chunk_len, max_chunk_rows};
+use super::partition::{chunk_len, max_chunk_rows};
 use super::simd::SimdLevel;
 use super::tiled::{self, Epilogue, LeftOperand, Mat, RightOperand};
 use super::{Activation, OutActivation, check_params, units_of};

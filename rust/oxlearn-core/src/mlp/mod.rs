@@ -6,7 +6,7 @@
 //! * [`forward`] and [`backprop`]: the forward pass and the loss gradient on preallocated
 //!   buffers ([`Workspace`]), with every matrix product through [`crate::linalg::gemm`] (or
 //!   [`tiled`] for narrow networks).
-//! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
+//! * [`partition`]: the fixed row partition that parallelises a batch (per-chunk forward and
 //!   backward passes, gradients summed in chunk order: the same bits for any thread count).
 //! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
 //! * [`tiled`]: hand-written products for narrow networks, fused with their element-wise
@@ -37,10 +37,11 @@
 pub mod activation;
 pub mod backprop;
 pub mod buf;
-pub mod chunk;
+pub mod elementwise;
 pub mod forward;
 pub mod loss;
 pub mod optim;
+pub mod partition;
 pub mod score;
 pub mod simd;
 pub mod team;

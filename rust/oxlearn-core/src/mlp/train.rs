@@ -10,9 +10,9 @@ use rand_pcg::Pcg64;
 
 use super::backprop::Workspace;
 use super::buf::Buf;
-use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
+use super::partition::{chunk_len, max_chunk_rows};
 use super::score::ScoreKind;
 use super::team::{Exec, with_team};
 use super::tiled::{self as small, try_nonzero_masks};
