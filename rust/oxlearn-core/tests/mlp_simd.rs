@@ -606,7 +606,7 @@ fn zero_skipping_products_keep_the_bits_f32() {
 /// with an infinite first-layer weight both take every term (`0 * inf` is NaN).
 #[test]
 fn predict_on_sparse_inputs_keeps_the_bits() {
-    use oxlearn_core::mlp::backprop::Workspace;
+    use oxlearn_core::mlp::Workspace;
     use oxlearn_core::mlp::{Loss, NetSpec, OutActivation};
     let mut rng = Pcg64::seed_from_u64(21);
     let units = [70, 64, 5];

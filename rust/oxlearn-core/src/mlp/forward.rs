@@ -1,4 +1,6 @@
-//! The forward pass (scikit-learn's `_forward_pass` / `_forward_pass_fast`).
+//! The forward pass (scikit-learn's `_forward_pass` / `_forward_pass_fast`): of one row chunk
+//! (through the `gemm` crate or the register tiles of [`super::tiled`]), of a batch on a
+//! [`Workspace`] (the training loop's validation scores), and [`forward_predict`].
 
 use std::borrow::Cow;
 
@@ -7,10 +9,12 @@ use rayon::prelude::*;
 
 use super::activation::hidden_bias_activate;
 use super::buf::Buf;
-use super::partition::{chunk_len, max_chunk_rows};
+use super::partition::{chunk_len, for_each_chunk, max_chunk_rows};
 use super::simd::SimdLevel;
+use super::team::Exec;
 use super::tiled::{self, Epilogue, LeftOperand, Mat, RightOperand};
-use super::{Activation, OutActivation, check_params, units_of};
+use super::workspace::{Chunk, Workspace};
+use super::{Activation, NetSpec, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result, checked_len, try_filled};
 use crate::linalg::gemm;
 use crate::parallel::Threads;
@@ -322,4 +326,70 @@ pub fn forward_predict<T: Real>(
         }
     })??;
     Ok(out)
+}
+
+impl<T: Real> Workspace<T> {
+    /// Forward pass over the rows of `x`; read the result with [`Workspace::output`].
+    pub fn forward(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        threads: Threads,
+    ) {
+        self.forward_on(x, coefs, intercepts, spec, threads.into());
+    }
+
+    /// [`Workspace::forward`] on `exec` (the training loop's team).
+    pub(crate) fn forward_on(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        exec: Exec<'_>,
+    ) {
+        let rows = x.nrows();
+        let n_out = self.units[self.units.len() - 1];
+        if self.out.len() < rows * n_out {
+            self.out.resize(rows * n_out, T::zero());
+        }
+        let len = chunk_len(rows, max_chunk_rows(&self.units));
+        let n_chunks = rows.div_ceil(len);
+        let level = self.level;
+        let units = &self.units;
+        let layers = coefs.len();
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let base = wave_start * len;
+            let out_rows = ((wave_start + wave) * len).min(rows) - base;
+            let mut items: Vec<(&mut Chunk<T>, &mut [T])> = self.chunks[..wave]
+                .iter_mut()
+                .zip(self.out[base * n_out..(base + out_rows) * n_out].chunks_mut(len * n_out))
+                .collect();
+            for_each_chunk(exec, &mut items, |i, (chunk, dst)| {
+                let start = base + i * len;
+                let r = dst.len() / n_out;
+                let xc = x.slice(ndarray::s![start..start + r, ..]);
+                forward_chunk(
+                    xc,
+                    coefs,
+                    intercepts,
+                    units,
+                    spec.activation,
+                    spec.out_activation,
+                    &mut chunk.acts,
+                    &mut chunk.panel,
+                    level,
+                    Threads::Single,
+                    true,
+                    false,
+                );
+                dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
+            });
+            wave_start += wave;
+        }
+    }
 }

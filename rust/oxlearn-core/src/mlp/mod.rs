@@ -35,28 +35,32 @@
 //! ```
 
 pub mod activation;
-pub mod backprop;
+pub mod backward;
 pub mod buf;
 pub mod elementwise;
 pub mod forward;
 pub mod loss;
 pub mod optim;
+pub mod packed;
 pub mod partition;
 pub mod score;
 pub mod simd;
 pub mod team;
 pub mod tiled;
 pub mod train;
+pub mod update;
+pub mod workspace;
 
 pub use activation::{Activation, OutActivation};
-pub use backprop::{Workspace, loss_grad_packed};
 pub use forward::forward_predict;
 pub use loss::Loss;
 pub use optim::{Optimizer, Schedule};
+pub use packed::loss_grad_packed;
 pub use score::ScoreKind;
 pub use train::{
     EpochControl, StopReason, TrainConfig, TrainData, TrainState, TrainSummary, fit_stochastic,
 };
+pub use workspace::Workspace;
 
 use ndarray::{ArrayView1, ArrayView2};
 

@@ -8,7 +8,6 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64;
 
-use super::backprop::Workspace;
 use super::buf::Buf;
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
@@ -16,6 +15,7 @@ use super::partition::{chunk_len, max_chunk_rows};
 use super::score::ScoreKind;
 use super::team::{Exec, with_team};
 use super::tiled::{self as small, try_nonzero_masks};
+use super::workspace::Workspace;
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result, try_collect, try_filled, try_vec};
 use crate::parallel::Threads;
