@@ -279,9 +279,9 @@ impl<T: Real> Chunk<T> {
         src: BatchRows<'_, T>,
         start: usize,
         end: usize,
-        pass: &Pass<'_, T>,
+        ctx: &EvalContext<'_, T>,
     ) {
-        let Pass {
+        let EvalContext {
             coefs,
             coef_rows: cs,
             intercepts,
@@ -291,7 +291,7 @@ impl<T: Real> Chunk<T> {
             use_tiles,
             d,
             n_out,
-        } = *pass;
+        } = *ctx;
         let r = end - start;
         match src {
             BatchRows::Rows { x, y, sw } if use_tiles && x.is_standard_layout() => {
@@ -442,7 +442,7 @@ impl<T: Real> BatchRows<'_, T> {
 }
 
 /// What every chunk of one evaluation shares.
-struct Pass<'a, T> {
+struct EvalContext<'a, T> {
     /// The weight matrices.
     coefs: &'a [ArrayView2<'a, T>],
     /// The same, as row-major slices (the tiled kernels' operands).
@@ -604,7 +604,7 @@ impl<T: Real> Workspace<T> {
         let n_chunks = rows.div_ceil(len);
         let defer = defer && n_chunks <= self.chunks.len();
         let cs: Vec<&[T]> = coef_slices.iter().map(|c| &c[..]).collect();
-        let pass = Pass {
+        let ctx = EvalContext {
             coefs,
             coef_rows: &cs,
             intercepts,
@@ -631,7 +631,7 @@ impl<T: Real> Workspace<T> {
                 } else {
                     penalty_share(level, &cs, wave_start + i, n_chunks)
                 };
-                chunk.backprop_part(src, start, end, &pass);
+                chunk.backprop_part(src, start, end, &ctx);
             });
             for c in chunks.iter() {
                 total += c.loss;
@@ -649,7 +649,7 @@ impl<T: Real> Workspace<T> {
         self.penalized_loss(
             spec,
             total,
-            pass.n_out,
+            ctx.n_out,
             sw_sum_f64,
             alpha,
             &coef_slices,

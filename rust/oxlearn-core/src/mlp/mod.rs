@@ -1,20 +1,28 @@
 //! Multi-layer perceptrons: scikit-learn's `BaseMultilayerPerceptron` arithmetic in Rust.
 //!
-//! * [`activation`]: hidden and output activations and the hidden derivatives, applied in
-//!   fused passes (bias + activation; derivative + intercept-gradient column sums).
+//! Modules, by stage:
+//!
+//! * [`workspace`]: [`Workspace`], the preallocated buffers of a batch and its row chunks.
+//! * [`forward`]: the forward pass (one chunk, a batch on a workspace, [`forward_predict`]).
+//! * [`backward`]: the loss and its gradients for a batch (scikit-learn's `_backprop`).
+//! * [`update`]: the optimizer step on a workspace, summing deferred chunk gradients in its pass.
+//! * [`train`]: the whole `_fit_stochastic` loop, with an epoch-end hook for interrupts.
+//! * [`packed`]: the packed parameter vector and the L-BFGS objective, [`loss_grad_packed`].
+//!
+//! and what the stages use:
+//!
+//! * [`partition`]: the fixed row partition that parallelises a batch (same bits for any
+//!   thread count).
+//! * [`tiled`]: register-tiled products fused with their element-wise passes (every net on
+//!   AVX-512, narrow nets elsewhere), and the input zero masks they skip.
+//! * [`elementwise`]: the gradient reduction, the final gradient blocks and the sum of squares.
+//! * [`activation`]: activations and hidden derivatives, fused with bias and column sums.
 //! * [`loss`]: scikit-learn's `LOSS_FUNCTIONS` with their eps clipping.
-//! * [`forward`] and [`backprop`]: the forward pass and the loss gradient on preallocated
-//!   buffers ([`Workspace`]), with every matrix product through [`crate::linalg::gemm`] (or
-//!   [`tiled`] for narrow networks).
-//! * [`partition`]: the fixed row partition that parallelises a batch (per-chunk forward and
-//!   backward passes, gradients summed in chunk order: the same bits for any thread count).
-//! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
-//! * [`tiled`]: hand-written products for narrow networks, fused with their element-wise
-//!   passes and reading shuffled batches in place.
-//! * [`team`]: worker threads that spin between a training loop's parallel sections.
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
-//! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
-//!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
+//! * [`score`]: the early-stopping validation scores.
+//! * [`buf`]: cache-line-aligned buffers for the vector kernels.
+//! * [`simd`]: AVX-512 / AVX2 builds of the element-wise passes, chosen at run time.
+//! * [`team`]: worker threads that spin between a training loop's parallel sections.
 //!
 //! Parameters follow scikit-learn's layout: `coefs[i]` has shape `(units[i], units[i + 1])`
 //! and `intercepts[i]` shape `(units[i + 1],)`; the packed vector (L-BFGS) is every coef

@@ -7,9 +7,8 @@
 //! scalar, so it forms the update in float64 and rounds it when adding it to the parameter.
 //! We did the same until it measured as the largest cost after the products (two float64
 //! divisions per sixteen float32 parameters on the divider, next to the square root); in
-//! float32 it is one, and a float32 fit of a digits `(256,)` net took 11% less time on one
-//! thread. The update differs from NumPy's by about an ulp of the update, far below an ulp of
-//! the parameter it is added to.
+//! float32 it is one. The update differs from NumPy's by about an ulp of the update, far
+//! below an ulp of the parameter it is added to.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `simd::multiversion!` (an ordinary call would run the

@@ -57,17 +57,17 @@ pub const NC: usize = 16;
 /// Without AVX-512, hidden and output layers at most this wide use these kernels (see
 /// [`applies`]); wider layers keep the `gemm` crate, which is faster there than the
 /// portable tiles.
-pub const SMALL_MAX: usize = 32;
+pub const NARROW_MAX: usize = 32;
 
 /// Whether a network of layer widths `units` trains and predicts with these kernels: on an
-/// AVX-512 CPU always, otherwise when every layer after the input is at most [`SMALL_MAX`]
+/// AVX-512 CPU always, otherwise when every layer after the input is at most [`NARROW_MAX`]
 /// wide (the input may be any width) on a CPU with fused multiply-add instructions (an
 /// x86-64 CPU without them would compute each one in libm's software `fma`, far slower than
 /// the `gemm` crate's plain products).
 pub fn applies(units: &[usize]) -> bool {
     let hardware_fma = cfg!(any(target_feature = "fma", not(target_arch = "x86_64")))
         || SimdLevel::detected() != SimdLevel::Portable;
-    let narrow = units.len() >= 2 && units[1..].iter().all(|&w| w <= SMALL_MAX);
+    let narrow = units.len() >= 2 && units[1..].iter().all(|&w| w <= NARROW_MAX);
     hardware_fma && units.len() >= 2 && (narrow || SimdLevel::detected() == SimdLevel::Avx512)
 }
 
