@@ -1,6 +1,6 @@
 //! The one place that calls the GEMM crate.
 //!
-//! [`gemm`] multiplies strided ndarray views (any layout, transposes are just `.t()` views)
+//! [`gemm()`] multiplies strided ndarray views (any layout, transposes are just `.t()` views)
 //! with the `gemm` crate, which picks an AVX-512 / AVX2+FMA / SSE / NEON micro-kernel at run time,
 //! so the shipped wheel is built for a portable baseline and still runs at the machine's speed.
 

@@ -51,7 +51,7 @@
 //! `mul_add` (Rust never contracts `a * b + c`) and no reassociation, so every level gives
 //! the same bits; `tests/mlp_simd.rs` and the neighbour tests check that against
 //! [`SimdLevel::Portable`]. The level also picks which MLP products use the narrow-network
-//! tiles ([`crate::mlp::small::applies`]), a choice that does depend on it.
+//! tiles ([`crate::mlp::tiled::applies`]), a choice that does depend on it.
 //!
 //! Why our own macro rather than the `multiversion` or `pulp` crates: the kernels need two
 //! feature subsets per level, a level argument that tests can force, and a closure compiled

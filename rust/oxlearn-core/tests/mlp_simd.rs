@@ -5,7 +5,7 @@
 use oxlearn_core::mlp::activation::{
     backprop_rows_at, exp_f64, hidden_bias_activate, softmax_block, softmax_row,
 };
-use oxlearn_core::mlp::chunk::{reduce, sum_squares};
+use oxlearn_core::mlp::elementwise::{reduce, sum_squares};
 use oxlearn_core::mlp::optim::{AdamConsts, adam_step_at, sgd_step_at};
 use oxlearn_core::mlp::{Activation, forward_predict};
 use oxlearn_core::platform::SimdLevel;
@@ -215,7 +215,7 @@ fn softmax_block_matches_row_softmax() {
 }
 
 /// `sum_k a(i, k) b(k, j)` with one fused multiply-add per step, `k` ascending from zero:
-/// the arithmetic `small::product` promises.
+/// the arithmetic `tiled::product` promises.
 fn naive_product<T: Real>(
     m: usize,
     n: usize,
@@ -237,7 +237,9 @@ fn naive_product<T: Real>(
 }
 
 fn check_small_products<T: Real>() {
-    use oxlearn_core::mlp::small::{Epilogue, GEMM_MIN, Left, Mat, Right, product};
+    use oxlearn_core::mlp::tiled::{
+        Epilogue, GEMM_MIN, LeftOperand as Left, Mat, RightOperand as Right, product,
+    };
     let mut rng = Pcg64::seed_from_u64(17);
     // Row counts with every remainder of the 4- and 2-row tiles, widths below, at and
     // above one 16-column tile, inner sizes down to one.
@@ -500,7 +502,9 @@ fn fused_log_loss_matches_loss_sum_and_delta() {
 /// `-0.0` among the zeros), one and three mask words per row, row blocks that are zero
 /// throughout, and every epilogue the training loop fuses.
 fn check_zero_skipping<T: Real>() {
-    use oxlearn_core::mlp::small::{Epilogue, Left, Mat, Right, nonzero_masks, product};
+    use oxlearn_core::mlp::tiled::{
+        Epilogue, LeftOperand as Left, Mat, RightOperand as Right, nonzero_masks, product,
+    };
     let mut rng = Pcg64::seed_from_u64(17);
     for (m, n, kk) in [
         (100, 256, 64),
@@ -597,12 +601,12 @@ fn zero_skipping_products_keep_the_bits_f32() {
     check_zero_skipping::<f32>();
 }
 
-/// `forward_predict` skips the zeros of a sparse input (see `mlp::small::skips_zeros`): its
+/// `forward_predict` skips the zeros of a sparse input (see `mlp::tiled::skips_zeros`): its
 /// output has the bits of the training workspace's forward pass, which takes every term, and
 /// with an infinite first-layer weight both take every term (`0 * inf` is NaN).
 #[test]
 fn predict_on_sparse_inputs_keeps_the_bits() {
-    use oxlearn_core::mlp::backprop::Workspace;
+    use oxlearn_core::mlp::Workspace;
     use oxlearn_core::mlp::{Loss, NetSpec, OutActivation};
     let mut rng = Pcg64::seed_from_u64(21);
     let units = [70, 64, 5];

@@ -96,7 +96,7 @@ fn adam_first_steps_match_hand_computation() {
 /// squares behind the L2 penalty.
 #[test]
 fn subnormal_squares_are_flushed_and_the_step_is_unchanged() {
-    use oxlearn_core::mlp::chunk::sum_squares;
+    use oxlearn_core::mlp::elementwise::sum_squares;
     use oxlearn_core::platform::SimdLevel;
     let c = adam_consts_f32(-1e-3);
     // 0.001 * (1e-19)^2 = 1e-41 is subnormal in float32; 0.001 * (1e-16)^2 = 1e-35 is not.
@@ -737,7 +737,7 @@ fn weights_and_moments_come_back_to_the_caller() {
 /// reordered, and the two fits differ only in the order of the first layer's sums.
 #[test]
 fn sparse_inputs_train_as_their_reordered_copy() {
-    use oxlearn_core::mlp::small::{applies, skips_zeros};
+    use oxlearn_core::mlp::tiled::{applies, skips_zeros};
     let units = vec![20, 64, 5];
     let (n, d, width) = (240, units[0], units[1]);
     let mut p = problem(n, &units, 11);

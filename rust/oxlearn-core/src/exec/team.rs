@@ -12,7 +12,7 @@
 //! thread count. With one thread no team is built: nothing spins and no thread starts.
 //!
 //! This is hand-written synchronisation because it is our edge here (see the module docs of
-//! [`crate::mlp::chunk`] for why the per-batch work is this small, and [`super`] for what
+//! [`crate::mlp::partition`] for why the per-batch work is this small, and [`super`] for what
 //! runs on a team and what on rayon). It has two `unsafe` blocks, each with its own SAFETY
 //! comment, both about one pointer: [`Team::run`] erases the lifetime of the section's
 //! closure to publish it, and a worker dereferences it; `run` outlives every use by waiting

@@ -4,10 +4,9 @@
 //! the rows of the activation, delta and gradient buffers. `Vec` gives only the alignment of
 //! the element type (and the allocator 16 bytes), so a buffer could start anywhere in a cache
 //! line, and then every vector access straddles two lines. Which buffers did depended on the
-//! allocator's mood: a digits `(256,)` float32 chunk took 84 µs with its buffers on line
-//! boundaries and 89-93 µs without, and since the two chunks of a batch run side by side the
-//! slower one set the pace. A [`Buf`] over-allocates by a line and starts at the first
-//! boundary inside it, without `unsafe`.
+//! allocator, so a chunk's speed varied from run to run, and since the chunks of a batch run
+//! side by side the slowest set the pace. A [`Buf`] over-allocates by a line and starts at
+//! the first boundary inside it, without `unsafe`.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -1,4 +1,6 @@
-//! The forward pass (scikit-learn's `_forward_pass` / `_forward_pass_fast`).
+//! The forward pass (scikit-learn's `_forward_pass` / `_forward_pass_fast`): of one row chunk
+//! (through the `gemm` crate or the register tiles of [`super::tiled`]), of a batch on a
+//! [`Workspace`] (the training loop's validation scores), and [`forward_predict`].
 
 use std::borrow::Cow;
 
@@ -7,11 +9,12 @@ use rayon::prelude::*;
 
 use super::activation::hidden_bias_activate;
 use super::buf::Buf;
-use super::chunk::{chunk_len, max_chunk_rows};
-use super::small::{self, Epilogue, Left, Mat, Right};
-use super::{Activation, OutActivation, check_params, units_of};
+use super::partition::{chunk_len, for_each_chunk, max_chunk_rows};
+use super::tiled::{self, Epilogue, LeftOperand, Mat, RightOperand};
+use super::workspace::{Chunk, Workspace};
+use super::{Activation, NetSpec, OutActivation, check_params, units_of};
 use crate::error::{CoreError, Result, checked_len, try_filled};
-use crate::exec::Threads;
+use crate::exec::{Exec, Threads};
 use crate::linalg::gemm;
 use crate::platform::SimdLevel;
 use crate::real::Real;
@@ -91,7 +94,7 @@ pub(crate) fn layer_forward<T: Real>(
     }
 }
 
-/// The most values the small kernels' packed panels hold for the products of a chunk of
+/// The most values the tiled kernels' packed panels hold for the products of a chunk of
 /// `len` rows of a network with widths `units`: at most `(n + W - 1) * kk` for a product
 /// with `n` output columns and inner dimension `kk` (W <= 64 columns per tile), over the
 /// forward and delta products of every layer and its weight gradient (kk = rows).
@@ -110,7 +113,7 @@ pub(crate) fn panel_room(units: &[usize], len: usize) -> usize {
 /// GEMMs on `gemm_threads` (`Threads::Single` inside a parallel chunk loop). With
 /// `skip_zeros` (the caller checked that the first layer's weights are finite) and a chunk
 /// at least a quarter zero, the first layer's product skips the zeros (see
-/// [`small::skips_zeros`]; the same bits). `panel` is the small kernels' scratch (see
+/// [`tiled::skips_zeros`]; the same bits). `panel` is the tiled kernels' scratch (see
 /// [`panel_room`]).
 pub(crate) fn forward_chunk<T: Real>(
     x: ArrayView2<'_, T>,
@@ -128,17 +131,17 @@ pub(crate) fn forward_chunk<T: Real>(
 ) {
     let rows = x.nrows();
     let layers = coefs.len();
-    if reorient && small::applies(units) {
+    if reorient && tiled::applies(units) {
         let coef_slices: Option<Vec<&[T]>> = coefs.iter().map(ArrayView2::to_slice).collect();
         if let (Some(xs), Some(cs)) = (x.to_slice(), coef_slices) {
-            let masks = (skip_zeros && small::skips_zeros::<T>(units[1]))
-                .then(|| small::nonzero_masks(xs, units[0]))
+            let masks = (skip_zeros && tiled::skips_zeros::<T>(units[1]))
+                .then(|| tiled::nonzero_masks(xs, units[0]))
                 .filter(|m| {
                     let nonzero: usize = m.iter().map(|w| w.count_ones() as usize).sum();
-                    small::mostly_zero(xs.len() - nonzero, xs.len())
+                    tiled::mostly_zero(xs.len() - nonzero, xs.len())
                 });
             let xm = Mat::rows(xs, units[0]);
-            forward_small(
+            forward_tiled(
                 match &masks {
                     Some(m) => xm.with_nonzero(m),
                     None => xm,
@@ -179,10 +182,10 @@ pub(crate) fn forward_chunk<T: Real>(
     }
 }
 
-/// [`forward_chunk`] of a narrow network (see [`small::applies`]) through the fused small
+/// [`forward_chunk`] of a narrow network (see [`tiled::applies`]) through the fused tiled
 /// kernels: `x` is the chunk's `rows` input rows (possibly picked through an index), `coefs`
 /// the row-major weight matrices, `panel` scratch space.
-pub(crate) fn forward_small<T: Real>(
+pub(crate) fn forward_tiled<T: Real>(
     x: Mat<'_, T>,
     rows: usize,
     coefs: &[&[T]],
@@ -210,13 +213,13 @@ pub(crate) fn forward_small<T: Real>(
         } else {
             Epilogue::BiasAct(intercepts[i], activation)
         };
-        small::product(
+        tiled::product(
             level,
             rows,
             w,
             units[i],
-            Left::Rows(input),
-            Right::Rows(Mat::rows(coefs[i], w)),
+            LeftOperand::Rows(input),
+            RightOperand::Rows(Mat::rows(coefs[i], w)),
             z,
             w,
             epi,
@@ -264,7 +267,7 @@ pub fn forward_predict<T: Real>(
     let level = SimdLevel::detected();
     // Skipping the zeros of `x` leaves every bit alone while the weights they multiply are
     // finite (a skipped `0 * inf` would have been NaN).
-    let skip_zeros = small::skips_zeros::<T>(units[1]) && coefs[0].iter().all(|w| w.is_finite());
+    let skip_zeros = tiled::skips_zeros::<T>(units[1]) && coefs[0].iter().all(|w| w.is_finite());
     let out_s = out
         .as_slice_mut()
         .expect("a freshly allocated array is contiguous");
@@ -291,7 +294,7 @@ pub fn forward_predict<T: Real>(
     };
     // Each thread's activations, allocated before its first chunk; a failed allocation is
     // an error of the call (on any thread), not an abort.
-    let room = if small::applies(&units) {
+    let room = if tiled::applies(&units) {
         panel_room(&units, len)
     } else {
         0
@@ -322,4 +325,70 @@ pub fn forward_predict<T: Real>(
         }
     })??;
     Ok(out)
+}
+
+impl<T: Real> Workspace<T> {
+    /// Forward pass over the rows of `x`; read the result with [`Workspace::output`].
+    pub fn forward(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        threads: Threads,
+    ) {
+        self.forward_on(x, coefs, intercepts, spec, threads.into());
+    }
+
+    /// [`Workspace::forward`] on `exec` (the training loop's team).
+    pub(crate) fn forward_on(
+        &mut self,
+        x: ArrayView2<'_, T>,
+        coefs: &[ArrayView2<'_, T>],
+        intercepts: &[&[T]],
+        spec: &NetSpec,
+        exec: Exec<'_>,
+    ) {
+        let rows = x.nrows();
+        let n_out = self.units[self.units.len() - 1];
+        if self.out.len() < rows * n_out {
+            self.out.resize(rows * n_out, T::zero());
+        }
+        let len = chunk_len(rows, max_chunk_rows(&self.units));
+        let n_chunks = rows.div_ceil(len);
+        let level = self.level;
+        let units = &self.units;
+        let layers = coefs.len();
+        let mut wave_start = 0;
+        while wave_start < n_chunks {
+            let wave = (n_chunks - wave_start).min(self.chunks.len());
+            let base = wave_start * len;
+            let out_rows = ((wave_start + wave) * len).min(rows) - base;
+            let mut items: Vec<(&mut Chunk<T>, &mut [T])> = self.chunks[..wave]
+                .iter_mut()
+                .zip(self.out[base * n_out..(base + out_rows) * n_out].chunks_mut(len * n_out))
+                .collect();
+            for_each_chunk(exec, &mut items, |i, (chunk, dst)| {
+                let start = base + i * len;
+                let r = dst.len() / n_out;
+                let xc = x.slice(ndarray::s![start..start + r, ..]);
+                forward_chunk(
+                    xc,
+                    coefs,
+                    intercepts,
+                    units,
+                    spec.activation,
+                    spec.out_activation,
+                    &mut chunk.acts,
+                    &mut chunk.panel,
+                    level,
+                    Threads::Single,
+                    true,
+                    false,
+                );
+                dst.copy_from_slice(&chunk.acts[layers - 1][..r * n_out]);
+            });
+            wave_start += wave;
+        }
+    }
 }

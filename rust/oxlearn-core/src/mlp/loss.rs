@@ -1,4 +1,4 @@
-//! scikit-learn's `LOSS_FUNCTIONS` (without the L2 term, which [`super::backprop`] adds).
+//! scikit-learn's `LOSS_FUNCTIONS` (without the L2 term, which [`super::backward`] adds).
 //!
 //! Values are accumulated in `f64` whatever the training dtype (scikit-learn accumulates in
 //! the training dtype with NumPy's pairwise sums; `f64` is at least as accurate). The

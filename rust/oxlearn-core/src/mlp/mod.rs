@@ -1,22 +1,30 @@
 //! Multi-layer perceptrons: scikit-learn's `BaseMultilayerPerceptron` arithmetic in Rust.
 //!
-//! * [`activation`]: hidden and output activations and the hidden derivatives, applied in
-//!   fused passes (bias + activation; derivative + intercept-gradient column sums).
+//! Modules, by stage:
+//!
+//! * [`workspace`]: [`Workspace`], the preallocated buffers of a batch and its row chunks.
+//! * [`forward`]: the forward pass (one chunk, a batch on a workspace, [`forward_predict`]).
+//! * [`backward`]: the loss and its gradients for a batch (scikit-learn's `_backprop`).
+//! * [`update`]: the optimizer step on a workspace, summing deferred chunk gradients in its pass.
+//! * [`train`]: the whole `_fit_stochastic` loop, with an epoch-end hook (interrupts, callbacks).
+//! * [`packed`]: the packed parameter vector and the L-BFGS objective, [`loss_grad_packed`].
+//!
+//! and what the stages use:
+//!
+//! * [`partition`]: the fixed row partition that parallelises a batch (same bits for any
+//!   thread count).
+//! * [`tiled`]: register-tiled products fused with their element-wise passes (every net on
+//!   AVX-512, narrow nets elsewhere), and the input zero masks they skip.
+//! * [`elementwise`]: the gradient reduction, the final gradient blocks and the sum of squares.
+//! * [`activation`]: activations and hidden derivatives, fused with bias and column sums.
 //! * [`loss`]: scikit-learn's `LOSS_FUNCTIONS` with their eps clipping.
-//! * [`forward`] and [`backprop`]: the forward pass and the loss gradient on preallocated
-//!   buffers ([`Workspace`]), with every matrix product through [`crate::linalg::gemm`] (or
-//!   [`small`] for narrow networks).
-//! * [`chunk`]: the fixed row partition that parallelises a batch (per-chunk forward and
-//!   backward passes, gradients summed in chunk order: the same bits for any thread count).
-//! * The element-wise passes are compiled for each CPU level and chosen at run time through
-//!   [`crate::platform`].
-//! * [`small`]: hand-written products for narrow networks, fused with their element-wise
-//!   passes and reading shuffled batches in place.
-//! * The parallel sections of a training step run on [`crate::exec::team`]'s spinning workers
-//!   (see [`crate::exec`] for which work runs where).
 //! * [`optim`]: the SGD (momentum, Nesterov, three schedules) and Adam updates.
-//! * [`train`]: the whole `_fit_stochastic` loop (shuffle, mini-batches, stopping rules,
-//!   early-stopping scoring) with an epoch-end hook so callers can check for interrupts.
+//! * [`score`]: the early-stopping validation scores.
+//! * [`buf`]: cache-line-aligned buffers for the vector kernels.
+//!
+//! The CPU-level builds of the element-wise passes come from [`crate::platform`], and the
+//! threads (the spinning team between a step's parallel sections, the pools) from
+//! [`crate::exec`].
 //!
 //! Parameters follow scikit-learn's layout: `coefs[i]` has shape `(units[i], units[i + 1])`
 //! and `intercepts[i]` shape `(units[i + 1],)`; the packed vector (L-BFGS) is every coef
@@ -37,26 +45,31 @@
 //! ```
 
 pub mod activation;
-pub mod backprop;
+pub mod backward;
 pub mod buf;
-pub mod chunk;
+pub mod elementwise;
 pub mod forward;
 pub mod loss;
 pub mod optim;
+pub mod packed;
+pub mod partition;
 pub mod score;
-pub mod small;
+pub mod tiled;
 pub mod train;
+pub mod update;
+pub mod workspace;
 
 pub use activation::{Activation, OutActivation};
-pub use backprop::{Workspace, loss_grad_packed};
 pub use forward::forward_predict;
 pub use loss::Loss;
 pub use optim::{Optimizer, Schedule};
+pub use packed::loss_grad_packed;
 pub use score::ScoreKind;
 pub use train::{
     EpochControl, EpochEnd, StopReason, TrainConfig, TrainData, TrainState, TrainSummary,
     fit_stochastic,
 };
+pub use workspace::Workspace;
 
 use ndarray::{ArrayView1, ArrayView2};
 

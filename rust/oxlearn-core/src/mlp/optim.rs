@@ -7,9 +7,8 @@
 //! scalar, so it forms the update in float64 and rounds it when adding it to the parameter.
 //! We did the same until it measured as the largest cost after the products (two float64
 //! divisions per sixteen float32 parameters on the divider, next to the square root); in
-//! float32 it is one, and a float32 fit of a digits `(256,)` net took 11% less time on one
-//! thread. The update differs from NumPy's by about an ulp of the update, far below an ulp of
-//! the parameter it is added to.
+//! float32 it is one. The update differs from NumPy's by about an ulp of the update, far
+//! below an ulp of the parameter it is added to.
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
@@ -18,7 +17,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::chunk::{grad_block_at, sum_squares, zero_below};
+use super::elementwise::{grad_block_at, sum_squares, zero_below};
 use crate::error::{CoreError, Result};
 use crate::exec::Exec;
 use crate::exec::Threads;
@@ -168,7 +167,7 @@ impl Optimizer {
     /// [`Optimizer::update_with`] on `exec` (the training loop's team), with the gradients
     /// from `grads`. Summed chunk gradients ([`Grads::Summed`]) are formed by Adam in its
     /// own pass where [`adam_fused`] can, and otherwise block by block as
-    /// [`super::chunk::grad_block_at`] forms them (the same bits either way); then it also
+    /// [`super::elementwise::grad_block_at`] forms them (the same bits either way); then it also
     /// returns the sum of squares of the updated coefficients (the first `decayed` arrays),
     /// the next batch's L2 penalty: each block's, while the block is in cache, added in
     /// block order (so the bits do not depend on the thread count).
@@ -356,7 +355,7 @@ pub(crate) enum Grads<'a, T> {
 /// evaluations): the gradient of parameter array `i` is `(parts[i][0] + parts[i][1] + ...)`,
 /// then `(sum + alpha * p) * scale` for the first `decayed` arrays (the coefficients, whose
 /// L2 term uses the values before the step) and `sum * scale` for the others, as
-/// [`super::chunk::grad_block_at`] forms it.
+/// [`super::elementwise::grad_block_at`] forms it.
 pub(crate) struct SummedGrads<'a, T> {
     /// The parts of each parameter array, in chunk order.
     pub parts: &'a [Vec<&'a [T]>],
@@ -370,7 +369,7 @@ pub(crate) struct SummedGrads<'a, T> {
 
 /// [`adam_step`] on a gradient formed in the same pass, `g = ((a + b) + alpha * p) * scale`
 /// (no `b`: `g = a ...`; no `alpha`: `g = (a + b) * scale`), element by element. The
-/// operations and their order are those of [`super::chunk::grad_block_at`] followed by
+/// operations and their order are those of [`super::elementwise::grad_block_at`] followed by
 /// [`adam_step`]; fused, the update makes one pass over the parameters, the parts and the
 /// moments instead of writing the gradient to a buffer and reading it back (the update of a
 /// digits `(256,)` batch was about a sixth of the step).
@@ -524,7 +523,7 @@ mod tests {
     use super::{AdamConsts, Grads, Optimizer, SummedGrads, adam_fused_at, adam_step_at};
     use crate::exec::Exec;
     use crate::exec::Threads;
-    use crate::mlp::chunk::grad_block_at;
+    use crate::mlp::elementwise::grad_block_at;
     use crate::platform::SimdLevel;
     use crate::real::Real;
 

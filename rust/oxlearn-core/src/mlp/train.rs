@@ -8,13 +8,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64;
 
-use super::backprop::Workspace;
 use super::buf::Buf;
-use super::chunk::{chunk_len, max_chunk_rows};
 use super::optim::Optimizer;
 use super::optim::PAR_MIN;
+use super::partition::{chunk_len, max_chunk_rows};
 use super::score::ScoreKind;
-use super::small::{self, try_nonzero_masks};
+use super::tiled::{self, try_nonzero_masks};
+use super::workspace::Workspace;
 use super::{NetSpec, OutActivation};
 use crate::error::{CoreError, Result, try_collect, try_filled, try_vec};
 use crate::exec::Threads;
@@ -316,7 +316,7 @@ pub fn fit_stochastic<T: Real>(
     // With inputs that are zero often enough (see [`Sparse`]), the loop trains on a copy of
     // the inputs whose features are reordered, and the first layer's weights (and moments)
     // have their rows in that order: the same network, whose products skip more zeros.
-    let sparse = if small::applies(units) && small::skips_zeros::<T>(units[1]) {
+    let sparse = if tiled::applies(units) && tiled::skips_zeros::<T>(units[1]) {
         Sparse::of(data.x, d)?
     } else {
         None
@@ -519,7 +519,7 @@ fn write_back<T: Real, S: std::ops::Deref<Target = [T]>>(
 }
 
 /// Training inputs with many zeros, prepared so that the first layer's register tiles skip
-/// them (see [`super::small::Mat::nonzero`]).
+/// them (see [`super::tiled::Mat::nonzero`]).
 ///
 /// The features are reordered by how often they are zero, most often first, so that the
 /// rows of a tile of the weight gradient `X.T @ delta` (a few consecutive features) tend to
@@ -535,7 +535,7 @@ struct Sparse<T> {
     order: Vec<usize>,
     /// The inputs with their features in that order.
     x: Vec<T>,
-    /// [`small::nonzero_masks`] of `x`.
+    /// [`tiled::nonzero_masks`] of `x`.
     masks: Vec<u64>,
 }
 
@@ -552,7 +552,7 @@ impl<T: Real> Sparse<T> {
                 *z += usize::from(v == T::zero());
             }
         }
-        if !small::mostly_zero(zeros.iter().sum(), x.len()) {
+        if !tiled::mostly_zero(zeros.iter().sum(), x.len()) {
             return Ok(None);
         }
         let mut order: Vec<usize> = try_collect(d, 0..d, "the MLP's feature order")?;

@@ -1,22 +1,21 @@
-//! Hand-written matrix products for training steps, fused with their element-wise passes.
+//! Register-tiled matrix products for every layer of a training step and a prediction,
+//! fused with their element-wise passes.
 //!
-//! Why this exists (our edge: fused kernels): in a network whose hidden and output layers are
-//! all narrow (digits with `(16,)`: products of `200 x 64 x 16`, `200 x 16 x 10`, ...), a
-//! training step is a handful of products of 30 to 200 thousand multiply-adds, each wrapped
-//! in passes of its own on the `gemm` path: a gathered copy of the shuffled batch's input
-//! rows, the bias + activation pass, the derivative pass, the column-major detour and
-//! transpose of the 10-wide products, and the per-call dispatch and packing. These kernels
-//! keep a `MR x NC` tile of the result in registers over the whole inner dimension, apply
-//! the element-wise pass to the tile before storing it, and read the mini-batch's input
-//! rows in place through the shuffled index.
+//! Why this exists: in a network whose layers are narrow (digits with `(16,)`: products of
+//! `200 x 64 x 16`, `200 x 16 x 10`, ...), a training step is a handful of small products,
+//! each wrapped in passes of its own on the `gemm` path: a gathered copy of the shuffled
+//! batch's input rows, the bias + activation pass, the derivative pass, the column-major
+//! detour and transpose of the 10-wide products, and the per-call dispatch and packing.
+//! These kernels keep an `MR x NC` tile of the result in registers over the whole inner
+//! dimension, apply the element-wise pass to the tile before storing it, and read the
+//! mini-batch's input rows in place through the shuffled index.
 //!
 //! On AVX-512 CPUs every network trains this way: the register tiles are written with
 //! intrinsics (the `wide` module: up to 24 vector accumulators, bias and ReLU applied in
-//! registers), and the products that are large in every dimension (a `(128, 128, 128)`
-//! net's hidden layers) go to the `gemm` crate, whose packed kernels are faster there
-//! (see [`product`]). On a digits fold, one thread, this took a `(256,)` fit from about
-//! 590 to 545 ms and a `(16,)` fit from about 70 to 57 ms; a `(128, 128, 128)` fit stayed
-//! within noise of the `gemm` path.
+//! registers), which beat the `gemm` path on a training step's shapes, while the products
+//! that are large in every dimension (a `(128, 128, 128)` net's hidden layers) go to the
+//! `gemm` crate, whose packed kernels are faster there (see [`product`]). Without AVX-512,
+//! only narrow networks use the portable tiles (see [`applies`]).
 //!
 //! Arithmetic: every output element is `sum_k a(i, k) * b(k, j)`, accumulated with a fused
 //! multiply-add in ascending `k` from zero, then the epilogue (bias add, activation, ...) in
@@ -28,17 +27,14 @@
 //! give the same bits at every level. The tests in `tests/mlp_simd.rs` check the levels
 //! against each other and against a plain loop.
 //!
-//! Zeros of the input (our edge again: a digit's blank border, a bag of words): the
-//! training loop hands the first layer's products per-row masks of the input's nonzero
-//! values ([`Mat::nonzero`]), and the AVX-512 tiles leave out the `k` at which every row of
-//! a tile is zero. A term `0 * w` with a finite `w` adds a zero, which leaves a sum that
-//! started from `+0` alone (short of a partial sum that underflowed to `-0`), so the bits are
-//! those of the full product; the caller keeps the masks away from products with a
-//! non-finite operand (see `Workspace::backprop_deferred_on`). On a digits fold (Zen 4,
-//! builds alternated, fastest of five fits) this took a `(256,)` float64 fit from 545-600
-//! to 485-505 ms on one thread and from 311-320 to 269-292 ms on two, float32 from 159-173
-//! to 142-168 ms on two; `(128, 128, 128)`, whose first layer is a seventh of the work, and
-//! `(16,)` (see [`skips_zeros`]) stayed within noise.
+//! Zeros of the input (a digit's blank border, a bag of words): the training loop hands the
+//! first layer's products per-row masks of the input's nonzero values ([`Mat::nonzero`]),
+//! and the AVX-512 tiles leave out the `k` at which every row of a tile is zero. A term
+//! `0 * w` with a finite `w` adds a zero, which leaves a sum that started from `+0` alone
+//! (short of a partial sum that underflowed to `-0`), so the bits are those of the full
+//! product; the caller keeps the masks away from products with a non-finite operand (see
+//! `Workspace::backprop_deferred_on`). It pays where the first layer is a large part of the
+//! work and its tiles span several column tiles (see [`skips_zeros`]).
 
 // The loop bodies are `#[inline(always)]` so that they are compiled again inside each
 // `#[target_feature]` copy made by `platform::multiversion!` (an ordinary call would run the
@@ -61,17 +57,17 @@ pub const NC: usize = 16;
 /// Without AVX-512, hidden and output layers at most this wide use these kernels (see
 /// [`applies`]); wider layers keep the `gemm` crate, which is faster there than the
 /// portable tiles.
-pub const SMALL_MAX: usize = 32;
+pub const NARROW_MAX: usize = 32;
 
 /// Whether a network of layer widths `units` trains and predicts with these kernels: on an
-/// AVX-512 CPU always, otherwise when every layer after the input is at most [`SMALL_MAX`]
+/// AVX-512 CPU always, otherwise when every layer after the input is at most [`NARROW_MAX`]
 /// wide (the input may be any width) on a CPU with fused multiply-add instructions (an
 /// x86-64 CPU without them would compute each one in libm's software `fma`, far slower than
 /// the `gemm` crate's plain products).
 pub fn applies(units: &[usize]) -> bool {
     let hardware_fma = cfg!(any(target_feature = "fma", not(target_arch = "x86_64")))
         || SimdLevel::detected() != SimdLevel::Portable;
-    let narrow = units.len() >= 2 && units[1..].iter().all(|&w| w <= SMALL_MAX);
+    let narrow = units.len() >= 2 && units[1..].iter().all(|&w| w <= NARROW_MAX);
     hardware_fma && units.len() >= 2 && (narrow || SimdLevel::detected() == SimdLevel::Avx512)
 }
 
@@ -229,13 +225,13 @@ fn push_runs(bits: &[u64], kk: usize, runs: &mut Vec<[u32; 2]>) {
 /// not zero, the blocks' runs one after the other, with the offsets of each block's
 /// (`offsets[b]..offsets[b + 1]`). `None` without masks, or when they cannot serve.
 fn block_runs<T, const MR: usize>(
-    a: &Left<'_, T>,
+    a: &LeftOperand<'_, T>,
     m: usize,
     kk: usize,
 ) -> Option<(Vec<[u32; 2]>, Vec<usize>)> {
     let (mat, by_rows) = match a {
-        Left::Rows(x) => (x, true),
-        Left::Cols(x) => (x, false),
+        LeftOperand::Rows(x) => (x, true),
+        LeftOperand::Cols(x) => (x, false),
     };
     let masks = mat.nonzero?;
     let words = mat.ld.div_ceil(64);
@@ -279,7 +275,7 @@ fn block_runs<T, const MR: usize>(
 
 /// How the left operand `a` (`m x kk` in the product) is read.
 #[derive(Debug, Clone, Copy)]
-pub enum Left<'a, T> {
+pub enum LeftOperand<'a, T> {
     /// `a(i, k)` is element `k` of row `i` of the matrix.
     Rows(Mat<'a, T>),
     /// `a(i, k)` is element `i` of row `k` (the product of a transpose, as in the weight
@@ -289,7 +285,7 @@ pub enum Left<'a, T> {
 
 /// How the right operand `b` (`kk x n`) is read.
 #[derive(Debug, Clone, Copy)]
-pub enum Right<'a, T> {
+pub enum RightOperand<'a, T> {
     /// `b(k, j)` is element `j` of row `k`.
     Rows(Mat<'a, T>),
     /// `b(k, j)` is element `k` of row `j` (a transposed weight matrix).
@@ -321,10 +317,10 @@ pub enum Epilogue<'a, T> {
 
 /// One register tile: `acc[r][j] = sum_k a(i0 + r, k) b(k, j)` for `R` rows, `W`
 /// columns and `k < kk`, with row `k` of the right operand at `b[k * ldb..k * ldb + W]`.
-/// `cols_rows`: the rows a [`Left::Cols`] operand was checked for (see [`product_body`]).
+/// `cols_rows`: the rows a [`LeftOperand::Cols`] operand was checked for (see [`product_body`]).
 #[inline(always)]
 fn tile<T: Real, const R: usize, const W: usize>(
-    a: &Left<'_, T>,
+    a: &LeftOperand<'_, T>,
     i0: usize,
     kk: usize,
     b: &[T],
@@ -340,7 +336,7 @@ fn tile<T: Real, const R: usize, const W: usize>(
     // A local tile (in registers), copied out once.
     let mut sums = [[T::zero(); W]; R];
     match a {
-        Left::Rows(m) => {
+        LeftOperand::Rows(m) => {
             let rows: [&[T]; R] = std::array::from_fn(|r| m.seg(i0 + r, 0, kk));
             for k in 0..kk {
                 let s = k * ldb;
@@ -353,7 +349,7 @@ fn tile<T: Real, const R: usize, const W: usize>(
                 }
             }
         }
-        Left::Cols(m) => {
+        LeftOperand::Cols(m) => {
             assert!(i0 + R <= cols_rows, "tile beyond the checked rows");
             for k in 0..kk {
                 let s = k * ldb;
@@ -380,7 +376,7 @@ fn tile<T: Real, const R: usize, const W: usize>(
 /// and widths the kernels lack take the portable [`tile`].
 #[inline(always)]
 fn block_wide<T: Real, const R: usize, const W: usize>(
-    a: &Left<'_, T>,
+    a: &LeftOperand<'_, T>,
     i0: usize,
     kk: usize,
     b: &[T],
@@ -401,14 +397,14 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
         let vectors = W / if is_f64 { 8 } else { 16 };
         if kk > 0 && has_wide_kernel::<T, W>() {
             assert!(b.len() >= (kk - 1) * ldb + W, "right operand too short");
-            let src = match a {
+            let addrs = match a {
                 // `seg` checks that each row holds `kk` values.
-                Left::Rows(m) => {
-                    wide::Src::Rows(std::array::from_fn(|r| m.seg(i0 + r, 0, kk).as_ptr()))
+                LeftOperand::Rows(m) => {
+                    wide::LeftAddrs::Rows(std::array::from_fn(|r| m.seg(i0 + r, 0, kk).as_ptr()))
                 }
-                Left::Cols(m) => {
+                LeftOperand::Cols(m) => {
                     assert!(i0 + R <= cols_rows, "tile beyond the checked rows");
-                    wide::Src::Cols {
+                    wide::LeftAddrs::Cols {
                         data: m.data.as_ptr(),
                         ld: m.ld,
                         idx: m.idx.map(<[usize]>::as_ptr),
@@ -433,18 +429,18 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                         act.len() >= (i0 + R - 1) * ldc + j0 + nt && colsum.len() >= j0 + nt,
                         "activations or column sums too short"
                     );
-                    Some(wide::Fin::ReluDeriv(
+                    Some(wide::RegisterEpilogue::ReluDeriv(
                         act[(i0 * ldc + j0)..].as_ptr(),
                         ldc,
                         colsum[j0..].as_mut_ptr(),
                     ))
                 }
-                Epilogue::Store | Epilogue::Deriv { .. } => Some(wide::Fin::Store),
+                Epilogue::Store | Epilogue::Deriv { .. } => Some(wide::RegisterEpilogue::Store),
                 Epilogue::Bias(bias) | Epilogue::BiasAct(bias, Activation::Identity) => {
-                    Some(wide::Fin::Bias(bias[j0..j0 + nt].as_ptr()))
+                    Some(wide::RegisterEpilogue::Bias(bias[j0..j0 + nt].as_ptr()))
                 }
                 Epilogue::BiasAct(bias, Activation::Relu) => {
-                    Some(wide::Fin::BiasRelu(bias[j0..j0 + nt].as_ptr()))
+                    Some(wide::RegisterEpilogue::BiasRelu(bias[j0..j0 + nt].as_ptr()))
                 }
                 Epilogue::BiasAct(..) => None,
             };
@@ -457,7 +453,12 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                     );
                     (c[(i0 * ldc + j0)..].as_mut_ptr(), ldc, nt, fin)
                 }
-                None => (acc.as_mut_ptr().cast::<T>(), W, W, wide::Fin::Store),
+                None => (
+                    acc.as_mut_ptr().cast::<T>(),
+                    W,
+                    W,
+                    wide::RegisterEpilogue::Store,
+                ),
             };
             debug_assert_eq!(SimdLevel::detected(), SimdLevel::Avx512);
             // SAFETY: only the AVX-512 build calls this function (`product_v4`, run by
@@ -473,7 +474,7 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                 macro_rules! run {
                     ($kernel:ident, $t:ty, $v:literal) => {
                         wide::$kernel::<R, $v>(
-                            src.cast::<$t>(),
+                            addrs.cast::<$t>(),
                             runs,
                             b.as_ptr().cast::<$t>(),
                             ldb,
@@ -542,7 +543,7 @@ mod wide {
 
     /// Where `a(i0 + r, k)` lives.
     #[derive(Clone, Copy)]
-    pub enum Src<T, const R: usize> {
+    pub enum LeftAddrs<T, const R: usize> {
         /// At `rows[r] + k`.
         Rows([*const T; R]),
         /// At `data + row(k) * ld + i0 + r`, with `row(k) = idx[k]` or `k`.
@@ -554,12 +555,12 @@ mod wide {
         },
     }
 
-    impl<T, const R: usize> Src<T, R> {
+    impl<T, const R: usize> LeftAddrs<T, R> {
         /// The same addresses, as `U` (the caller checked that `T` is `U`).
-        pub fn cast<U>(self) -> Src<U, R> {
+        pub fn cast<U>(self) -> LeftAddrs<U, R> {
             match self {
-                Self::Rows(rows) => Src::Rows(rows.map(<*const T>::cast)),
-                Self::Cols { data, ld, idx, i0 } => Src::Cols {
+                Self::Rows(rows) => LeftAddrs::Rows(rows.map(<*const T>::cast)),
+                Self::Cols { data, ld, idx, i0 } => LeftAddrs::Cols {
                     data: data.cast(),
                     ld,
                     idx,
@@ -571,7 +572,7 @@ mod wide {
 
     /// What the kernel does to the sums before storing them.
     #[derive(Clone, Copy)]
-    pub enum Fin<T> {
+    pub enum RegisterEpilogue<T> {
         /// Stores them.
         Store,
         /// Adds `bias[j]` (the pointer is at the tile's first column).
@@ -584,14 +585,16 @@ mod wide {
         ReluDeriv(*const T, usize, *mut T),
     }
 
-    impl<T> Fin<T> {
+    impl<T> RegisterEpilogue<T> {
         /// The same, as `U` (the caller checked that `T` is `U`).
-        pub fn cast<U>(self) -> Fin<U> {
+        pub fn cast<U>(self) -> RegisterEpilogue<U> {
             match self {
-                Self::Store => Fin::Store,
-                Self::Bias(p) => Fin::Bias(p.cast()),
-                Self::BiasRelu(p) => Fin::BiasRelu(p.cast()),
-                Self::ReluDeriv(a, lda, cs) => Fin::ReluDeriv(a.cast(), lda, cs.cast()),
+                Self::Store => RegisterEpilogue::Store,
+                Self::Bias(p) => RegisterEpilogue::Bias(p.cast()),
+                Self::BiasRelu(p) => RegisterEpilogue::BiasRelu(p.cast()),
+                Self::ReluDeriv(a, lda, cs) => {
+                    RegisterEpilogue::ReluDeriv(a.cast(), lda, cs.cast())
+                }
             }
         }
     }
@@ -620,45 +623,62 @@ mod wide {
             /// The CPU has AVX-512F; `b + k * ldb` holds `V * L` values for every `k < kk`;
             /// `a`'s addresses hold `a(r, k)` for every `r < R`, `k < kk` (and `idx` `kk`
             /// values); `out + r * ldo` holds `cols` values for every `r < R`, and a bias
-            /// `cols` values.
+            /// `cols` values; for [`RegisterEpilogue::ReluDeriv`]`(act, lda, colsum)`,
+            /// `act + r * lda` holds `cols` values for every `r < R` and `colsum` holds
+            /// `cols` values. (The masked loads and stores touch no value past `cols`.)
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             pub unsafe fn $name<const R: usize, const V: usize>(
-                a: Src<$t, R>,
+                a: LeftAddrs<$t, R>,
                 runs: &[[u32; 2]],
                 b: *const $t,
                 ldb: usize,
                 out: *mut $t,
                 ldo: usize,
                 cols: usize,
-                fin: Fin<$t>,
+                fin: RegisterEpilogue<$t>,
             ) {
                 let mut s: [[$v; V]; R] = [[$zero(); V]; R];
                 let mut bv: [$v; V] = [$zero(); V];
-                // SAFETY (every block below): the addresses are those the caller vouches for.
                 match a {
-                    Src::Rows(rows) => each_k!(runs, |k| {
+                    LeftAddrs::Rows(rows) => each_k!(runs, |k| {
+                        // SAFETY: `k` is below `kk` (every run ends at or below it), and the
+                        // caller vouches that `b + k * ldb` holds `V * L` values.
                         let bp = unsafe { b.add(k * ldb) };
                         for (v, x) in bv.iter_mut().enumerate() {
+                            // SAFETY: `v < V`: the `L` values from `bp + v * L` are among the
+                            // `V * L` of row `k` (an unaligned load; AVX-512F is enabled here).
                             *x = unsafe { $load(bp.add(v * $lanes)) };
                         }
                         for (sr, row) in s.iter_mut().zip(&rows) {
+                            // SAFETY: `row` is row `r`'s address, which the caller vouches
+                            // holds `a(r, k)` for every `k < kk`, and `k < kk`.
                             let av = $set1(unsafe { *row.add(k) });
                             for (acc, &bj) in sr.iter_mut().zip(&bv) {
                                 *acc = $fma(av, bj, *acc);
                             }
                         }
                     }),
-                    Src::Cols { data, ld, idx, i0 } => each_k!(runs, |k| {
+                    LeftAddrs::Cols { data, ld, idx, i0 } => each_k!(runs, |k| {
+                        // SAFETY: `k` is below `kk` (every run ends at or below it), and the
+                        // caller vouches that `b + k * ldb` holds `V * L` values.
                         let bp = unsafe { b.add(k * ldb) };
                         for (v, x) in bv.iter_mut().enumerate() {
+                            // SAFETY: `v < V`: the `L` values from `bp + v * L` are among the
+                            // `V * L` of row `k` (an unaligned load; AVX-512F is enabled here).
                             *x = unsafe { $load(bp.add(v * $lanes)) };
                         }
                         let row = match idx {
+                            // SAFETY: the caller vouches that `idx` holds `kk` values, and
+                            // `k < kk`.
                             Some(ix) => unsafe { *ix.add(k) },
                             None => k,
                         };
+                        // SAFETY: `a(0, k)` lives at `data + row(k) * ld + i0`, inside the
+                        // operand the caller vouches for (`k < kk`).
                         let ap = unsafe { data.add(row * ld + i0) };
                         for (r, sr) in s.iter_mut().enumerate() {
+                            // SAFETY: `a(r, k)` lives at `ap + r`, and the caller vouches for it
+                            // for every `r < R`.
                             let av = $set1(unsafe { *ap.add(r) });
                             for (acc, &bj) in sr.iter_mut().zip(&bv) {
                                 *acc = $fma(av, bj, *acc);
@@ -671,25 +691,34 @@ mod wide {
                     ((1_u32 << valid) - 1) as $mask
                 });
                 let (bias, relu) = match fin {
-                    Fin::Store | Fin::ReluDeriv(..) => (None, false),
-                    Fin::Bias(p) => (Some(p), false),
-                    Fin::BiasRelu(p) => (Some(p), true),
+                    RegisterEpilogue::Store | RegisterEpilogue::ReluDeriv(..) => (None, false),
+                    RegisterEpilogue::Bias(p) => (Some(p), false),
+                    RegisterEpilogue::BiasRelu(p) => (Some(p), true),
                 };
-                if let Fin::ReluDeriv(act, lda, colsum) = fin {
+                if let RegisterEpilogue::ReluDeriv(act, lda, colsum) = fin {
                     // delta[Z == 0] = 0, then the column sums row after row (rows of
                     // earlier tiles were added before): the separate pass's operations.
                     for v in 0..V {
+                        // SAFETY: the masked load reads only the lanes of `masks[v]`,
+                        // columns `v * L + lane < cols` of the column sums, which the caller
+                        // vouches hold `cols` values.
                         let mut cs = unsafe { $maskz_load(masks[v], colsum.add(v * $lanes)) };
                         for (r, sr) in s.iter_mut().enumerate() {
+                            // SAFETY: reads only the lanes of `masks[v]`, columns below `cols`
+                            // of activation row `r < R`, which the caller vouches for.
                             let z = unsafe { $maskz_load(masks[v], act.add(r * lda + v * $lanes)) };
                             let dead = $cmp::<_CMP_EQ_OQ>(z, $zero());
                             sr[v] = $mask_mov(sr[v], dead, $zero());
                             cs = $add(cs, sr[v]);
                         }
+                        // SAFETY: writes only the lanes of `masks[v]`, the column sums
+                        // below `cols` that the load above read.
                         unsafe { $mask_store(colsum.add(v * $lanes), masks[v], cs) };
                     }
                 }
                 if let Some(p) = bias {
+                    // SAFETY: reads only the lanes of `masks[v]`, bias values below `cols`,
+                    // which the caller vouches for.
                     let bias: [$v; V] = std::array::from_fn(|v| unsafe {
                         $maskz_load(masks[v], p.add(v * $lanes))
                     });
@@ -705,6 +734,8 @@ mod wide {
                 }
                 for (r, sr) in s.iter().enumerate() {
                     for (v, &x) in sr.iter().enumerate() {
+                        // SAFETY: writes only the lanes of `masks[v]`, columns below `cols` of
+                        // output row `r < R`, which the caller vouches holds `cols` values.
                         unsafe { $mask_store(out.add(r * ldo + v * $lanes), masks[v], x) };
                     }
                 }
@@ -750,19 +781,19 @@ mod wide {
 /// block, and zeros the block's columns beyond `nt`.
 #[inline(always)]
 fn pack<T: Real, const W: usize>(
-    b: &Right<'_, T>,
+    b: &RightOperand<'_, T>,
     kk: usize,
     j0: usize,
     nt: usize,
     panel: &mut [T],
 ) {
     match b {
-        Right::Rows(m) => {
+        RightOperand::Rows(m) => {
             for (k, dst) in panel.chunks_exact_mut(W).enumerate().take(kk) {
                 dst[..nt].copy_from_slice(m.seg(k, j0, nt));
             }
         }
-        Right::Cols(m) => {
+        RightOperand::Cols(m) => {
             for j in 0..nt {
                 let col = m.seg(j0 + j, 0, kk);
                 for (dst, &v) in panel.chunks_exact_mut(W).zip(col) {
@@ -868,8 +899,8 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     m: usize,
     n: usize,
     kk: usize,
-    a: Left<'_, T>,
-    b: Right<'_, T>,
+    a: LeftOperand<'_, T>,
+    b: RightOperand<'_, T>,
     c: &mut [T],
     ldc: usize,
     mut epi: Epilogue<'_, T>,
@@ -882,7 +913,7 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     if m == 0 || n == 0 {
         return;
     }
-    if let Left::Cols(am) = &a {
+    if let LeftOperand::Cols(am) = &a {
         // Once per product: every left row segment the tiles read is in bounds.
         let ok = (0..kk).all(|k| am.start(k) + m <= am.data.len());
         assert!(ok, "left operand too short");
@@ -891,7 +922,7 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
     // once for every row block.
     let tiles = n.div_ceil(W);
     let packed_from = match b {
-        Right::Rows(mb) if mb.idx.is_none() => n / W,
+        RightOperand::Rows(mb) if mb.idx.is_none() => n / W,
         _ => 0,
     };
     // Every value of the panels is written by `pack` (no zero-fill pass first).
@@ -912,7 +943,7 @@ fn product_body<T: Real, const MR: usize, const W: usize, const WIDE: bool>(
         let j0 = t * W;
         let nt = W.min(n - j0);
         let (bt, ldb): (&[T], usize) = match b {
-            Right::Rows(mb) if t < packed_from => (&mb.data[j0..], mb.ld),
+            RightOperand::Rows(mb) if t < packed_from => (&mb.data[j0..], mb.ld),
             _ => {
                 let p = (t - packed_from) * kk * W;
                 (&panels[p..p + kk * W], W)
@@ -964,8 +995,8 @@ fn product_mr4<T: Real>(
     m: usize,
     n: usize,
     kk: usize,
-    a: Left<'_, T>,
-    b: Right<'_, T>,
+    a: LeftOperand<'_, T>,
+    b: RightOperand<'_, T>,
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
@@ -984,8 +1015,8 @@ fn product_v4<T: Real>(
     m: usize,
     n: usize,
     kk: usize,
-    a: Left<'_, T>,
-    b: Right<'_, T>,
+    a: LeftOperand<'_, T>,
+    b: RightOperand<'_, T>,
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
@@ -1008,7 +1039,7 @@ fn product_v4<T: Real>(
 
 /// Whether [`product`] skips the zeros of a left operand with [`Mat::nonzero`] masks in a
 /// product `n` columns wide on this CPU: with the AVX-512 tiles, when the product has at
-/// least two column tiles (see [`product_v4`]), over which the skipped runs, found once,
+/// least two column tiles (see `product_v4`), over which the skipped runs, found once,
 /// are used again. (With a single column tile, finding them cost about what skipping them
 /// saved in a `(16,)` digits fit.)
 pub fn skips_zeros<T: Real>(n: usize) -> bool {
@@ -1043,23 +1074,26 @@ pub fn product<T: Real>(
     m: usize,
     n: usize,
     kk: usize,
-    a: Left<'_, T>,
-    b: Right<'_, T>,
+    a: LeftOperand<'_, T>,
+    b: RightOperand<'_, T>,
     c: &mut [T],
     ldc: usize,
     epi: Epilogue<'_, T>,
     panel: &mut Buf<T>,
 ) {
     let (am, bm) = match (&a, &b) {
-        (Left::Rows(x) | Left::Cols(x), Right::Rows(y) | Right::Cols(y)) => (x, y),
+        (
+            LeftOperand::Rows(x) | LeftOperand::Cols(x),
+            RightOperand::Rows(y) | RightOperand::Cols(y),
+        ) => (x, y),
     };
     let large = m >= GEMM_MIN && n >= GEMM_MIN && kk >= GEMM_MIN;
     if !(large && ldc == n && am.idx.is_none() && bm.idx.is_none()) {
         product_tiles(level, m, n, kk, a, b, c, ldc, epi, panel);
         return;
     }
-    let av = in_place(am.data, am.ld, m, kk, matches!(a, Left::Rows(_)));
-    let bv = in_place(bm.data, bm.ld, kk, n, matches!(b, Right::Rows(_)));
+    let av = in_place(am.data, am.ld, m, kk, matches!(a, LeftOperand::Rows(_)));
+    let bv = in_place(bm.data, bm.ld, kk, n, matches!(b, RightOperand::Rows(_)));
     let out = &mut c[..m * n];
     let cv = ArrayViewMut2::from_shape((m, n), &mut *out).expect("output holds m * n values");
     gemm(T::one(), av, bv, T::zero(), cv, Threads::Single);
@@ -1091,8 +1125,8 @@ multiversion! {
         m: usize,
         n: usize,
         kk: usize,
-        a: Left<'_, T>,
-        b: Right<'_, T>,
+        a: LeftOperand<'_, T>,
+        b: RightOperand<'_, T>,
         c: &mut [T],
         ldc: usize,
         epi: Epilogue<'_, T>,
