@@ -470,14 +470,17 @@ fn fit_typed<T: Real + Element>(
     let mut callback_error: Option<PyErr> = None;
 
     let (outcome, raised) = run_watched(py, |cancel| {
+        let mut kept = KeptThreadState(None);
         let mut hook = |end: &EpochEnd| {
             if cancel.is_cancelled() {
+                kept.release();
                 return EpochControl::Interrupt;
             }
             let Some(f) = &on_epoch else {
                 return EpochControl::Continue;
             };
-            Python::attach(|py| {
+            kept.keep();
+            let control = Python::attach(|py| {
                 match f
                     .call1(py, (end.n_iter, end.loss, end.validation_score, end.last))
                     .and_then(|stop| stop.is_truthy(py))
@@ -492,7 +495,11 @@ fn fit_typed<T: Real + Element>(
                         EpochControl::Interrupt
                     }
                 }
-            })
+            });
+            if end.last || control != EpochControl::Continue {
+                kept.release();
+            }
+            control
         };
         mlp::fit_stochastic(
             data,
@@ -521,6 +528,49 @@ fn fit_typed<T: Real + Element>(
         stop_message: summary.stop_message,
         state: Py::new(py, TrainingState::from_core(&core_state))?,
     })
+}
+
+/// One Python thread state kept on the training thread from its first epoch-end call into
+/// Python to its last, so that each call in between only takes the GIL.
+///
+/// The loop runs on a thread Python did not create (a pool thread, or `run_watched`'s
+/// helper), where `Python::attach` makes a thread state and deletes it again on every call:
+/// that cost more than the rest of an epoch's hand-back. Not released on `Drop`: a thread
+/// state must be released on the thread that made it, and the hook is dropped on another; the
+/// hook releases it on its last call (the loop's last epoch, a stop or an interrupt). Should
+/// the loop fail after a call, the state stays with that thread (one per thread, freed when
+/// Python exits).
+struct KeptThreadState(Option<pyo3::ffi::PyGILState_STATE>);
+
+impl KeptThreadState {
+    /// Gives this thread a Python thread state that outlives the next `Python::attach`.
+    fn keep(&mut self) {
+        if self.0.is_none() {
+            // SAFETY: Python is initialised (this runs inside a call from Python), and
+            // `PyGILState_Ensure` may be called from any thread then: it makes this thread's
+            // state and takes the GIL; `PyEval_SaveThread` gives the GIL back while the state
+            // stays, counted once by the GILState API until `release` drops it.
+            unsafe {
+                let state = pyo3::ffi::PyGILState_Ensure();
+                pyo3::ffi::PyEval_SaveThread();
+                self.0 = Some(state);
+            }
+        }
+    }
+
+    /// Deletes the state `keep` made; a no-op when there is none.
+    fn release(&mut self) {
+        if let Some(state) = self.0.take() {
+            // SAFETY: `keep` ran on this thread (the loop calls its hook from one thread) and
+            // left this thread's state without the GIL, so `PyEval_RestoreThread` takes the GIL
+            // back for it, and `PyGILState_Release` with `keep`'s state deletes the state and
+            // releases the GIL, as a matching `PyGILState_Ensure`/`Release` pair does.
+            unsafe {
+                pyo3::ffi::PyEval_RestoreThread(pyo3::ffi::PyGILState_GetThisThreadState());
+                pyo3::ffi::PyGILState_Release(state);
+            }
+        }
+    }
 }
 
 /// The array arguments of `mlp_fit_stochastic`, before dtype dispatch.
