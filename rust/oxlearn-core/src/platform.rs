@@ -223,13 +223,14 @@ macro_rules! multiversion {
                 unsafe fn v3<$t: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? $c3
                 let best = SimdLevel::detected();
                 match level {
-                    // SAFETY: the CPU has the `Avx512` level, whose features include every
-                    // one `v4` enables.
                     SimdLevel::Avx512 if best == SimdLevel::Avx512 => {
+                        // SAFETY: the CPU has the `Avx512` level, whose features include
+                        // every one `v4` enables.
                         return unsafe { v4($($arg),*) };
                     }
-                    // SAFETY: as above for `Avx2` (which an `Avx512` CPU has too).
                     SimdLevel::Avx2 if best != SimdLevel::Portable => {
+                        // SAFETY: the CPU has the `Avx2` level (an `Avx512` CPU has it too),
+                        // whose features include every one `v3` enables.
                         return unsafe { v3($($arg),*) };
                     }
                     _ => {}
