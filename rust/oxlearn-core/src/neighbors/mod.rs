@@ -37,11 +37,12 @@
 //! ```
 //!
 //! Where to add things:
-//! * a metric: its variant in `metric.rs`, its tile arithmetic in a fill (`direct.rs` for a
-//!   loop over features; a new type implementing `engine::Fill` for anything else), and its
-//!   choice in `search.rs`;
-//! * a precision (the dtype distances are reported in): a `Precision` variant and its rules
-//!   in `precision.rs` (the engine reports through `Precision::dist` only);
+//! * a metric: its variant, name and distance conversions in `metric.rs`, and its arithmetic
+//!   in `direct.rs` (a `Kind` or `DirectSum` arm, which `search.rs` then takes by itself);
+//!   a metric with its own kind of tile (a product, say) is a new fill instead;
+//! * a precision (the dtype distances are reported in): a `Precision` variant with its
+//!   rules in `precision.rs` (the engine reports only through `Precision::dist` and
+//!   `Precision::rdist_radius`);
 //! * a way of computing tiles: a type implementing `engine::Fill` (one method,
 //!   `fill_tile`), and its place in `search.rs`'s order.
 //!

@@ -20,11 +20,14 @@ use crate::real::Real;
 /// ran in (an exact float64 search may run in float32 or integers, see [`exact_in_f32`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Precision {
+    /// scikit-learn's 32-bit reductions (float32 data).
     F32,
+    /// scikit-learn's 64-bit reductions (float64 data).
     F64,
 }
 
 impl Precision {
+    /// The precision of a search of `T` data.
     pub(crate) fn of<T: Real>() -> Self {
         if std::mem::size_of::<T>() == std::mem::size_of::<f32>() {
             Self::F32
