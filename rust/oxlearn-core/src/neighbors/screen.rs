@@ -46,12 +46,13 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::Metric;
 #[cfg(target_arch = "x86_64")]
-use super::brute::admit_mask_avx;
-use super::brute::{
+use super::engine::admit_mask_avx;
+use super::engine::{
     GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, admit_mask_portable, finish_tile,
-    over_tiles, push_all, sq_dist, sq_norms_f64_simd, sum8, sum8_f64,
+    over_tiles, push_all, sq_dist,
 };
 use super::heap::KHeap;
+use super::norms::{sq_norms_f64_simd, sum8, sum8_f64};
 use crate::error::{Result, try_filled};
 use crate::exec::{Cancel, Threads, Wake};
 use crate::linalg::gemm;
@@ -74,7 +75,7 @@ const MAX_CENTRED: f64 = 1_125_899_906_842_624.0; // 2^50
 
 /// The inputs of a screened search: the float64 rows, their float64 squared norms (those of
 /// the float64 search), and the training mean the float32 tiles are centred on.
-pub(super) struct Screen<'a, T: Real> {
+pub(crate) struct Screen<'a, T: Real> {
     /// The query and training rows, row-major, `d` values each.
     q: &'a [T],
     t: &'a [T],
@@ -104,7 +105,7 @@ impl<'a, T: Real> Screen<'a, T> {
     ///
     /// float32 data is screened at any width: the alternative, a float64 copy of both
     /// arrays and the float64 GEMM, costs memory and twice the GEMM time.
-    pub(super) fn new(
+    pub(crate) fn new(
         query: ArrayView2<'a, T>,
         train: ArrayView2<'a, T>,
         metric: &Metric,
@@ -156,7 +157,7 @@ impl<'a, T: Real> Screen<'a, T> {
     }
 
     /// The search (see the module docs), reporting as `plan` says.
-    pub(super) fn search(
+    pub(crate) fn search(
         &self,
         plan: &Plan<'_>,
         wake: Wake,
@@ -274,7 +275,7 @@ fn centre_row<T: Real>(row: &[T], mean: &[f64], out: &mut [f32]) -> f32 {
 }
 
 /// `buf = -2 Q T^T` for the float32 rows `q` (`rows x d`) and `t` (`tt x d`), in GEMM
-/// calls of [`GEMM_TRAIN_ROWS`] training rows (see `Prepared::cross` for why that size).
+/// calls of [`GEMM_TRAIN_ROWS`] training rows (see `GemmFill::cross` for why that size).
 fn cross32(q: &[f32], t: &[f32], rows: usize, tt: usize, d: usize, buf: &mut [f32]) {
     let (Ok(qv), Ok(tv)) = (
         ArrayView2::from_shape((rows, d), q),
@@ -502,7 +503,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
 
-    use super::super::brute::{Plan, Precision, finish_heap};
+    use super::super::engine::{Plan, finish_heap};
+    use super::super::precision::Precision;
     use super::super::{Metric, sklearn_strategy};
     use super::{KHeap, Screen, SimdLevel, distance, sq_norms_f64_simd};
     use crate::exec::Threads;

@@ -18,12 +18,12 @@
 //! can be added up over many groups of features before they could overflow (see
 //! [`i16_run`]), and widened to 32 bits once per run, so a group of four features costs one
 //! multiply and one add per 32 byte pairs: twice an `f32` FMA's work per instruction, and
-//! no float32 screening with an exact recheck after it. On an AVX2-only AMD EPYC (Zen 1),
-//! a digits fold's one-thread search took about 3.8 ms through the float32 path.
+//! no float32 screening with an exact recheck after it.
 
 use ndarray::ArrayView2;
 
 use super::Metric;
+use super::engine::{Fill, TileNorms};
 use crate::platform::{Cpu, SimdLevel, multiversion};
 use crate::real::Real;
 
@@ -34,8 +34,8 @@ const PANEL: usize = 16;
 /// Panels per micro-tile (`MR x NP` accumulators: 24 of the 32 vector registers).
 const NP: usize = 4;
 
-/// Queries and training rows converted, packed and normed for [`Int8Tiles::tile`].
-pub(super) struct Int8Tiles {
+/// Queries and training rows converted, packed and normed for [`SmallIntFill::tile`].
+pub(crate) struct SmallIntFill {
     /// Shifted queries as bytes, `dp` per row, `MR` zero rows of padding at the end.
     q: Vec<u8>,
     /// Shifted training rows in panels of [`PANEL`] rows: panel `p`, group of four features
@@ -56,7 +56,7 @@ pub(super) struct Int8Tiles {
 
 /// The instructions a tile is computed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kernel {
+pub(crate) enum Kernel {
     /// AVX-512 F, BW and VNNI (`vpdpbusd`).
     Vnni,
     /// AVX2 (`vpmaddubsw`, `vpmaddwd`).
@@ -67,7 +67,7 @@ pub(super) enum Kernel {
 ///
 /// VNNI on top of the `Avx512` level ([`Cpu::avx512_vnni`]), so that the packing may run
 /// its `Avx512` build; the AVX2 kernel needs the `Avx2` level.
-pub(super) fn kernels() -> &'static [Kernel] {
+pub(crate) fn kernels() -> &'static [Kernel] {
     let cpu = Cpu::get();
     match cpu.level() {
         SimdLevel::Avx512 if cpu.avx512_vnni() => &[Kernel::Vnni, Kernel::Avx2],
@@ -171,7 +171,7 @@ fn direct_row<T: Real>(r: &[T], out: &mut [u8], hi: &mut [i32]) -> (i32, bool) {
     (s, ok)
 }
 
-/// Packs `q` and `t` (rows of `d` values) for [`Int8Tiles::tile`], each row converted by
+/// Packs `q` and `t` (rows of `d` values) for [`SmallIntFill::tile`], each row converted by
 /// `convert(row, bytes)` into its `d` bytes and its squared norm, or `None` (then so is the
 /// result) when the row cannot be.
 #[inline(always)] // compiled into each build of `pack_simd`
@@ -181,7 +181,7 @@ fn pack_rows<T: Real>(
     t: &[T],
     d: usize,
     mut convert: impl FnMut(&[T], &mut [u8]) -> Option<i32>,
-) -> Option<Int8Tiles> {
+) -> Option<SmallIntFill> {
     let dp = d.next_multiple_of(4);
     let (n_q, n_t) = (q.len() / d, t.len() / d);
     // Without room for the packed copies, the search takes another path (the same
@@ -207,7 +207,7 @@ fn pack_rows<T: Real>(
             }
         }
     }
-    Some(Int8Tiles {
+    Some(SmallIntFill {
         q: qb,
         t: tb,
         qn,
@@ -220,14 +220,13 @@ fn pack_rows<T: Real>(
 
 /// The packed data of inputs whose values are all integers in `0..=127` and whose largest
 /// possible squared distance is below `2^24`, converted as they are read: one pass over each
-/// array instead of the per-feature minima's pass and then the shifting one (for a digits
-/// fold the conversion took about 100 of a 580 µs two-thread search; it is memory-bound on
-/// the float64 inputs). The distances are the same integers as with the shift (a shift
+/// array instead of the per-feature minima's pass and then the shifting one (the conversion
+/// is memory-bound on the float64 inputs, and a visible share of a small search). The distances are the same integers as with the shift (a shift
 /// changes no difference), so the results are too. `None` when a value does not qualify
 /// (checked row by row, so other data leaves after its first row).
 #[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
-fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<SmallIntFill> {
     // A row's squared norm, summed before the distance bound is checked, must fit an `i32`
     // (wider rows leave for the shifted path, which checks its bound first).
     if d > (i32::MAX / (127 * 127)) as usize {
@@ -252,13 +251,13 @@ fn pack_direct<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
     (max_dist < f64::from(1u32 << 24)).then_some(packed)
 }
 
-/// [`Int8Tiles::new`]'s conversion and packing: [`pack_direct`] when the values are bytes
+/// [`SmallIntFill::new`]'s conversion and packing: [`pack_direct`] when the values are bytes
 /// already, else shifted by each feature's minimum. Compiled for the CPUs that can run the
 /// kernels (`pack_simd`: its passes over the inputs vectorise 4 to 8 times wider
 /// than at the baseline).
 #[inline(always)] // compiled into each build of `pack_simd`
 #[allow(clippy::inline_always)]
-fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
+fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<SmallIntFill> {
     if let Some(direct) = pack_direct(q, t, d) {
         return Some(direct);
     }
@@ -271,13 +270,13 @@ fn pack<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> {
 multiversion! {
     /// [`pack`] compiled for `level`: `Avx512` for [`Kernel::Vnni`], `Avx2` for
     /// [`Kernel::Avx2`].
-    fn pack_simd<T: Real>(q: &[T], t: &[T], d: usize) -> Option<Int8Tiles> => full: pack
+    fn pack_simd<T: Real>(q: &[T], t: &[T], d: usize) -> Option<SmallIntFill> => full: pack
 }
 
-impl Int8Tiles {
+impl SmallIntFill {
     /// The packed data, or `None` when the search is not a Euclidean one on small-integer
     /// data (see the module documentation) or the CPU has neither AVX-512 VNNI nor AVX2.
-    pub(super) fn new<T: Real>(
+    pub(crate) fn new<T: Real>(
         query: ArrayView2<'_, T>,
         train: ArrayView2<'_, T>,
         metric: &Metric,
@@ -285,8 +284,8 @@ impl Int8Tiles {
         Self::with_kernel(query, train, metric, *kernels().first()?)
     }
 
-    /// [`Int8Tiles::new`] for a given kernel, one of [`kernels`] (the tests run each).
-    pub(super) fn with_kernel<T: Real>(
+    /// [`SmallIntFill::new`] for a given kernel, one of [`kernels`] (the tests run each).
+    pub(crate) fn with_kernel<T: Real>(
         query: ArrayView2<'_, T>,
         train: ArrayView2<'_, T>,
         metric: &Metric,
@@ -319,7 +318,7 @@ impl Int8Tiles {
 
     /// Fills `buf` (row-major, `(qe - qs) x (te - ts)`) with the squared distances between
     /// queries `qs..qe` and training rows `ts..te`; `ts` is a multiple of [`PANEL`].
-    pub(super) fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [f32]) {
+    pub(crate) fn tile(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [f32]) {
         debug_assert!(ts.is_multiple_of(PANEL) && qe <= self.qn.len());
         #[cfg(target_arch = "x86_64")]
         if kernels().contains(&self.kernel)
@@ -343,23 +342,38 @@ impl Int8Tiles {
     }
 }
 
+impl Fill<f32> for SmallIntFill {
+    /// The squared distances themselves (no norms left to add).
+    fn fill_tile(
+        &self,
+        qs: usize,
+        qe: usize,
+        ts: usize,
+        te: usize,
+        buf: &mut [f32],
+    ) -> TileNorms<'_, f32> {
+        self.tile(qs, qe, ts, te, buf);
+        None
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{Int8Tiles, MR, NP, PANEL};
+    use super::{MR, NP, PANEL, SmallIntFill};
     use std::arch::x86_64::{
         __m512i, _mm512_add_epi32, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_loadu_si512,
         _mm512_mask_storeu_ps, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_slli_epi32,
         _mm512_sub_epi32,
     };
 
-    /// See [`Int8Tiles::tile`]. Every micro-tile is `MR` query rows by `NPB` panels.
+    /// See [`SmallIntFill::tile`]. Every micro-tile is `MR` query rows by `NPB` panels.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI; `ts` must be a multiple of [`PANEL`],
     /// `qe <= n_queries`, `te <= ` the padded training rows, `buf.len() >= (qe - qs) * (te - ts)`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile_vnni(
-        data: &Int8Tiles,
+    pub(crate) unsafe fn tile_vnni(
+        data: &SmallIntFill,
         qs: usize,
         qe: usize,
         ts: usize,
@@ -399,7 +413,7 @@ mod vnni {
     // The casts to `*const __m512i` feed unaligned loads (`loadu`), which need no alignment.
     #[allow(clippy::cast_ptr_alignment)]
     unsafe fn block<const NPB: usize>(
-        data: &Int8Tiles,
+        data: &SmallIntFill,
         i: usize,
         rows: usize,
         qs: usize,
@@ -467,7 +481,7 @@ mod vnni {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Int8Tiles, MR, PANEL};
+    use super::{MR, PANEL, SmallIntFill};
     use std::arch::x86_64::{
         __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_loadu_si256,
         _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_set1_epi32,
@@ -480,14 +494,14 @@ mod avx2 {
     const HALF: usize = PANEL / 2;
     const _: () = assert!(MR2 <= MR, "the queries are padded by MR rows");
 
-    /// See [`Int8Tiles::tile`]. Every micro-tile is `MR2` query rows by one panel.
+    /// See [`SmallIntFill::tile`]. Every micro-tile is `MR2` query rows by one panel.
     ///
     /// # Safety
     /// The CPU must support AVX2; `ts` must be a multiple of [`PANEL`], `qe <= n_queries`,
     /// `te <= ` the padded training rows, `buf.len() >= (qe - qs) * (te - ts)`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile_avx2(
-        data: &Int8Tiles,
+    pub(crate) unsafe fn tile_avx2(
+        data: &SmallIntFill,
         qs: usize,
         qe: usize,
         ts: usize,
@@ -517,7 +531,7 @@ mod avx2 {
     // The casts to `*const __m256i` feed unaligned loads (`loadu`), which need no alignment.
     #[allow(clippy::cast_ptr_alignment)]
     unsafe fn block(
-        data: &Int8Tiles,
+        data: &SmallIntFill,
         i: usize,
         rows: usize,
         qs: usize,
@@ -598,7 +612,7 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Int8Tiles, Kernel, feature_minima, i16_run, kernels, pack_direct};
+    use super::{Kernel, SmallIntFill, feature_minima, i16_run, kernels, pack_direct};
     use crate::neighbors::Metric;
     use ndarray::Array2;
 
@@ -708,12 +722,12 @@ mod tests {
                 2 => assert!(!bytes),
                 _ => {}
             }
-            let best = Int8Tiles::new(q.view(), t.view(), &Metric::SqEuclidean);
+            let best = SmallIntFill::new(q.view(), t.view(), &Metric::SqEuclidean);
             // Only a CPU with neither kernel declines this data.
             assert_eq!(best.is_some(), !kernels().is_empty());
             for &kernel in kernels() {
                 let tiles =
-                    Int8Tiles::with_kernel(q.view(), t.view(), &Metric::SqEuclidean, kernel)
+                    SmallIntFill::with_kernel(q.view(), t.view(), &Metric::SqEuclidean, kernel)
                         .expect("every kernel takes this data");
                 assert_eq!(tiles.kernel, kernel);
                 if kernel == Kernel::Avx2 && top <= 17 {
@@ -724,7 +738,7 @@ mod tests {
         }
     }
 
-    fn exact_tiles(tiles: &Int8Tiles, q: &Array2<f64>, t: &Array2<f64>) {
+    fn exact_tiles(tiles: &SmallIntFill, q: &Array2<f64>, t: &Array2<f64>) {
         let (n_q, n_t, d) = (q.nrows(), t.nrows(), q.ncols());
         for (qs, qe) in [(0, n_q), (n_q / 2, n_q)] {
             for ts in (0..n_t).step_by(32) {
