@@ -10,7 +10,7 @@
 //! the ReLU derivative with its column sums, the gradient reduction, the Adam update, the
 //! squared-weight sum, the narrow-network register tiles) and the neighbour search's passes
 //! (norms, the exact-float32 test and conversion, the direct-metric tiles, the top-k
-//! reduction, the screening, the int8 packing) are therefore compiled again inside
+//! reduction, the screening, the small-integer packing) are therefore compiled again inside
 //! `#[target_feature]` functions, one per level.
 //!
 //! # Levels
@@ -25,7 +25,7 @@
 //! with AVX-512 VL (Skylake-SP and later, Zen 4 and later) also has BW and DQ, and every CPU
 //! with AVX2 and FMA has BMI1 and POPCNT, so requiring the whole set costs no CPU a level.
 //! Optional extensions are separate queries on the same detected-once [`Cpu`]: so far only
-//! AVX-512 VNNI ([`Cpu::avx512_vnni`], for the int8 distance kernel), which is reported only
+//! AVX-512 VNNI ([`Cpu::avx512_vnni`], for the small-integer distance kernel, `neighbors::small_int`), which is reported only
 //! on top of the `Avx512` level, so a VNNI kernel may also use every `Avx512` feature.
 //!
 //! # What each build enables
@@ -41,7 +41,7 @@
 //!   neighbour passes enable the whole level, `avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,
 //!   bmi1,popcnt` and `avx2,fma,bmi1,popcnt`.
 //!
-//! Hand-written intrinsic kernels (the int8 VNNI and AVX2 tiles, the MLP's AVX-512 register
+//! Hand-written intrinsic kernels (the small-integer VNNI and AVX2 tiles, the MLP's AVX-512 register
 //! tiles, the neighbour search's AVX2 compare-to-mask) enable exactly what their intrinsics
 //! need, and run only inside a build, or behind a query, that guarantees it.
 //!
