@@ -338,6 +338,15 @@ def test_auto_propagated_callbacks_reach_the_mlp_in_a_search(digits: Any) -> Non
     _fit_quietly(search, X, y)
     log = monitor.get_logs(select="all")
     assert log  # the inner fits logged their epochs
+    # In a pipeline, the MLP's own monitor scores the transformed data each epoch.
+    in_pipe = ScoringMonitor(scoring="accuracy")
+    pipe = make_pipeline(
+        StandardScaler(), MLPClassifier((8,), max_iter=2, random_state=0).set_callbacks(in_pipe)
+    )
+    _fit_quietly(pipe, X, y)
+    table = in_pipe.get_logs().data_as_pandas
+    assert len(table) == 3  # two epochs and the fit
+    assert float(table["accuracy"].iloc[0]) == pipe.score(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = cross_validate(
