@@ -28,11 +28,11 @@ from sklearn.utils import gen_batches
 from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
+from oxlearn._plain_inputs import plain_float_matrix as _plain_float_matrix
+from oxlearn._plain_inputs import plain_int_labels
 from oxlearn._sklearn_compat import NeighborsBase as SklearnNeighborsBase
 from oxlearn._sklearn_compat import _check_precomputed, _get_threadlocal_config, get_chunk_n_rows
 from oxlearn._threads import resolve_n_jobs
-from oxlearn._plain_inputs import plain_float_matrix as _plain_float_matrix
-from oxlearn._plain_inputs import plain_int_labels
 
 #: The logger that says, for each fit and query, which path ran (scikit-learn-intelex's
 #: convention): INFO records "<Class>.<method>: accelerated (Rust)" or

@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
+from oxlearn._plain_inputs import fitted_label_binarizer, plain_float_matrix, plain_int_labels
 from oxlearn._sklearn_compat import (
     CallbackSupportMixin,
     SklearnMLPClassifier,
@@ -45,7 +46,6 @@ from oxlearn._sklearn_compat import (
     available_if,
 )
 from oxlearn._threads import default_threads
-from oxlearn._plain_inputs import fitted_label_binarizer, plain_float_matrix, plain_int_labels
 from oxlearn.neural_network._callbacks import (
     EpochTasks,
     IterationTasks,
