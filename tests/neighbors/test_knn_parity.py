@@ -572,3 +572,24 @@ def test_float32_distance_dtypes_match_sklearn(random_data, metric, p, metric_pa
         for method in ("kneighbors_graph", "radius_neighbors_graph"):
             got = getattr(est, method)(query, mode="distance")
             assert got.dtype == getattr(ref, method)(query, mode="distance").dtype, method
+
+
+@pytest.mark.parametrize("d", [3, 8, 15, 20, 64])
+def test_gemm_distances_do_not_depend_on_the_thread_count(d):
+    """float64 Euclidean distances that come from the GEMM (k-nearest below 16 features,
+    radius searches at any width): the query tiles follow the thread count, but each GEMM
+    call covers the same 64 query rows whatever it is, so the last bits do not move."""
+    rng = np.random.default_rng(7)
+    for n_queries in (5, 37, 90, 300):
+        X = rng.normal(size=(3000, d))
+        Q = rng.normal(size=(n_queries, d))
+        results = []
+        for n_jobs in (1, 2, 3, 4):
+            nn = oxn.NearestNeighbors(n_neighbors=7, algorithm="brute", n_jobs=n_jobs).fit(X)
+            dist, ind = nn.kneighbors(Q)
+            radius = float(np.median(dist[:, -1]))
+            r_dist, r_ind = nn.radius_neighbors(Q, radius=radius, sort_results=True)
+            results.append((dist, ind, np.concatenate(r_dist), np.concatenate(r_ind)))
+        for other in results[1:]:
+            for a, b in zip(results[0], other, strict=True):
+                np.testing.assert_array_equal(a, b)

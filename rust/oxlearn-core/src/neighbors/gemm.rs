@@ -5,7 +5,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 use super::Metric;
-use super::engine::{Fill, GEMM_TRAIN_ROWS, TileNorms};
+use super::engine::{Fill, GEMM_QUERY_ROWS, GEMM_TRAIN_ROWS, TileNorms};
 use super::norms::{inv_norms, sq_norms_simd};
 use crate::exec::Threads;
 use crate::linalg::gemm;
@@ -58,24 +58,35 @@ impl<'a, T: Real> GemmFill<'a, T> {
     /// 64 float64 features grew it by 2 MiB, most of a search's peak extra memory); blocks
     /// of 64 rows cut that by four, at the same packing work (each training row is still
     /// packed once per query tile) and a few more calls.
+    ///
+    /// And in row blocks of [`GEMM_QUERY_ROWS`] queries (the tile starts on a multiple of
+    /// it, see [`Fill::query_grid`]), so each distance comes from a call of the same shape
+    /// whatever the tile.
     fn cross(&self, qs: usize, qe: usize, ts: usize, te: usize, buf: &mut [T], alpha: T) {
-        let q = self.query.slice(s![qs..qe, ..]);
         let Some(out) = buf.get_mut(..(qe - qs) * (te - ts)) else {
             return;
         };
         let Ok(mut c) = ArrayViewMut2::from_shape((qe - qs, te - ts), out) else {
             return;
         };
-        for j0 in (0..te - ts).step_by(GEMM_TRAIN_ROWS) {
-            let j1 = (j0 + GEMM_TRAIN_ROWS).min(te - ts);
-            let t = self.train.slice(s![ts + j0..ts + j1, ..]);
-            let c_block = c.slice_mut(s![.., j0..j1]);
-            gemm(alpha, q, t.t(), T::zero(), c_block, Threads::Single);
+        for i0 in (0..qe - qs).step_by(GEMM_QUERY_ROWS) {
+            let i1 = (i0 + GEMM_QUERY_ROWS).min(qe - qs);
+            let q = self.query.slice(s![qs + i0..qs + i1, ..]);
+            for j0 in (0..te - ts).step_by(GEMM_TRAIN_ROWS) {
+                let j1 = (j0 + GEMM_TRAIN_ROWS).min(te - ts);
+                let t = self.train.slice(s![ts + j0..ts + j1, ..]);
+                let c_block = c.slice_mut(s![i0..i1, j0..j1]);
+                gemm(alpha, q, t.t(), T::zero(), c_block, Threads::Single);
+            }
         }
     }
 }
 
 impl<T: Real> Fill<T> for GemmFill<'_, T> {
+    fn query_grid(&self) -> usize {
+        GEMM_QUERY_ROWS
+    }
+
     /// Euclidean tiles: the GEMM cross term, the norms added while reducing (one pass
     /// less). Cosine tiles: the distances themselves.
     fn fill_tile(

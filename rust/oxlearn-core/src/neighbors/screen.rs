@@ -180,6 +180,8 @@ impl<'a, T: Real> Screen<'a, T> {
             plan,
             wake,
             max_rows,
+            // Its float64 distances are exact sums, whatever the tile's shape.
+            1,
             |rows| {
                 let w = if copies { d } else { 0 };
                 Work::new(rows, QUERY_TILE.min(rows), tt, w, &plan.sorted_ks)

@@ -42,6 +42,13 @@ use crate::real::Real;
 pub(crate) const TRAIN_TILE: usize = 256;
 /// Training rows per GEMM call within a tile (see `GemmFill::cross`).
 pub(crate) const GEMM_TRAIN_ROWS: usize = 64;
+/// Query rows per GEMM call, on a grid fixed by the query index (see [`Fill::query_grid`]).
+///
+/// Why: the gemm crate's last bit depends on the shape of its call (it picks its kernels by
+/// size), and query tiles are sized by the thread count. Calls of this many query rows,
+/// starting on its multiples, give every distance the same bits whatever the thread count
+/// and wherever a block of queries starts (a cluster's query blocks).
+pub(crate) const GEMM_QUERY_ROWS: usize = 64;
 /// Largest number of query rows per tile (256 x 256: scikit-learn's chunk shape; larger tiles
 /// cut the GEMM's repacking but raise the peak memory, smaller ones the reverse).
 pub(crate) const QUERY_TILE: usize = 256;
@@ -70,4 +77,11 @@ pub(crate) trait Fill<T: Real>: Sync {
         te: usize,
         buf: &mut [T],
     ) -> TileNorms<'_, T>;
+
+    /// Query tiles start on multiples of this many rows (and hold a multiple of it, but for
+    /// the last): 1 for a fill whose distances do not depend on the tile's shape; the GEMM
+    /// fill's [`GEMM_QUERY_ROWS`].
+    fn query_grid(&self) -> usize {
+        1
+    }
 }

@@ -68,7 +68,7 @@ impl RadiusSearch<'_> {
                 v.to_f64_lossless() <= r64
             }
         };
-        let tiles = over_query_tiles(n_q, threads, |qs, qe| -> Result<_> {
+        let tiles = over_query_tiles(n_q, threads, fill.query_grid(), |qs, qe| -> Result<_> {
             let mut buf = try_filled((qe - qs) * TRAIN_TILE.min(n_t), T::zero(), RESULTS)?;
             let mut found: Vec<(Vec<T>, Vec<usize>)> =
                 try_filled(qe - qs, (Vec::new(), Vec::new()), RESULTS)?;

@@ -27,10 +27,13 @@ pub(crate) fn effective_threads(threads: Threads, n_q: usize, n_t: usize, d: usi
 }
 
 /// Query rows per tile for `n_queries` queries on `threads` threads: enough tiles for every
-/// thread, at most [`QUERY_TILE`] rows each.
-fn query_tile(n_queries: usize, threads: Threads, max_rows: usize) -> usize {
+/// thread, at most `max_rows` rows each, a multiple of `grid` (see [`Fill::query_grid`];
+/// `max_rows` is one).
+fn query_tile(n_queries: usize, threads: Threads, max_rows: usize, grid: usize) -> usize {
     let per_thread = n_queries.div_ceil(2 * threads.count()).max(1);
-    per_thread.clamp(1, max_rows.max(1))
+    per_thread
+        .next_multiple_of(grid.max(1))
+        .clamp(1, max_rows.max(1))
 }
 
 /// Runs `f` on every query tile (`start..end`), in parallel when `threads` is a pool, and
@@ -38,9 +41,10 @@ fn query_tile(n_queries: usize, threads: Threads, max_rows: usize) -> usize {
 pub(crate) fn over_query_tiles<R: Send>(
     n_queries: usize,
     threads: Threads,
+    grid: usize,
     f: impl Fn(usize, usize) -> R + Sync + Send,
 ) -> Result<Vec<R>> {
-    let tq = query_tile(n_queries, threads, QUERY_TILE);
+    let tq = query_tile(n_queries, threads, QUERY_TILE, grid);
     let starts: Vec<usize> = (0..n_queries).step_by(tq).collect();
     let slots: Vec<Mutex<Option<R>>> = starts.iter().map(|_| Mutex::new(None)).collect();
     threads.for_each_index(starts.len(), |t| {
@@ -76,6 +80,7 @@ pub(crate) fn search_tiles<T: Real>(
         plan,
         wake,
         QUERY_TILE,
+        fill.query_grid(),
         |rows| {
             let reused = spare.lock().ok().and_then(|mut taken| {
                 let sets = taken.get_or_insert_with(|| Scratch::take_spare(rows, cols, ks));
@@ -110,7 +115,7 @@ pub(crate) fn search_tiles<T: Real>(
 pub(crate) const RESULTS: &str = "the neighbour results";
 
 /// Runs `run(scratch, qs, qe, out_d, out_i)` on every query tile `qs..qe` of at most
-/// `max_rows` rows (in parallel on `plan.threads`), where `out_*` are the tile's rows of the
+/// `max_rows` rows, starting on multiples of `grid` (in parallel on `plan.threads`), where `out_*` are the tile's rows of the
 /// results (`plan.kk` values per query) and `scratch` a thread's working memory, made by
 /// `new_scratch(rows)` and handed to `recycle` at the end; returns the results, one pair of
 /// arrays per `k` of `plan.ks`.
@@ -118,6 +123,7 @@ pub(crate) fn over_tiles<S: Send>(
     plan: &Plan<'_>,
     wake: Wake,
     max_rows: usize,
+    grid: usize,
     new_scratch: impl Fn(usize) -> Result<S> + Sync,
     run: impl Fn(&mut S, usize, usize, &mut [f64], &mut [usize]) + Sync,
     recycle: impl FnOnce(Vec<S>),
@@ -134,7 +140,7 @@ pub(crate) fn over_tiles<S: Send>(
     // heaps live only while their tile is searched (memory: tiles in flight, not n_queries).
     let mut flat_d = try_filled(checked_len(n_q, kk, RESULTS)?, 0.0f64, RESULTS)?;
     let mut flat_i = try_filled(flat_d.len(), 0usize, RESULTS)?;
-    let tq = query_tile(n_q, threads, max_rows);
+    let tq = query_tile(n_q, threads, max_rows, grid);
     let n_tiles = n_q.div_ceil(tq);
     // One working set per thread, allocated here, by the calling thread, and reused by every
     // tile: pool threads then allocate (almost) nothing, so a search does not grow each
