@@ -41,6 +41,11 @@ _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # --- fitting --------------------------------------------------------------------------------
 
 
+#: Query rows per GEMM call of the engine, on a grid fixed by the query index
+#: (``GEMM_QUERY_ROWS`` in ``rust/oxlearn-core/src/neighbors/engine/mod.rs``).
+QUERY_GRID = 64
+
+
 def _prepare_shard(
     X: Any,
     y: Any,
@@ -78,24 +83,47 @@ def _shard_meta(shard: dict[str, Any]) -> tuple[int, Any, Any, Any]:
 # --- queries --------------------------------------------------------------------------------
 
 
+def _pad(rows: npt.NDArray[Any], pad: tuple[int, int]) -> npt.NDArray[Any]:
+    """``rows`` with ``pad = (lead, tail)`` zero rows around them (see ``query_padding``)."""
+    lead, tail = pad
+    if not lead and not tail:
+        return rows
+    out = np.zeros((lead + rows.shape[0] + tail, rows.shape[1]), dtype=rows.dtype)
+    out[lead : lead + rows.shape[0]] = rows
+    return out
+
+
+def query_padding(start: int, stop: int, total: int) -> tuple[int, int]:
+    """Zero rows to put before and after the queries ``start:stop`` of ``total``.
+
+    The engine computes GEMM distances in calls of ``QUERY_GRID`` query rows on a grid fixed
+    by the query index (the last bit of a GEMM depends on the shape of its call). Padded so,
+    a block's rows sit in the calls they sit in when a single process searches all
+    ``total`` queries, and get the same bits.
+    """
+    lead = start % QUERY_GRID
+    tail = 0 if stop == total else (-stop) % QUERY_GRID
+    return lead, tail
+
+
 def _validate_query(
-    block: Any, lo: int, hi: int, template: BaseEstimator, dtype: Any
+    block: Any, lo: int, hi: int, template: BaseEstimator, dtype: Any, pad: tuple[int, int]
 ) -> npt.NDArray[Any]:
     """Validate query rows with the single-process estimator's checks.
 
     ``dtype`` (the Rust engine's) or None (scikit-learn's code: the rows keep the dtype its
-    validation gives them).
+    validation gives them). ``pad``: zero rows before and after (see ``query_padding``).
     """
     from sklearn.utils.validation import validate_data
 
     rows = np.asarray(block)[lo:hi]
     rows = validate_data(template, rows, accept_sparse=False, reset=False, order="C")
-    return rows if dtype is None else np.ascontiguousarray(rows, dtype=dtype)
+    return _pad(rows if dtype is None else np.ascontiguousarray(rows, dtype=dtype), pad)
 
 
-def _shard_query(shard: dict[str, Any], lo: int, hi: int) -> npt.NDArray[Any]:
+def _shard_query(shard: dict[str, Any], lo: int, hi: int, pad: tuple[int, int]) -> npt.NDArray[Any]:
     """Rows ``lo:hi`` of a training shard, as queries (``kneighbors(None)``)."""
-    return np.ascontiguousarray(shard["X"][lo:hi])
+    return _pad(np.ascontiguousarray(shard["X"][lo:hi]), pad)
 
 
 def _shard_rows(shard: dict[str, Any], dtype: Any) -> npt.NDArray[Any]:
@@ -276,20 +304,27 @@ def _merge_block(
     mode: str,
     extra: dict[str, Any],
     self_offset: int | None = None,
+    pad: tuple[int, int] = (0, 0),
 ) -> Any:
     """Merge one query block's shard results; return neighbours, or the vote (``mode``).
 
     ``spec`` None: the shards' top-k lists of the ``"sorted"`` mode, else their heap
     candidates. ``self_offset``: the queries are the training rows from that index, each
-    dropped from its own neighbours.
+    dropped from its own neighbours. ``pad``: the padding rows around the block's ``n_q``
+    queries in the parts (see ``query_padding``), dropped here.
     """
     labels: npt.NDArray[Any] | None
+    lead, tail = pad
     if spec is None:
         dist, inds, labels = _merge_sorted(parts, k)
     else:
-        vals, inds, cands = _exact.merge(parts, n_q, k, n_queries, n_train)
+        vals, inds, cands = _exact.merge(parts, lead + n_q + tail, k, n_queries, n_train)
         dist = _exact.to_distances(vals, spec)
         labels = None if mode == "kneighbors" else _neighbour_labels(cands, inds, n_train)
+    if lead or tail:
+        rows = slice(lead, lead + n_q)
+        dist, inds = dist[rows], inds[rows]
+        labels = None if labels is None else labels[rows]
     if self_offset is not None:
         dist, inds, labels = drop_self(dist, inds, labels, self_offset)
     if mode == "kneighbors":
@@ -346,15 +381,22 @@ def _merge_radius(
     spec: _exact.SearchSpec | None,
     sort: str | None,
     self_offset: int | None,
+    pad: tuple[int, int] = (0, 0),
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Join one query block's shard results: each query's rows in index order, or sorted.
 
     ``sort``: None, ``"introsort"`` (scikit-learn's compiled searches and oxlearn's) or
-    ``"stable"`` (its search over a distance matrix). Returns object arrays of arrays.
+    ``"stable"`` (its search over a distance matrix). ``pad``: the padding rows around the
+    block's ``n_q`` queries in the parts (see ``query_padding``), dropped here. Returns
+    object arrays of arrays.
     """
-    rows = np.concatenate([np.repeat(np.arange(n_q), np.diff(p[0])) for p in parts])
+    lead, tail = pad
+    rows = np.concatenate([np.repeat(np.arange(lead + n_q + tail), np.diff(p[0])) for p in parts])
     inds = np.concatenate([p[1] for p in parts]).astype(np.intp)
     vals = np.concatenate([p[2] for p in parts])
+    if lead or tail:
+        keep = (rows >= lead) & (rows < lead + n_q)
+        rows, inds, vals = rows[keep] - lead, inds[keep], vals[keep]
     # The shards come in index order: a stable sort by query keeps it within each query.
     order = np.argsort(rows, kind="stable")
     rows, inds, vals = rows[order], inds[order], vals[order]

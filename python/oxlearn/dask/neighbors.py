@@ -218,10 +218,15 @@ class _DaskNeighborsBase(BaseEstimator):
             return "heap"
         return "sorted"
 
-    def _queries(self, X: Any, mode: str) -> tuple[list[tuple[Any, int | None, int]], Any, Any]:
-        """Return the query blocks ``(delayed rows, self offset or None, n_rows)``, chunks, dtype.
+    def _queries(
+        self, X: Any, mode: str
+    ) -> tuple[list[tuple[Any, int | None, int, tuple[int, int]]], Any, Any]:
+        """Return the query blocks, their chunks and their dtype.
 
-        ``X`` None: the training rows, block by block on the workers that hold them.
+        Each block is ``(delayed rows, self offset or None, n_rows, padding)``. ``X`` None:
+        the training rows, block by block on the workers that hold them. For the Rust
+        engine, each block's rows come with the padding that puts them where a single
+        process searching all the queries has them (``_tasks.query_padding``).
         """
         import dask
 
@@ -231,13 +236,16 @@ class _DaskNeighborsBase(BaseEstimator):
                 "This estimator was unpickled: its training rows stayed on the cluster it "
                 "was fitted on. Fit it again."
             )
-        blocks: list[tuple[Any, int | None, int]] = []
+        blocks: list[tuple[Any, int | None, int, tuple[int, int]]] = []
         if X is None:
             take = dask.delayed(_tasks._shard_query, pure=True)
+            rust = self._search_mode(self._fit_dtype) == "rust"
+            total = self.n_samples_fit_
             for fut, off, n in self._shards:
                 for lo in range(0, n, self.block_size):
                     hi = min(n, lo + self.block_size)
-                    blocks.append((take(fut, lo, hi), off + lo, hi - lo))
+                    pad = _tasks.query_padding(off + lo, off + hi, total) if rust else (0, 0)
+                    blocks.append((take(fut, lo, hi, pad), off + lo, hi - lo, pad))
             chunks = tuple(n for _, _, n in self._shards)
             return blocks, chunks, self._fit_dtype
         X = _as_dask_array(X, self.block_size)
@@ -253,10 +261,17 @@ class _DaskNeighborsBase(BaseEstimator):
         qdtype = np.dtype(np.float64) if X.dtype == object else np.dtype(X.dtype)
         validate = dask.delayed(_tasks._validate_query, pure=True)
         cast = qdtype if self._search_mode(qdtype) == "rust" else None
+        total = int(X.shape[0])
+        start = 0
         for block, n_rows in zip(X.to_delayed().ravel(), X.chunks[0], strict=True):
             for lo in range(0, max(n_rows, 1), self.block_size):
                 hi = min(n_rows, lo + self.block_size)
-                blocks.append((validate(block, lo, hi, self._template, cast), None, hi - lo))
+                pad = (0, 0)
+                if cast is not None and hi > lo:
+                    pad = _tasks.query_padding(start + lo, start + hi, total)
+                rows = validate(block, lo, hi, self._template, cast, pad)
+                blocks.append((rows, None, hi - lo, pad))
+            start += n_rows
         return blocks, X.chunks[0], qdtype
 
     def _run(self, X: Any, n_neighbors: int, mode: str, extra: dict[str, Any]) -> Any:
@@ -304,7 +319,8 @@ class _DaskNeighborsBase(BaseEstimator):
             key: extra[key] for key in ("weights", "classes", "outputs_2d") if key in extra
         }
         outs: list[Any] = []
-        for q, self_offset, n_b in blocks:
+        for q, self_offset, n_b, pad in blocks:
+            n_pad = pad[0] + n_b + pad[1]
             if spec is None:
                 parts = [
                     sorted_search(q, fut, off, k, params, with_targets)
@@ -320,14 +336,14 @@ class _DaskNeighborsBase(BaseEstimator):
                 firsts = [candidates_top(part0, k)] + [
                     first_search(q, fut, k, spec, self.n_jobs) for fut, _, _ in rest
                 ]
-                prefixes = list(prefix(firsts, n_b, k))
+                prefixes = list(prefix(firsts, n_pad, k))
                 parts = [part0] + [
                     search(q, fut, off, k, spec, self.n_jobs, with_targets, first, pre)
                     for (fut, off, _), first, pre in zip(
                         rest, firsts[1:], prefixes[1:], strict=True
                     )
                 ]
-            out = merge(parts, n_b, k, n_queries, n_train, spec, mode, task_extra, self_offset)
+            out = merge(parts, n_b, k, n_queries, n_train, spec, mode, task_extra, self_offset, pad)
             if mode == "kneighbors":
                 d, i = out
                 d_dtype = _distance_dtype(search_mode, spec, qdtype, self._fit_dtype)
@@ -611,12 +627,12 @@ class NearestNeighbors(_DaskNeighborsBase):
         search = dask.delayed(_tasks._radius_shard, pure=True)
         merge = dask.delayed(_tasks._merge_radius, pure=True, nout=2)
         outs = []
-        for q, self_offset, n_b in blocks:
+        for q, self_offset, n_b, pad in blocks:
             parts = [
                 search(q, fut, off, float(radius), spec, params, self.n_jobs)
                 for fut, off, _ in self._shards
             ]
-            d, i = merge(parts, n_b, spec, sort, self_offset)
+            d, i = merge(parts, n_b, spec, sort, self_offset, pad)
             outs.append(
                 (
                     da.from_delayed(d, shape=(n_b,), dtype=object),
