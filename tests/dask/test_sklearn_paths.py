@@ -126,12 +126,10 @@ def test_radius_neighbors_is_identical(client, grid, params, sort_results):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_euclidean_radius_on_continuous_rows(client, dtype):
-    """The engine's reduced radius and distances on rows where they round.
-
-    float64 Euclidean distances come from a GEMM whose last bit depends on the shape of the
-    call (the known limit of the README): equal to one ulp (and, for this seed, the same
-    rows in the same order); float32 ones are exact.
-    """
+    """The engine's reduced radius and distances on rows where they round: float64
+    Euclidean distances come from a GEMM, whose calls have the same shape on a shard as in
+    the single process (64-row query groups, full 64-row training blocks), so they are
+    exact, as float32 ones are."""
     rng = np.random.default_rng(4)
     X = rng.normal(size=(N_TRAIN, 20)).astype(dtype)
     Q = rng.normal(size=(90, 20)).astype(dtype)
@@ -142,11 +140,7 @@ def test_euclidean_radius_on_continuous_rows(client, dtype):
         dist, ind = nn.radius_neighbors(Q, sort_results=sort_results)
         ref_dist, ref_ind = ref.radius_neighbors(Q, sort_results=sort_results)
         _assert_rows_equal(ind.compute(), ref_ind)
-        if dtype == np.float32:
-            _assert_rows_equal(dist.compute(), ref_dist)
-        else:
-            for d, r in zip(dist.compute(), ref_dist, strict=True):
-                np.testing.assert_allclose(d, r, rtol=1e-15, atol=0)
+        _assert_rows_equal(dist.compute(), ref_dist)
 
 
 def test_kneighbors_of_the_training_rows_on_the_engine(client, grid):

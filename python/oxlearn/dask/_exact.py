@@ -58,6 +58,11 @@ GROWTH = 2
 #: scikit-learn's `pairwise_dist_chunk_size` default, which enters its strategy choice.
 _SKLEARN_CHUNK = 256
 
+#: Query rows per GEMM call of the engine, on a grid fixed by the query index
+#: (``GEMM_QUERY_ROWS`` in ``rust/oxlearn-core/src/neighbors/engine/mod.rs``): the last bit
+#: of a GEMM distance depends on the shape of its call.
+QUERY_GRID = 64
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
@@ -253,6 +258,9 @@ def shard_candidates(
     n_q = query.shape[0]
     n = shard.shape[0]
     wide = max(int(width), 1) * k
+    # The engine's GEMM distances (float64 Euclidean) depend on the shape of its calls: a
+    # search of some of the queries keeps their 64-row groups (see `QUERY_GRID`).
+    gemm_shaped = spec.sklearn is None and spec.metric == "sqeuclidean" and not spec.float32
     growth = max(int(growth), 2)
     top = np.full((n_q, k), np.inf) if prefix_top is None else np.array(prefix_top, dtype=float)
     root = top.max(axis=1)
@@ -279,8 +287,20 @@ def shard_candidates(
             return
         size = b - a
         kk = min(size, wide)
-        q = query if active.size == n_q else np.ascontiguousarray(query[active])
-        vals, inds = _search(q, shard[a:b], kk, spec, n_jobs)
+        if active.size == n_q:
+            vals, inds = _search(query, shard[a:b], kk, spec, n_jobs)
+        elif gemm_shaped:
+            # Whole 64-row groups of the query grid around the active queries: each meets
+            # the GEMM in the call it meets it in when all queries are searched.
+            groups = np.unique(active // QUERY_GRID)
+            rows = (groups[:, None] * QUERY_GRID + np.arange(QUERY_GRID)).ravel()
+            rows = rows[rows < n_q]
+            vals, inds = _search(np.ascontiguousarray(query[rows]), shard[a:b], kk, spec, n_jobs)
+            at = np.searchsorted(rows, active)
+            vals, inds = vals[at], inds[at]
+        else:
+            q = np.ascontiguousarray(query[active])
+            vals, inds = _search(q, shard[a:b], kk, spec, n_jobs)
         inds = inds + a
         if kk == size:
             take(active, vals, inds)

@@ -41,9 +41,7 @@ _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # --- fitting --------------------------------------------------------------------------------
 
 
-#: Query rows per GEMM call of the engine, on a grid fixed by the query index
-#: (``GEMM_QUERY_ROWS`` in ``rust/oxlearn-core/src/neighbors/engine/mod.rs``).
-QUERY_GRID = 64
+QUERY_GRID = _exact.QUERY_GRID
 
 
 def _prepare_shard(

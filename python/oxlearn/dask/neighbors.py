@@ -18,8 +18,10 @@ parameters of their `oxlearn.neighbors` counterparts, plus ``client`` (a
   with one OpenMP thread). With scikit-learn's trees or its search over a distance matrix
   (hamming, callables...), the distances are the single-process ones and the neighbours the
   k smallest by (distance, training index), which differ from the single process's only
-  among rows tied at the k-th distance; cosine distances can differ by a few ulps (a matrix
-  product's rounding depends on its shape). The README ("On a cluster") states the rules.
+  among rows tied at the k-th distance; cosine distances (scikit-learn's matrix product,
+  whose rounding depends on its shape) can differ by a few ulps. The engine's own matrix
+  products get the single-process shapes: each query block is padded to the engine's 64-row
+  query grid (``_tasks.query_padding``). The README ("On a cluster") states the rules.
   The vote runs after the merge with the single-process kernels. ``kneighbors(None)`` and
   ``radius_neighbors(None)`` search the training rows on the workers that hold them.
 * Results are Dask arrays with the query partitioning. A task holds at most
