@@ -370,7 +370,7 @@ fn tile<T: Real, const R: usize, const W: usize>(
 }
 
 /// One row block of a product through the AVX-512 kernels of [`wide`] (only the AVX-512
-/// build, [`product_v4`], calls it): the tile of rows `i0..i0 + R`, columns `j0..j0 + nt`,
+/// build, [`product_avx512`], calls it): the tile of rows `i0..i0 + R`, columns `j0..j0 + nt`,
 /// through the epilogue. A store, a bias and a bias + ReLU are applied in registers and
 /// stored straight into `c`; the other epilogues go through `acc` and [`epilogue`]. Types
 /// and widths the kernels lack take the portable [`tile`].
@@ -461,7 +461,7 @@ fn block_wide<T: Real, const R: usize, const W: usize>(
                 ),
             };
             debug_assert_eq!(SimdLevel::detected(), SimdLevel::Avx512);
-            // SAFETY: only the AVX-512 build calls this function (`product_v4`, run by
+            // SAFETY: only the AVX-512 build calls this function (`product_avx512`, run by
             // `product` on a CPU where the features were detected), and `T` is the kernel's
             // type. Every row `k < kk` of `b` holds `W` values from `k * ldb` (asserted
             // above); a `Rows` row holds `kk` values (`seg`); `product_body` checked
@@ -1011,7 +1011,7 @@ fn product_mr4<T: Real>(
 /// layer). (Only the x86-64 AVX-512 copy of [`product_tiles`] runs it.)
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn product_v4<T: Real>(
+fn product_avx512<T: Real>(
     m: usize,
     n: usize,
     kk: usize,
@@ -1039,7 +1039,7 @@ fn product_v4<T: Real>(
 
 /// Whether [`product`] skips the zeros of a left operand with [`Mat::nonzero`] masks in a
 /// product `n` columns wide on this CPU: with the AVX-512 tiles, when the product has at
-/// least two column tiles (see `product_v4`), over which the skipped runs, found once,
+/// least two column tiles (see `product_avx512`), over which the skipped runs, found once,
 /// are used again. (With a single column tile, finding them cost about what skipping them
 /// saved in a `(16,)` digits fit.)
 pub fn skips_zeros<T: Real>(n: usize) -> bool {
@@ -1131,5 +1131,5 @@ multiversion! {
         ldc: usize,
         epi: Epilogue<'_, T>,
         panel: &mut Buf<T>,
-    ) => v4: product_v4, v3: product_mr4, portable: product_mr4
+    ) => v4: product_avx512, v3: product_mr4, portable: product_mr4
 }

@@ -21,9 +21,10 @@
 //! among them. Each line: the module, what it owns, what it imports from here.
 //!
 //! ```text
-//! search     entry points; which fill runs for a metric/dtype/data  -> engine, fills, precision
+//! search     entry points; which `Search` runs for a metric/dtype/  -> engine, fills, precision
+//!            data (each fill and the screened search implement it)
 //! engine/    plan, query tiles, reduction into the heaps, scratch,  -> heap, metric, precision
-//!            radius tiles; the `Fill` trait                            (no fill, no search)
+//!            radius tiles; the `Search` and `Fill` traits              (no fill, no search)
 //! gemm       fill: Euclidean cross term and cosine from the GEMM    -> engine, norms, metric
 //! direct     fill: manhattan, l2, minkowski, chebyshev, precomputed -> engine, norms, metric
 //! small_int  fill: exact squared distances of small integers (SIMD) -> engine, metric

@@ -48,7 +48,7 @@ use super::Metric;
 #[cfg(target_arch = "x86_64")]
 use super::engine::admit_mask_avx;
 use super::engine::{
-    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, TRAIN_TILE, admit_mask_portable, finish_tile,
+    GEMM_TRAIN_ROWS, LANES, Plan, QUERY_TILE, Search, TRAIN_TILE, admit_mask_portable, finish_tile,
     over_tiles, push_all, sq_dist,
 };
 use super::heap::KHeap;
@@ -93,6 +93,12 @@ pub(crate) struct Screen<'a, T: Real> {
     direct: Option<Direct<'a>>,
     /// The bounds' relative constant for the float64 norms.
     c64: f64,
+}
+
+impl<T: Real> Search<T> for Screen<'_, T> {
+    fn search(&self, plan: &Plan<'_>, wake: Wake) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+        self.run(plan, wake)
+    }
 }
 
 impl<'a, T: Real> Screen<'a, T> {
@@ -157,11 +163,7 @@ impl<'a, T: Real> Screen<'a, T> {
     }
 
     /// The search (see the module docs), reporting as `plan` says.
-    pub(crate) fn search(
-        &self,
-        plan: &Plan<'_>,
-        wake: Wake,
-    ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+    fn run(&self, plan: &Plan<'_>, wake: Wake) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
         let d = self.d;
         let n_t = plan.n_t;
         let tt = self.block().min(n_t);
@@ -554,9 +556,7 @@ mod tests {
     ) -> Vec<(Array2<f64>, Array2<usize>)> {
         let screen = Screen::new(q.view(), t.view(), metric).expect("the data is screened");
         let plan = Plan::new(q.nrows(), t.nrows(), ks, metric, threads, Precision::F64);
-        screen
-            .search(&plan, threads.wake())
-            .expect("the search runs")
+        screen.run(&plan, threads.wake()).expect("the search runs")
     }
 
     fn uniform(n: usize, d: usize, rng: &mut Pcg64) -> Array2<f64> {

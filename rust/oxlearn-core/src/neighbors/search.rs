@@ -12,16 +12,35 @@ use ndarray::{Array2, ArrayView2};
 use super::Metric;
 use super::direct::DirectFill;
 use super::engine::{
-    Fill, Plan, RadiusResult, RadiusSearch, effective_threads, search_tiles, validate_ks,
+    Fill, Plan, RadiusResult, RadiusSearch, Search, effective_threads, search_tiles, validate_ks,
 };
 use super::gemm::GemmFill;
 use super::precision::{Precision, exact_in_f32_simd, needs_float64, upcast};
 use super::screen::Screen;
 use super::small_int::SmallIntFill;
 use crate::error::{CoreError, Result};
-use crate::exec::{Cancel, Threads};
+use crate::exec::{Cancel, Threads, Wake};
 use crate::platform::SimdLevel;
 use crate::real::Real;
+
+/// `impl Search for` each fill: the engine's tiles, filled by it ([`search_tiles`]). Not a
+/// blanket impl over [`Fill`]: the screened search implements [`Search`] too, and the two
+/// would overlap.
+macro_rules! search_by_tiles {
+    ($($fill:ty),*) => {$(
+        impl<T: Real> Search<T> for $fill {
+            fn search(
+                &self,
+                plan: &Plan<'_>,
+                wake: Wake,
+            ) -> Result<Vec<(Array2<f64>, Array2<usize>)>> {
+                search_tiles(plan, wake, self)
+            }
+        }
+    )*};
+}
+
+search_by_tiles!(GemmFill<'_, T>, DirectFill<'_, T>, SmallIntFill);
 
 /// The `k` nearest training rows of every query row, for several `k` from one pass.
 ///
@@ -91,7 +110,7 @@ fn search_multi<T: Real>(
         // Same distances, bit for bit, at a quarter of the float32 GEMM's cost (see
         // `small_int`).
         let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
-        return search_tiles(&plan, wake, &fill);
+        return Search::<T>::search(&fill, &plan, wake);
     }
     if let Some((q32, t32)) = exact_in_f32_simd(SimdLevel::detected(), query, train, metric) {
         // Same answers, bit for bit, at twice the GEMM speed (see `exact_in_f32`). The
@@ -136,9 +155,9 @@ fn search_multi<T: Real>(
     check_inputs(query, train, metric)?;
     let plan = Plan::new(n_q, n_t, ks, metric, threads, precision).with_cancel(cancel);
     if let Some(fill) = GemmFill::new(query, train, metric) {
-        return search_tiles(&plan, wake, &fill);
+        return fill.search(&plan, wake);
     }
-    search_tiles(&plan, wake, &direct_fill(query, train, metric)?)
+    direct_fill(query, train, metric)?.search(&plan, wake)
 }
 
 /// The `k` nearest training rows of every query row: [`kneighbors_multi`] with one `k`.
@@ -239,7 +258,7 @@ fn direct_fill<'a, T: Real>(
     query: ArrayView2<'a, T>,
     train: ArrayView2<'a, T>,
     metric: &'a Metric,
-) -> Result<impl Fill<T> + 'a> {
+) -> Result<impl Fill<T> + Search<T> + 'a> {
     DirectFill::new(query, train, metric)
         .ok_or_else(|| CoreError::invalid("metric", format!("no fill computes {metric:?}")))
 }

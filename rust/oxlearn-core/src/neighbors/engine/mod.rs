@@ -36,6 +36,10 @@ pub(crate) use reduce::admit_mask_avx;
 pub(crate) use reduce::{admit_mask_portable, push_all, sq_dist};
 pub(crate) use tiles::{effective_threads, over_tiles, search_tiles};
 
+use ndarray::Array2;
+
+use crate::error::Result;
+use crate::exec::Wake;
 use crate::real::Real;
 
 /// Training rows per tile: a tile of distances holds at most `QUERY_TILE x TRAIN_TILE` values.
@@ -54,6 +58,17 @@ pub(crate) const GEMM_QUERY_ROWS: usize = 64;
 pub(crate) const QUERY_TILE: usize = 256;
 /// Candidates compared against the heap root at once (the bits of one `u64` mask).
 pub(crate) const LANES: usize = 64;
+
+/// A whole k-nearest search, as the search module runs it: the one interface behind which
+/// every way of computing the distances sits. The fills (the GEMM, the direct metrics, the
+/// exact small integers) run the engine's tiles, filled by them, then reduced (their
+/// `search` is [`search_tiles`]); the screened search reduces as it computes, and so drives
+/// the query tiles itself ([`over_tiles`]).
+pub(crate) trait Search<T: Real> {
+    /// The `plan`'s results, one pair of arrays per `k` (see [`search_tiles`]).
+    #[allow(clippy::type_complexity)]
+    fn search(&self, plan: &Plan<'_>, wake: Wake) -> Result<Vec<(Array2<f64>, Array2<usize>)>>;
+}
 
 /// The squared norms of a tile's query rows and training rows, returned by a [`Fill`] whose
 /// tile holds the GEMM term `-2 q.t`: the reduction adds them (see `reduce::epilogue`), fused
