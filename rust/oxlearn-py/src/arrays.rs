@@ -5,10 +5,11 @@
 //! when an array is already borrowed for writing, as the weights an MLP fit trains on
 //! another thread with the GIL released; these helpers raise `ValueError` then.
 
-use ndarray::{Dimension, Ix2};
+use ndarray::{Dimension, Ix1, Ix2};
 use numpy::{
     Element, PyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
+    PyReadonlyArray2, PyReadwriteArray, PyReadwriteArray1, PyReadwriteArray2,
+    PyUntypedArrayMethods,
 };
 use oxlearn_core::Real;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -86,14 +87,15 @@ fn borrow_error(name: &str, e: &numpy::BorrowError) -> PyErr {
     ))
 }
 
-/// Borrows a 2-D array of the training dtype, C-contiguous.
-pub fn read_matrix<'py, T: Real + Element>(
+/// Borrows an array of the training dtype and of dimension `D`, C-contiguous.
+fn read<'py, T: Real + Element, D: Dimension>(
     obj: &Bound<'py, PyAny>,
     name: &str,
-) -> PyResult<PyReadonlyArray2<'py, T>> {
-    let arr = obj.cast::<PyArray2<T>>().map_err(|_| {
+) -> PyResult<PyReadonlyArray<'py, T, D>> {
+    let arr = obj.cast::<PyArray<T, D>>().map_err(|_| {
+        let dims = D::NDIM.map_or_else(|| "an".to_owned(), |n| format!("a {n}-D"));
         PyTypeError::new_err(format!(
-            "{name} must be a 2-D {} numpy array (the training dtype)",
+            "{name} must be {dims} {} numpy array (the training dtype)",
             type_name::<T>()
         ))
     })?;
@@ -104,22 +106,20 @@ pub fn read_matrix<'py, T: Real + Element>(
     Ok(arr)
 }
 
+/// Borrows a 2-D array of the training dtype, C-contiguous.
+pub fn read_matrix<'py, T: Real + Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArray2<'py, T>> {
+    read(obj, name)
+}
+
 /// Borrows a 1-D array of the training dtype, C-contiguous.
 pub fn read_vector<'py, T: Real + Element>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
-    let arr = obj.cast::<PyArray1<T>>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be a 1-D {} numpy array (the training dtype)",
-            type_name::<T>()
-        ))
-    })?;
-    let arr = arr.try_readonly().map_err(|e| borrow_error(name, &e))?;
-    if !arr.is_c_contiguous() {
-        return Err(PyTypeError::new_err(format!("{name} must be C-contiguous")));
-    }
-    Ok(arr)
+    read(obj, name)
 }
 
 pub fn read_matrices<'py, T: Real + Element>(
@@ -163,25 +163,13 @@ fn write_list<'py, T: Real + Element, A>(
         .collect()
 }
 
-fn write_matrix<'py, T: Real + Element>(
+/// Borrows an array of dimension `D` for writing, C-contiguous (the error says why not;
+/// [`write_list`] names the argument).
+fn write<'py, T: Real + Element, D: Dimension>(
     o: &Bound<'py, PyAny>,
-) -> PyResult<PyReadwriteArray2<'py, T>> {
+) -> PyResult<PyReadwriteArray<'py, T, D>> {
     let a = o
-        .cast::<PyArray2<T>>()?
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    if a.is_c_contiguous() {
-        Ok(a)
-    } else {
-        Err(PyTypeError::new_err("not C-contiguous"))
-    }
-}
-
-fn write_vector<'py, T: Real + Element>(
-    o: &Bound<'py, PyAny>,
-) -> PyResult<PyReadwriteArray1<'py, T>> {
-    let a = o
-        .cast::<PyArray1<T>>()?
+        .cast::<PyArray<T, D>>()?
         .try_readwrite()
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if a.is_c_contiguous() {
@@ -206,8 +194,8 @@ impl<'py, T: Real + Element> WritableParams<'py, T> {
         name1: &str,
     ) -> PyResult<Self> {
         Ok(Self {
-            two: write_list::<T, _>(two, name2, write_matrix::<T>)?,
-            one: write_list::<T, _>(one, name1, write_vector::<T>)?,
+            two: write_list::<T, _>(two, name2, write::<T, Ix2>)?,
+            one: write_list::<T, _>(one, name1, write::<T, Ix1>)?,
         })
     }
 
@@ -218,8 +206,8 @@ impl<'py, T: Real + Element> WritableParams<'py, T> {
             .position(|o| o.cast::<PyArray1<T>>().is_ok())
             .unwrap_or(objs.len());
         Ok(Self {
-            two: write_list::<T, _>(&objs[..split], name, write_matrix::<T>)?,
-            one: write_list::<T, _>(&objs[split..], name, write_vector::<T>)?,
+            two: write_list::<T, _>(&objs[..split], name, write::<T, Ix2>)?,
+            one: write_list::<T, _>(&objs[split..], name, write::<T, Ix1>)?,
         })
     }
 
