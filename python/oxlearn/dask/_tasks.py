@@ -41,9 +41,6 @@ _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # --- fitting --------------------------------------------------------------------------------
 
 
-QUERY_GRID = _exact.QUERY_GRID
-
-
 def _prepare_shard(
     X: Any,
     y: Any,
@@ -94,13 +91,13 @@ def _pad(rows: npt.NDArray[Any], pad: tuple[int, int]) -> npt.NDArray[Any]:
 def query_padding(start: int, stop: int, total: int) -> tuple[int, int]:
     """Zero rows to put before and after the queries ``start:stop`` of ``total``.
 
-    The engine computes GEMM distances in calls of ``QUERY_GRID`` query rows on a grid fixed
+    The engine computes GEMM distances in calls of ``_exact.QUERY_GRID`` query rows on a grid fixed
     by the query index (the last bit of a GEMM depends on the shape of its call). Padded so,
     a block's rows sit in the calls they sit in when a single process searches all
     ``total`` queries, and get the same bits.
     """
-    lead = start % QUERY_GRID
-    tail = 0 if stop == total else (-stop) % QUERY_GRID
+    lead = start % _exact.QUERY_GRID
+    tail = 0 if stop == total else (-stop) % _exact.QUERY_GRID
     return lead, tail
 
 

@@ -13,6 +13,7 @@ training loop then never hands control back to Python.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -59,8 +60,6 @@ def _takes_fitted_estimator(est: Any) -> bool:
 
     scikit-learn passes each hook only the keyword arguments its signature names.
     """
-    import inspect
-
     return any(
         "fitted_estimator" in inspect.signature(getattr(cb, hook)).parameters
         for cb in callbacks_of(est)

@@ -374,12 +374,12 @@ class _OxlearnMLPMixin(CallbackSupportMixin):  # type: ignore[misc]
         As scikit-learn's, but each layer is a copy of its own rather than a view of the
         packed vector.
         """
-        for i in range(self.n_layers_ - 1):
-            start, end, shape = self._coef_indptr[i]
-            self.coefs_[i] = np.reshape(packed_parameters[start:end], shape).copy()
-
-            start, end = self._intercept_indptr[i]
-            self.intercepts_[i] = packed_parameters[start:end].copy()
+        layers = self._unpacked_copy(packed_parameters)
+        for i, (coef, intercept) in enumerate(
+            zip(layers["coefs_"], layers["intercepts_"], strict=True)
+        ):
+            self.coefs_[i] = coef
+            self.intercepts_[i] = intercept
 
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
         """Output-layer activations for ``X`` (computed in Rust).

@@ -442,20 +442,7 @@ fn hook_can_stop_and_knows_the_last_epoch() {
     assert_eq!(seen, [false, false, false]);
 
     // max_iter: the last epoch is flagged.
-    let cfg = config(&units, 4, true);
-    let mut lasts = Vec::new();
-    let mut record = |e: &EpochEnd| {
-        lasts.push(e.last);
-        EpochControl::Continue
-    };
-    let (_, s) = run(
-        &p,
-        &cfg,
-        &mut adam_state(1e-3),
-        Threads::Single,
-        &mut record,
-    )
-    .unwrap();
+    let (lasts, s) = lasts_of(&p, &config(&units, 4, true), &mut adam_state(1e-3));
     assert_eq!(s.stop_reason, StopReason::MaxIter);
     assert_eq!(lasts, [false, false, false, true]);
 
@@ -463,19 +450,7 @@ fn hook_can_stop_and_knows_the_last_epoch() {
     let mut cfg = config(&units, 100, false);
     cfg.tol = 1e9;
     cfg.n_iter_no_change = 3;
-    let mut lasts = Vec::new();
-    let mut record = |e: &EpochEnd| {
-        lasts.push(e.last);
-        EpochControl::Continue
-    };
-    let (_, s) = run(
-        &p,
-        &cfg,
-        &mut adam_state(1e-3),
-        Threads::Single,
-        &mut record,
-    )
-    .unwrap();
+    let (lasts, s) = lasts_of(&p, &cfg, &mut adam_state(1e-3));
     assert_eq!(s.stop_reason, StopReason::Converged);
     assert_eq!(lasts, [false, false, false, false, true]);
 
@@ -492,15 +467,21 @@ fn hook_can_stop_and_knows_the_last_epoch() {
         ..adam_state(1e-3)
     };
     cfg.max_iter = 12;
+    let (lasts, s) = lasts_of(&p, &cfg, &mut state);
+    assert_eq!(s.stop_reason, StopReason::MaxIter);
+    assert_eq!(lasts.iter().filter(|&&l| l).count(), 1);
+    assert_eq!(lasts.last(), Some(&true));
+}
+
+/// The `last` flag the hook saw at each epoch of one call, and the call's summary.
+fn lasts_of(p: &Problem, cfg: &TrainConfig, state: &mut TrainState) -> (Vec<bool>, TrainSummary) {
     let mut lasts = Vec::new();
     let mut record = |e: &EpochEnd| {
         lasts.push(e.last);
         EpochControl::Continue
     };
-    let (_, s) = run(&p, &cfg, &mut state, Threads::Single, &mut record).unwrap();
-    assert_eq!(s.stop_reason, StopReason::MaxIter);
-    assert_eq!(lasts.iter().filter(|&&l| l).count(), 1);
-    assert_eq!(lasts.last(), Some(&true));
+    let (_, s) = run(p, cfg, state, Threads::Single, &mut record).unwrap();
+    (lasts, s)
 }
 
 #[test]

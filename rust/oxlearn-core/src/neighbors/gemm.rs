@@ -76,46 +76,47 @@ impl<'a, T: Real> GemmFill<'a, T> {
             for j0 in (0..te - ts).step_by(GEMM_TRAIN_ROWS) {
                 let j1 = (j0 + GEMM_TRAIN_ROWS).min(te - ts);
                 let t = self.train.slice(s![ts + j0..ts + j1, ..]);
-                let c_block = c.slice_mut(s![i0..i1, j0..j1]);
-                if j1 - j0 < GEMM_TRAIN_ROWS && padded_block(alpha, q, t, c_block) {
-                    continue;
-                }
-                let c_block = c.slice_mut(s![i0..i1, j0..j1]);
-                gemm(alpha, q, t.t(), T::zero(), c_block, Threads::Single);
+                block(alpha, q, t, c.slice_mut(s![i0..i1, j0..j1]));
             }
         }
     }
 }
 
-/// `c = alpha * q @ t.T` for a block of fewer than [`GEMM_TRAIN_ROWS`] training rows,
-/// computed as a full block (the rows zero-padded, the extra columns dropped): the gemm crate
-/// takes another kernel for very narrow calls, whose last bit differs, and a training set
-/// (or a cluster's shard, or a range of one) ends in such a block where the whole set has a
-/// full one. False, with `c` untouched, when the padded copies cannot be allocated.
-fn padded_block<T: Real>(
+/// `c = alpha * q @ t.T` for one block of at most [`GEMM_TRAIN_ROWS`] training rows.
+///
+/// A block of fewer rows is computed as a full one (the rows zero-padded, the extra columns
+/// dropped): the gemm crate takes another kernel for very narrow calls, whose last bit
+/// differs, and a training set (or a cluster's shard, or a range of one) ends in such a
+/// block where the whole set has a full one. Should the padded copies not be allocated, the
+/// narrow call runs instead.
+fn block<T: Real>(
     alpha: T,
     q: ArrayView2<'_, T>,
     t: ArrayView2<'_, T>,
     mut c: ArrayViewMut2<'_, T>,
-) -> bool {
+) {
     let (rows, d) = t.dim();
-    let what = "a GEMM block's padded copy";
-    let (Ok(tp), Ok(cp)) = (
-        try_filled(GEMM_TRAIN_ROWS * d, T::zero(), what),
-        try_filled(q.nrows() * GEMM_TRAIN_ROWS, T::zero(), what),
-    ) else {
-        return false;
-    };
-    let (Ok(mut tp), Ok(mut cp)) = (
-        Array2::from_shape_vec((GEMM_TRAIN_ROWS, d), tp),
-        Array2::from_shape_vec((q.nrows(), GEMM_TRAIN_ROWS), cp),
-    ) else {
-        return false;
-    };
-    tp.slice_mut(s![..rows, ..]).assign(&t);
-    gemm(alpha, q, tp.t(), T::zero(), cp.view_mut(), Threads::Single);
-    c.assign(&cp.slice(s![.., ..rows]));
-    true
+    if rows < GEMM_TRAIN_ROWS {
+        let what = "a GEMM block's padded copy";
+        let padded = try_filled(GEMM_TRAIN_ROWS * d, T::zero(), what).and_then(|tp| {
+            Ok((
+                tp,
+                try_filled(q.nrows() * GEMM_TRAIN_ROWS, T::zero(), what)?,
+            ))
+        });
+        if let Ok((tp, cp)) = padded
+            && let (Ok(mut tp), Ok(mut cp)) = (
+                Array2::from_shape_vec((GEMM_TRAIN_ROWS, d), tp),
+                Array2::from_shape_vec((q.nrows(), GEMM_TRAIN_ROWS), cp),
+            )
+        {
+            tp.slice_mut(s![..rows, ..]).assign(&t);
+            gemm(alpha, q, tp.t(), T::zero(), cp.view_mut(), Threads::Single);
+            c.assign(&cp.slice(s![.., ..rows]));
+            return;
+        }
+    }
+    gemm(alpha, q, t.t(), T::zero(), c, Threads::Single);
 }
 
 impl<T: Real> Fill<T> for GemmFill<'_, T> {
