@@ -2,7 +2,7 @@
 //!
 //! Every function here takes C-contiguous float32/float64 arrays that the Python estimators
 //! validated with scikit-learn's own utilities, borrows them as ndarray views, releases the GIL
-//! with [`errors::run_detached`] around the core call, and maps `CoreError` to the exception
+//! with [`watch::run_detached`] around the core call, and maps `CoreError` to the exception
 //! scikit-learn raises. No state lives on the Rust side.
 
 use pyo3::prelude::*;
@@ -12,6 +12,7 @@ mod arrays;
 mod errors;
 mod mlp;
 mod neighbors;
+mod watch;
 
 /// What this build of the compiled module is and what the CPU offers it.
 #[pyfunction]

@@ -18,7 +18,8 @@ use crate::arrays::{
     Dtype, WritableParams, dtype_of, matrix_slice, read_matrices, read_matrix, read_vector,
     read_vectors, vector_slice,
 };
-use crate::errors::{run_detached, run_watched, to_pyerr};
+use crate::errors::to_pyerr;
+use crate::watch::{run_detached, run_watched};
 
 fn threads_of(n_threads: i64) -> PyResult<Threads> {
     if n_threads < 1 {

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::arrays::{ReadOnly, matrix_if};
-use crate::errors::{run_detached, run_interruptible, to_pyerr};
+use crate::errors::to_pyerr;
+use crate::watch::{run_detached, run_interruptible};
 
 type DistInd<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<isize>>);
 
