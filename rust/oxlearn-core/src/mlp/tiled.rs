@@ -625,7 +625,9 @@ mod wide {
             /// values); `out + r * ldo` holds `cols` values for every `r < R`, and a bias
             /// `cols` values; for [`RegisterEpilogue::ReluDeriv`]`(act, lda, colsum)`,
             /// `act + r * lda` holds `cols` values for every `r < R` and `colsum` holds
-            /// `cols` values. (The masked loads and stores touch no value past `cols`.)
+            /// `cols` values. (The masked loads and stores touch no value past `cols`; their
+            /// addresses are formed with `wrapping_add`, as a vector wholly past `cols` may
+            /// point past the allocation.)
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             pub unsafe fn $name<const R: usize, const V: usize>(
                 a: LeftAddrs<$t, R>,
@@ -699,28 +701,34 @@ mod wide {
                     // delta[Z == 0] = 0, then the column sums row after row (rows of
                     // earlier tiles were added before): the separate pass's operations.
                     for v in 0..V {
+                        // A vector wholly past `cols` has an empty mask and an address that
+                        // may lie past the column sums: `wrapping_add`, since `add` must stay
+                        // inside the allocation even when nothing is read.
+                        let at = colsum.wrapping_add(v * $lanes);
                         // SAFETY: the masked load reads only the lanes of `masks[v]`,
                         // columns `v * L + lane < cols` of the column sums, which the caller
                         // vouches hold `cols` values.
-                        let mut cs = unsafe { $maskz_load(masks[v], colsum.add(v * $lanes)) };
+                        let mut cs = unsafe { $maskz_load(masks[v], at) };
                         for (r, sr) in s.iter_mut().enumerate() {
                             // SAFETY: reads only the lanes of `masks[v]`, columns below `cols`
                             // of activation row `r < R`, which the caller vouches for.
-                            let z = unsafe { $maskz_load(masks[v], act.add(r * lda + v * $lanes)) };
+                            let z = unsafe {
+                                $maskz_load(masks[v], act.add(r * lda).wrapping_add(v * $lanes))
+                            };
                             let dead = $cmp::<_CMP_EQ_OQ>(z, $zero());
                             sr[v] = $mask_mov(sr[v], dead, $zero());
                             cs = $add(cs, sr[v]);
                         }
                         // SAFETY: writes only the lanes of `masks[v]`, the column sums
                         // below `cols` that the load above read.
-                        unsafe { $mask_store(colsum.add(v * $lanes), masks[v], cs) };
+                        unsafe { $mask_store(at, masks[v], cs) };
                     }
                 }
                 if let Some(p) = bias {
                     // SAFETY: reads only the lanes of `masks[v]`, bias values below `cols`,
                     // which the caller vouches for.
                     let bias: [$v; V] = std::array::from_fn(|v| unsafe {
-                        $maskz_load(masks[v], p.add(v * $lanes))
+                        $maskz_load(masks[v], p.wrapping_add(v * $lanes))
                     });
                     for sr in &mut s {
                         for (x, &bj) in sr.iter_mut().zip(&bias) {
@@ -736,7 +744,9 @@ mod wide {
                     for (v, &x) in sr.iter().enumerate() {
                         // SAFETY: writes only the lanes of `masks[v]`, columns below `cols` of
                         // output row `r < R`, which the caller vouches holds `cols` values.
-                        unsafe { $mask_store(out.add(r * ldo + v * $lanes), masks[v], x) };
+                        unsafe {
+                            $mask_store(out.add(r * ldo).wrapping_add(v * $lanes), masks[v], x);
+                        };
                     }
                 }
             }
