@@ -28,6 +28,19 @@ def test_all_lists_exactly_the_public_names() -> None:
         ("get_chunk_n_rows", ["row_bytes", "max_n_rows", "working_memory"]),
         ("_get_threadlocal_config", []),
         ("_check_optimize_result", ["solver", "result", "max_iter", "extra_warning_msg"]),
+        (
+            "_check_sample_weight",
+            [
+                "sample_weight",
+                "X",
+                "dtype",
+                "force_float_dtype",
+                "ensure_non_negative",
+                "ensure_same_device",
+                "copy",
+                "allow_all_zero_weights",
+            ],
+        ),
     ],
 )
 def test_helpers_take_the_arguments_we_pass(name: str, parameters: list[str]) -> None:

@@ -24,6 +24,7 @@ from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if as _sklearn_available_if
 from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight
 
 __all__ = [
     "MLP_HOOKS",
@@ -37,6 +38,7 @@ __all__ = [
     "StrOptions",
     "_check_optimize_result",
     "_check_precomputed",
+    "_check_sample_weight",
     "_get_threadlocal_config",
     "argkmin_usable",
     "available_if",

@@ -49,19 +49,85 @@ def test_default_none_changes_nothing():
     assert clone(MLPClassifier(class_weight="balanced")).class_weight == "balanced"
 
 
-def test_partial_fit_with_a_dict_and_balanced_refused():
+def _rows_weights(class_weight, classes, y):
+    """Each row's weight, ``compute_class_weight`` over all the classes (SGDClassifier's rule)."""
+    return compute_class_weight(class_weight, classes=classes, y=y)[np.searchsorted(classes, y)]
+
+
+@pytest.mark.parametrize(
+    "class_weight",
+    [{0: 3.0, 1: 0.5, 7: 2.0}, {1: 3.0, 9: 0.25}],
+    ids=["dict", "dict-leaving-out-classes"],
+)
+def test_partial_fit_reads_a_dict_against_all_the_classes(class_weight):
     classes = np.unique(Y_DIG)
-    balanced = compute_class_weight("balanced", classes=classes, y=Y_DIG)
-    weights = dict(zip(classes, balanced, strict=True))
-    a = MLPClassifier(class_weight=weights, **PARAMS)
+    a = MLPClassifier(class_weight=class_weight, **PARAMS)
     b = MLPClassifier(**PARAMS)
     for batch in np.array_split(np.arange(len(Y_DIG)), 4):
         a.partial_fit(X_DIG[batch], Y_DIG[batch], classes=classes)
-        sw = compute_sample_weight(weights, Y_DIG[batch])
+        sw = _rows_weights(class_weight, classes, Y_DIG[batch])
         b.partial_fit(X_DIG[batch], Y_DIG[batch], classes=classes, sample_weight=sw)
     _same_weights(a, b)
-    with pytest.raises(ValueError, match="class_weight 'balanced' is not supported"):
-        MLPClassifier(class_weight="balanced").partial_fit(X_DIG, Y_DIG, classes=classes)
+
+
+def test_partial_fit_dict_may_leave_out_a_class_of_the_call_as_sgd_does():
+    # A dict naming only some classes: the others weigh 1, whichever classes a call holds.
+    labels = np.array(["setosa", "versicolor", "virginica"])
+    y = labels[np.repeat([0, 1, 2], 20)]
+    X = np.random.default_rng(0).random((60, 4))
+    weights = {"versicolor": 3.0, "virginica": 0.5}
+    a = MLPClassifier(class_weight=weights, **PARAMS).partial_fit(X[:30], y[:30], classes=labels)
+    sw = np.where(y[:30] == "versicolor", 3.0, 1.0)
+    b = MLPClassifier(**PARAMS).partial_fit(X[:30], y[:30], classes=labels, sample_weight=sw)
+    _same_weights(a, b)
+
+
+def test_partial_fit_balanced_weighs_each_call_over_all_the_classes():
+    classes = np.unique(Y_DIG)
+    # One call with every class: the weights of compute_sample_weight, as fit uses.
+    a = MLPClassifier(class_weight="balanced", **PARAMS)
+    a.partial_fit(X_DIG, Y_DIG, classes=classes)
+    sw = compute_sample_weight("balanced", Y_DIG)
+    b = MLPClassifier(**PARAMS).partial_fit(X_DIG, Y_DIG, classes=classes, sample_weight=sw)
+    _same_weights(a, b)
+    # Calls holding some classes only: n_rows / (n_classes * count) with that call's counts.
+    c = MLPClassifier(class_weight="balanced", **PARAMS)
+    d = MLPClassifier(**PARAMS)
+    for part in (Y_DIG < 4, Y_DIG >= 4):
+        Xp, yp = X_DIG[part], Y_DIG[part]
+        c.partial_fit(Xp, yp, classes=classes)
+        counts = np.bincount(yp, minlength=len(classes)).astype(np.float64)
+        sw = np.array([len(yp) / (len(classes) * counts[label]) for label in yp])
+        d.partial_fit(Xp, yp, classes=classes, sample_weight=sw)
+    _same_weights(c, d)
+
+
+def test_partial_fit_multilabel_takes_each_outputs_zero_and_one_as_its_classes():
+    Y = np.column_stack([Y_DIG % 2, Y_DIG < 3])
+    half = slice(0, len(Y) // 2)
+    a = MLPClassifier(class_weight="balanced", **PARAMS).partial_fit(
+        X_DIG[half], Y[half], classes=[0, 1]
+    )
+    counts = [np.bincount(col.astype(int), minlength=2) for col in Y[half].T]
+    sw = np.prod(
+        [
+            len(col) / (2 * c.astype(np.float64))[col.astype(int)]
+            for col, c in zip(Y[half].T, counts, strict=True)
+        ],
+        axis=0,
+    )
+    b = MLPClassifier(**PARAMS).partial_fit(X_DIG[half], Y[half], classes=[0, 1], sample_weight=sw)
+    _same_weights(a, b)
+
+
+def test_partial_fit_without_classes_gives_scikit_learns_error():
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        MLPClassifier(class_weight={0: 2.0}).partial_fit(X_DIG, Y_DIG)
+
+
+def test_a_wrong_sample_weight_length_gets_scikit_learns_message():
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(10,\), expected \(400,\)"):
+        MLPClassifier(class_weight="balanced").fit(X_DIG, Y_DIG, sample_weight=np.ones(10))
 
 
 def test_multilabel_follows_scikit_learns_multi_output_rule():

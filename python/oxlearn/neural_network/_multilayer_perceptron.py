@@ -31,8 +31,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
-from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import validate_data
 
 from oxlearn import _oxlearn
@@ -43,6 +43,7 @@ from oxlearn._sklearn_compat import (
     SklearnMLPRegressor,
     StrOptions,
     _check_optimize_result,
+    _check_sample_weight,
     available_if,
 )
 from oxlearn._threads import default_threads
@@ -857,6 +858,25 @@ _NOTES = """
 """
 
 
+def _class_weights_of_rows(class_weight: Any, classes: Any, y: Any) -> Any:
+    """Return each row's weight for one output.
+
+    ``class_weight`` is a dict, or ``"balanced"`` with this call's counts, over ``classes``
+    (sorted, holding every label of ``y``).
+    """
+    at = np.searchsorted(classes, y)
+    if isinstance(class_weight, str):
+        counts = np.bincount(at, minlength=len(classes))
+        # compute_class_weight's expression, so one call with every class gives its bits
+        # (a class this call lacks weighs no row, and is left out of the division).
+        denominator = len(classes) * counts.astype(np.float64)
+        recip_freq = np.divide(
+            len(y), denominator, out=np.zeros_like(denominator), where=counts > 0
+        )
+        return recip_freq[at]
+    return compute_class_weight(class_weight, classes=classes, y=y)[at]
+
+
 class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[misc]
     __doc__ = (
         """Multi-layer Perceptron classifier, trained in Rust.
@@ -871,10 +891,12 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
         ``sample_weight`` when given. ``"balanced"`` weights classes by
         ``n_samples / (n_classes * np.bincount(y))``; for multi-label targets give one
         dict per output or ``"balanced"``, and the per-output weights multiply. With
-        ``partial_fit`` give the weights as a dict (``"balanced"`` raises, as in
-        scikit-learn's ``SGDClassifier``: compute them with ``compute_class_weight`` on
-        the classes and a large enough sample of the targets). None trains as
-        scikit-learn does.
+        ``partial_fit`` a dict is read against all the classes (those given by
+        ``classes``), as ``SGDClassifier.partial_fit`` reads it, and ``"balanced"``
+        weighs each call's rows by their class frequencies in that call, over all the
+        classes: ``n_rows / (n_classes * count)`` (scikit-learn's ``SGDClassifier``
+        refuses it; one call on the whole training set gives ``fit``'s weights). None
+        trains as scikit-learn does.
 """
         + """
     Examples
@@ -951,35 +973,58 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
     def _score_kind(self) -> str:
         return "accuracy"
 
-    def _class_weighted(self, y: Any, sample_weight: Any, partial: bool) -> Any:
+    def _class_weighted(self, y: Any, sample_weight: Any, classes: Any = None) -> Any:
         """Return ``sample_weight`` times the weights ``class_weight`` gives ``y``.
 
-        scikit-learn's ``compute_sample_weight``, the rule of its other classifiers: for
-        multi-label targets one dict per output, or ``"balanced"``, and the per-output
-        weights multiply.
+        ``fit``: scikit-learn's ``compute_sample_weight``, the rule of its other classifiers
+        (for multi-label targets one dict per output, or ``"balanced"``, and the per-output
+        weights multiply). ``partial_fit`` (``classes`` given, or the fitted ``classes_``):
+        :meth:`_partial_fit_class_weights`.
         """
         if self.class_weight is None:
             return sample_weight
         self._validate_params()
-        if partial and isinstance(self.class_weight, str):
-            # scikit-learn's SGDClassifier refuses it the same way: one batch does not tell
-            # the class frequencies of the whole training set.
-            raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit. In order to use "
-                "'balanced' weights, use compute_class_weight('balanced', classes=classes, "
-                "y=y). In place of y you can use a large enough sample of the full training "
-                "set target to properly estimate the class frequency distributions. Pass the "
-                "resulting weights as the class_weight parameter."
-            )
-        weights = compute_sample_weight(self.class_weight, y)
+        if classes is None:
+            weights = compute_sample_weight(self.class_weight, y)
+        else:
+            weights = self._partial_fit_class_weights(y, classes)
+            if weights is None:
+                return sample_weight
         if sample_weight is None:
             return weights
-        return np.asarray(sample_weight, dtype=np.float64) * weights
+        # Checked as scikit-learn's fit checks it, so a wrong length gets its message.
+        return _check_sample_weight(sample_weight, weights, dtype=np.float64) * weights
+
+    def _partial_fit_class_weights(self, y: Any, classes: Any) -> Any:
+        """Return the weights ``class_weight`` gives the rows of one ``partial_fit`` call.
+
+        Read against all the classes, not only this call's: a dict as
+        ``compute_class_weight`` reads it with ``classes`` (``SGDClassifier.partial_fit``'s
+        rule, so a dict may leave out a class this call has), ``"balanced"`` as
+        ``n_rows / (n_classes * count)`` with this call's counts (each output's classes
+        being 0 and 1 for a multi-label target). None when ``y`` has a label outside the
+        classes: scikit-learn's own check then raises.
+        """
+        cw = self.class_weight
+        y_arr = np.asarray(y)
+        if type_of_target(y_arr) == "multilabel-indicator":
+            per_output = [cw] * y_arr.shape[1] if isinstance(cw, str) else cw
+            if isinstance(per_output, dict) or len(per_output) != y_arr.shape[1]:
+                # compute_sample_weight's own error for a bad multi-output class_weight.
+                return compute_sample_weight(cw, y_arr)
+            weights = np.ones(y_arr.shape[0], dtype=np.float64)
+            for column, weight in zip(y_arr.T, per_output, strict=True):
+                weights *= _class_weights_of_rows(weight, np.array([0, 1]), column)
+            return weights
+        all_classes = np.unique(np.asarray(classes))
+        if not np.isin(y_arr, all_classes).all():
+            return None
+        return _class_weights_of_rows(cw, all_classes, y_arr)
 
     @_serialised
     @_doc_from(SklearnMLPClassifier.fit)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
-        sample_weight = self._class_weighted(y, sample_weight, partial=False)
+        sample_weight = self._class_weighted(y, sample_weight)
         result: MLPClassifier = SklearnMLPClassifier.fit(self, X, y, sample_weight=sample_weight)
         return result
 
@@ -989,7 +1034,9 @@ class MLPClassifier(_OxlearnMLPMixin, SklearnMLPClassifier):  # type: ignore[mis
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
     ) -> MLPClassifier:
-        sample_weight = self._class_weighted(y, sample_weight, partial=True)
+        known = classes if classes is not None else getattr(self, "classes_", None)
+        if known is not None:
+            sample_weight = self._class_weighted(y, sample_weight, classes=known)
         result: MLPClassifier = super().partial_fit(
             X, y, sample_weight=sample_weight, classes=classes
         )
