@@ -10,7 +10,7 @@ import sklearn.neural_network as sknn
 from oxlearn import neighbors as oxn
 from oxlearn import neural_network as oxnn
 from sklearn.datasets import load_digits
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 X_ALL, Y_ALL = load_digits(return_X_y=True)
 X_TRAIN, Y_TRAIN, X_TEST = X_ALL[:600] / 16, Y_ALL[:600], X_ALL[1400:1500] / 16
@@ -148,6 +148,52 @@ def test_unfitted_models_raise_not_fitted(name):
         oxlearn.to_sklearn(_estimator(_module_of(name, "oxlearn"), name, {}))
     with pytest.raises(NotFittedError):
         oxlearn.from_sklearn(_estimator(_module_of(name, "sklearn"), name, {}))
+
+
+def test_callbacks_and_unset_class_weight_stay_behind_silently():
+    import warnings
+
+    from sklearn.callback import ScoringMonitor
+
+    ours = oxnn.MLPClassifier((8,), max_iter=5, random_state=0)
+    ours.set_callbacks(ScoringMonitor(scoring="accuracy"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X_TRAIN, Y_TRAIN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        theirs = oxlearn.to_sklearn(ours)
+    assert "_skl_callbacks" not in vars(theirs)
+    assert "class_weight" not in vars(theirs)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+@pytest.mark.parametrize("name", ["KNeighborsClassifier", "KNeighborsRegressor"])
+def test_knn_on_continuous_data_within_the_near_tie_rule(name, weights):
+    # Continuous float64 data: the Euclidean expansion's last bits are the BLAS's, so a
+    # distance may differ by the README's near-tie rule (8 ulps of ||q||^2 + ||t||^2), and a
+    # distance-weighted prediction by as much; neighbours and labels are the same.
+    rng = np.random.RandomState(0)
+    X, Q = rng.rand(300, 20), rng.rand(50, 20)
+    y = rng.randint(0, 3, 300) if name == "KNeighborsClassifier" else rng.rand(300)
+    ours = getattr(oxn, name)(weights=weights, algorithm="brute").fit(X, y)
+    theirs = oxlearn.to_sklearn(ours)
+    d_ours, i_ours = ours.kneighbors(Q)
+    d_theirs, i_theirs = theirs.kneighbors(Q)
+    np.testing.assert_array_equal(i_ours, i_theirs)
+    bound = (
+        8 * np.finfo(np.float64).eps * ((Q**2).sum(axis=1)[:, None] + (X**2).sum(axis=1)[i_ours])
+    )
+    assert (np.abs(d_ours**2 - d_theirs**2) <= bound).all()
+    if name == "KNeighborsClassifier":
+        np.testing.assert_array_equal(ours.predict(Q), theirs.predict(Q))
+        outputs = (ours.predict_proba(Q), theirs.predict_proba(Q))
+    else:
+        outputs = (ours.predict(Q), theirs.predict(Q))
+    if weights == "uniform":
+        np.testing.assert_array_equal(*outputs)
+    else:
+        np.testing.assert_allclose(*outputs, rtol=1e-13)
 
 
 def test_wrong_library_is_a_type_error():

@@ -161,8 +161,10 @@ def test_balanced_weights_raise_the_minority_recall():
     assert recall_balanced > recall_plain + 0.05, (recall_plain, recall_balanced)
 
 
-def test_to_sklearn_drops_only_class_weight():
+def test_to_sklearn_drops_only_class_weight_and_says_so():
     est = MLPClassifier(class_weight="balanced", **PARAMS).fit(X_DIG, Y_DIG)
-    theirs = to_sklearn(est)
+    with pytest.warns(UserWarning, match="refitting it trains without class_weight"):
+        theirs = to_sklearn(est)
     assert "class_weight" not in theirs.get_params()
+    assert "class_weight" not in vars(theirs)
     np.testing.assert_array_equal(theirs.predict(X_DIG), est.predict(X_DIG))
