@@ -88,9 +88,16 @@ def test_patch_a_subset_logs_and_unpatches(caplog):
         assert sklearn.neural_network.MLPClassifier is original_mlp
         assert oxlearn.sklearn_is_patched("KNeighborsClassifier")
         assert not oxlearn.sklearn_is_patched("MLPClassifier")
-        assert any("KNeighborsClassifier" in r.getMessage() for r in caplog.records)
-        # Patching twice keeps scikit-learn's original for unpatching.
-        oxlearn.patch_sklearn(names="KNeighborsClassifier")
+        assert [r.getMessage() for r in caplog.records] == [
+            "patch_sklearn: sklearn's KNeighborsClassifier is now "
+            "oxlearn.neighbors.KNeighborsClassifier"
+        ]
+        # Patching twice keeps scikit-learn's original for unpatching, and logs nothing:
+        # it replaces nothing.
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="oxlearn"):
+            oxlearn.patch_sklearn(names="KNeighborsClassifier")
+        assert caplog.records == []
         # Our class still answers as scikit-learn's (its base is the original class).
         X = np.arange(20.0).reshape(10, 2)
         y = np.arange(10) % 2
