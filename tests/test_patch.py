@@ -48,14 +48,19 @@ def script(tmp_path):
     return path
 
 
-def _run(*command):
+def _python(*command, cwd=None):
     # One OpenMP thread: scikit-learn breaks some distance ties by thread count (oxlearn
     # gives its one-thread answers whatever the count).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, *command], check=True, capture_output=True, text=True, env=env
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, env=env, cwd=cwd
+    )
+
+
+def _run(*command, cwd=None):
+    done = _python(*command, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -88,9 +93,16 @@ def test_patch_a_subset_logs_and_unpatches(caplog):
         assert sklearn.neural_network.MLPClassifier is original_mlp
         assert oxlearn.sklearn_is_patched("KNeighborsClassifier")
         assert not oxlearn.sklearn_is_patched("MLPClassifier")
-        assert any("KNeighborsClassifier" in r.getMessage() for r in caplog.records)
-        # Patching twice keeps scikit-learn's original for unpatching.
-        oxlearn.patch_sklearn(names="KNeighborsClassifier")
+        assert [r.getMessage() for r in caplog.records] == [
+            "patch_sklearn: sklearn's KNeighborsClassifier is now "
+            "oxlearn.neighbors.KNeighborsClassifier"
+        ]
+        # Patching twice keeps scikit-learn's original for unpatching, and logs nothing:
+        # it replaces nothing.
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="oxlearn"):
+            oxlearn.patch_sklearn(names="KNeighborsClassifier")
+        assert caplog.records == []
         # Our class still answers as scikit-learn's (its base is the original class).
         X = np.arange(20.0).reshape(10, 2)
         y = np.arange(10) % 2
@@ -128,3 +140,58 @@ def test_module_mode_and_usage_errors(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "oxlearn.patch"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "give a script to run" in bad.stderr
+
+
+# What a script or module sees of how it was run: `python -m oxlearn.patch` must not show.
+WHERE = (
+    "import json, sys\n"
+    "print(json.dumps([sys.argv, sys.path, __file__, sys.modules['__main__'].__file__]))\n"
+)
+
+
+def test_a_script_runs_as_python_runs_it(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "helper.py").write_text("")
+    # A module next to the script imports (sys.path[0] is the script's directory).
+    (tmp_path / "sub" / "s1.py").write_text("import helper\n" + WHERE)
+    args = ["sub/s1.py", "-v", "--help", "--", "x"]
+    plain = _run(*args, cwd=tmp_path)
+    assert plain[0] == args and plain[1][0] == str(tmp_path / "sub")
+    assert plain[2] == plain[3] == str(tmp_path / "sub" / "s1.py")
+    assert _run("-m", "oxlearn.patch", *args, cwd=tmp_path) == plain
+
+
+def test_module_mode_runs_as_python_dash_m_and_options_after_the_target_are_its_own(tmp_path):
+    (tmp_path / "smod.py").write_text(WHERE)
+    args = ["-m", "smod", "--flag", "x", "-v"]
+    plain = _run(*args, cwd=tmp_path)
+    assert plain[0] == [str(tmp_path / "smod.py"), "--flag", "x", "-v"]
+    done = _python("-m", "oxlearn.patch", "-v", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == plain
+    # -v before the target is ours: the patch is logged.
+    assert "patch_sklearn: sklearn's MLPRegressor is now" in done.stderr
+
+
+def test_a_missing_script_or_module_fails_as_python_does(tmp_path):
+    for target in (["nowhere/x.py"], ["-m", "no_such_module_here"]):
+        plain = _python(*target, cwd=tmp_path)
+        patched = _python("-m", "oxlearn.patch", *target, cwd=tmp_path)
+        assert (patched.returncode, patched.stderr) == (plain.returncode, plain.stderr)
+        assert patched.returncode == (2 if len(target) == 1 else 1)
+        assert "can't open file" in patched.stderr or "No module named" in patched.stderr
+
+
+def test_a_failing_script_shows_its_own_traceback(tmp_path):
+    (tmp_path / "fails.py").write_text("def f():\n    return 1 / 0\n\nf()\n")
+    (tmp_path / "bad_syntax.py").write_text("def (:\n")
+    for script in ("fails.py", "bad_syntax.py"):
+        plain = _python(script, cwd=tmp_path)
+        patched = _python("-m", "oxlearn.patch", script, cwd=tmp_path)
+        assert (patched.returncode, patched.stderr) == (plain.returncode, plain.stderr)
+        assert patched.returncode == 1
+    (tmp_path / "fails_mod.py").write_text("raise LookupError('the module failed')\n")
+    patched = _python("-m", "oxlearn.patch", "-m", "fails_mod", cwd=tmp_path)
+    assert patched.returncode == 1
+    assert patched.stderr.splitlines()[-1] == "LookupError: the module failed"
+    assert "runpy" not in patched.stderr and "oxlearn" not in patched.stderr

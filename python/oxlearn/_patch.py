@@ -78,12 +78,13 @@ def patch_sklearn(names: Iterable[str] | None = None) -> None:
     Notes
     -----
     Only imports made after the call see oxlearn's classes (``from sklearn.neighbors
-    import KNeighborsClassifier`` binds the class at import time). Each replacement is
-    logged at INFO level on the ``oxlearn`` logger.
+    import KNeighborsClassifier`` binds the class at import time). Each class the call
+    replaces is logged at INFO level on the ``oxlearn`` logger; one already patched is not.
     """
     for name in _names(names):
         ours_module, targets = PATCHABLE[name]
         ours = getattr(_module(ours_module), name)
+        replaced = False
         for target in targets:
             module = _module(target)
             key = (target, name)
@@ -91,7 +92,9 @@ def patch_sklearn(names: Iterable[str] | None = None) -> None:
                 continue
             _ORIGINALS[key] = getattr(module, name)
             setattr(module, name, ours)
-        logger.info("patch_sklearn: sklearn's %s is now %s.%s", name, ours_module, name)
+            replaced = True
+        if replaced:
+            logger.info("patch_sklearn: sklearn's %s is now %s.%s", name, ours_module, name)
 
 
 def unpatch_sklearn(names: Iterable[str] | None = None) -> None:
