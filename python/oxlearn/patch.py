@@ -42,8 +42,9 @@ def _run_script(target: str) -> None:
     # sys.path[0] the directory of the resolved script, sys.argv[0] the path as typed.
     path = os.path.join(os.getcwd(), target)
     # sys.path[0] is the runner's (the working directory), which `python script.py` does not
-    # have; under -P (safe_path) there is none.
-    if not sys.flags.safe_path:
+    # have; under -P (safe_path) there is none, and `main` called from other code leaves
+    # that code's path alone.
+    if not sys.flags.safe_path and sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     if os.path.isdir(path) or zipfile.is_zipfile(path):
         # A directory or zip archive with a __main__.py: runpy puts it on sys.path.
