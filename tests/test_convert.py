@@ -200,5 +200,5 @@ def test_wrong_library_is_a_type_error():
     ours = oxn.NearestNeighbors().fit(X_TRAIN)
     with pytest.raises(TypeError, match="expected a sklearn estimator"):
         oxlearn.from_sklearn(ours)
-    with pytest.raises(TypeError, match="expected a oxlearn estimator"):
+    with pytest.raises(TypeError, match="expected an oxlearn estimator"):
         oxlearn.to_sklearn(skn.NearestNeighbors().fit(X_TRAIN))

@@ -42,7 +42,8 @@ def _class_name(est: Any, library: str) -> str:
     name = type(est).__name__
     if name not in PATCHABLE or not type(est).__module__.startswith(f"{library}."):
         raise TypeError(
-            f"expected a {library} estimator among {sorted(PATCHABLE)}, "
+            f"expected {'an' if library == 'oxlearn' else 'a'} {library} estimator among "
+            f"{sorted(PATCHABLE)}, "
             f"got {type(est).__module__}.{name}"
         )
     return name
