@@ -30,6 +30,23 @@ fn threads_of(n_threads: i64) -> PyResult<Threads> {
     Ok(Threads::exactly(n_threads as usize))
 }
 
+/// The network scikit-learn's MLP describes with these names (its `activation`,
+/// `out_activation_` and loss), checked by the core.
+fn net_spec(
+    layer_units: Vec<usize>,
+    activation: &str,
+    out_activation: &str,
+    loss: &str,
+) -> PyResult<NetSpec> {
+    NetSpec::new(
+        layer_units,
+        Activation::parse(activation).map_err(to_pyerr)?,
+        OutActivation::parse(out_activation).map_err(to_pyerr)?,
+        Loss::parse(loss).map_err(to_pyerr)?,
+    )
+    .map_err(to_pyerr)
+}
+
 fn forward_typed<'py, T: Real + Element>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -135,13 +152,7 @@ fn mlp_loss_grad<'py>(
     alpha: f64,
     n_threads: i64,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    let spec = NetSpec::new(
-        layer_units,
-        Activation::parse(activation).map_err(to_pyerr)?,
-        OutActivation::parse(out_activation).map_err(to_pyerr)?,
-        Loss::parse(loss).map_err(to_pyerr)?,
-    )
-    .map_err(to_pyerr)?;
+    let spec = net_spec(layer_units, activation, out_activation, loss)?;
     let threads = threads_of(n_threads)?;
     let sw = sample_weight.as_ref();
     match dtype_of(X, "X")? {
@@ -199,13 +210,7 @@ impl StochasticConfig {
         n_threads: i64,
         publish_weights: bool,
     ) -> PyResult<Self> {
-        let spec = NetSpec::new(
-            layer_units,
-            Activation::parse(activation).map_err(to_pyerr)?,
-            OutActivation::parse(out_activation).map_err(to_pyerr)?,
-            Loss::parse(loss).map_err(to_pyerr)?,
-        )
-        .map_err(to_pyerr)?;
+        let spec = net_spec(layer_units, activation, out_activation, loss)?;
         let schedule = Schedule::parse(learning_rate).map_err(to_pyerr)?;
         let optimizer = match solver {
             "sgd" => Optimizer::Sgd {
