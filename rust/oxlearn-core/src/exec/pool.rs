@@ -8,7 +8,7 @@
 //! an older generation is leaked (its threads do not exist in the child) and rebuilt.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use rayon::ThreadPool;
 
@@ -19,6 +19,10 @@ static FORK_GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Cached pools: `(generation, thread count, pool)`.
 static POOLS: Mutex<Vec<(usize, usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+
+/// The fork generation under which [`POOLS`] was last locked: a holder of an older
+/// generation was a thread of the parent process.
+static HOLDER_GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks every cached pool stale. Async-signal-safe (one atomic add), so it may run in a
 /// `pthread_atfork` child handler.
@@ -37,11 +41,20 @@ fn build_pool(n: usize) -> Result<ThreadPool> {
 /// The cached pool of `n` threads, built if needed.
 fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     let generation = FORK_GENERATION.load(Ordering::SeqCst);
-    // After a fork the lock may have been held by a parent thread that does not exist here:
-    // never block on it; without the cache a call just builds its own pool.
-    let Ok(mut pools) = POOLS.try_lock() else {
-        return build_pool(n).map(Arc::new);
+    let mut pools = match POOLS.try_lock() {
+        Ok(pools) => pools,
+        // The list stays consistent whatever a panicking holder was doing.
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        // Held by a thread of this process (it locked under this generation): wait for it,
+        // so that concurrent callers share one pool instead of each building their own.
+        Err(TryLockError::WouldBlock) if HOLDER_GENERATION.load(Ordering::SeqCst) == generation => {
+            POOLS.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        // Held when this process was forked, by a parent thread that does not exist here: it
+        // is never released, so never block on it; without the cache a call builds its own.
+        Err(TryLockError::WouldBlock) => return build_pool(n).map(Arc::new),
     };
+    HOLDER_GENERATION.store(generation, Ordering::SeqCst);
     if pools.iter().any(|&(g, _, _)| g != generation) {
         // Stale pools' threads live in the parent only: leak them rather than join them.
         for (g, m, p) in std::mem::take(&mut *pools) {
@@ -265,6 +278,8 @@ impl Threads {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::Threads;
 
     #[test]
@@ -278,12 +293,29 @@ mod tests {
 
     #[test]
     fn pools_are_reused_and_rebuilt_after_fork() {
+        // One test, because forgetting the pools (the fork) would race with the reuse checks.
         let a = super::pool(3).unwrap();
-        let b = super::pool(3).unwrap();
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        // Callers racing for the cache, while others hold it to build pools of other sizes,
+        // wait for each other rather than build a pool each.
+        let all_shared = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|r| {
+                    let a = &a;
+                    s.spawn(move || {
+                        (0..12).all(|i| {
+                            let other = super::pool(4 + 4 * i + r).unwrap();
+                            Arc::ptr_eq(a, &super::pool(3).unwrap())
+                                && Arc::ptr_eq(&other, &super::pool(4 + 4 * i + r).unwrap())
+                        })
+                    })
+                })
+                .collect();
+            racers.into_iter().all(|r| r.join().unwrap())
+        });
+        assert!(all_shared);
         super::forget_pools_after_fork();
         let c = super::pool(3).unwrap();
-        assert!(!std::sync::Arc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(Threads::Pool(3).install(rayon::current_num_threads), Ok(3));
     }
 
